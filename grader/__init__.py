@@ -1,0 +1,1 @@
+"""The chat kit's autograder: `pytest grader` (see README § The grader)."""

@@ -1,0 +1,351 @@
+"""The grader as a scripted server, for the checks of the student's chat_client.py.
+
+Here the roles turn around: the grader listens (on 127.0.0.1, a port the OS
+picks), starts the student's client as a real process pointed at that port,
+types lines into the client's standard input, reads what the client sends with
+its own framing code (grader/wire.py, never the student's protocol.py), pushes
+messages to it, and watches what it prints (its standard output file).
+
+    client = ClientUnderTest(stage_dir, conversation)
+    link = client.start()          # the client is running and connected
+    client.type("hello")           # the user types a line
+    link.expect("hello", hint=...) # the client sent it, framed
+    link.send("FROM alice hi")     # the server pushes a message
+    client.expect_printed("FROM alice hi", hint=...)
+    client.stop()                  # always, at teardown
+
+Every wait is bounded, and every failure goes through Conversation.fail, so it
+shows the conversation, what was expected, what came, a hint, and the client's
+exit status and output.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+
+from grader.procs import Program
+from grader.wire import (CLOSED, MESSAGE, TIMEOUT, WAIT, Conversation, Peer, frame, show)
+
+CONNECT_TIMEOUT = 5.0   # how long the client may take to start and connect
+PRINT_WAIT = 1.0        # how long a received message may take to show on the screen
+POLL = 0.01             # how often the client's output file is looked at
+TRACEBACK = b"Traceback (most recent call last)"
+# What CPython says when it exits while a daemon thread holds the stdin lock.
+STDIN_LOCK_CRASH = b"could not acquire lock for <_io.BufferedReader name='<stdin>'>"
+
+
+class ClientLink(Peer):
+    """The grader's end of the client's connection: the scripted server."""
+
+    def __init__(self, sock: socket.socket, conversation: Conversation) -> None:
+        super().__init__(sock, "client", conversation)
+
+    # --- the scripted server talks -----------------------------------------
+    def _log_out(self, text: str) -> None:
+        self.conv.log("server → client  %s" % text)
+
+    def send_many(self, payloads: list[str]) -> None:
+        """Several framed messages in a single write (so one recv may get them all)."""
+        self._log_out("%s in one write" % ", ".join(show(p) for p in payloads))
+        self._sendall(b"".join(frame(p) for p in payloads))
+
+    def _sendall(self, data: bytes) -> None:
+        self.sock.settimeout(WAIT)
+        try:
+            self.sock.sendall(data)
+        except socket.timeout:
+            self.conv.fail("the client to read what the server sent",
+                           "the send did not finish within %.0f s: the client stopped "
+                           "reading" % WAIT,
+                           "the client must keep receiving from the socket all the time "
+                           "(README § The client).")
+        except OSError as error:
+            self.conv.fail("to send to the client", "the connection failed: %s" % error,
+                           "the client closed its connection unexpectedly (did it crash or exit?).")
+
+    def say_bye(self) -> None:
+        """What a stage 4 server does after EXIT: reply BYE, then close the connection.
+        A client that already left is not blamed here (other checks judge that)."""
+        self.sock.settimeout(WAIT)
+        try:
+            self.sock.sendall(frame("BYE"))
+            self._log_out("'BYE'")
+        except OSError:
+            self._log_out("'BYE' (not delivered: the client had already closed the connection)")
+        self.close()
+
+    def close(self, note: str = "the server closes the connection") -> None:
+        self.conv.log(note)
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    # --- the scripted server listens ---------------------------------------
+    def describe_event(self, kind: str, payload, timeout: float = WAIT) -> str:
+        if kind == MESSAGE:
+            return "client → server  %s" % show(payload)
+        if kind == CLOSED:
+            return "the client closed the connection"
+        if kind == TIMEOUT:
+            return "nothing within %.1f s (timed out waiting)" % timeout
+        return ("bytes that are not a valid message header (4 digits, at most 1024): %s"
+                % show(payload))
+
+    def _log_in(self, payload: bytes) -> None:
+        self.conv.log("client → server  %s" % show(payload))
+
+    def receive(self, what: str, hint: str, timeout: float = WAIT) -> bytes:
+        kind, payload = self.read_event(timeout)
+        if kind != MESSAGE:
+            self.conv.fail("client → server  %s" % what,
+                           self.describe_event(kind, payload, timeout), hint)
+        self._log_in(payload)
+        return payload
+
+    def expect(self, expected: bytes | str, hint: str, timeout: float = WAIT) -> None:
+        """The next message the client sends must be exactly `expected`."""
+        if isinstance(expected, str):
+            expected = expected.encode("utf-8")
+        kind, payload = self.read_event(timeout)
+        if kind == MESSAGE and payload == expected:
+            self._log_in(payload)
+            return
+        self.conv.fail("client → server  %s" % show(expected),
+                       self.describe_event(kind, payload, timeout), hint)
+
+    def expect_error(self, hint: str, timeout: float = WAIT) -> None:
+        raise NotImplementedError("clients are never sent to expect an ERROR")
+
+    def expect_closed(self, hint: str, timeout: float = WAIT) -> None:
+        """The client must close the connection (and send nothing more)."""
+        kind, payload = self.read_event(timeout)
+        if kind == CLOSED:
+            self.conv.log("client closes the connection")
+            return
+        self.conv.fail("the client closes the connection",
+                       self.describe_event(kind, payload, timeout), hint)
+
+    def expect_silence(self, hint: str, duration: float = 0.3) -> None:
+        kind, payload = self.read_event(duration)
+        if kind == TIMEOUT:
+            return
+        self.conv.fail("the client sends nothing",
+                       self.describe_event(kind, payload, duration), hint)
+
+
+class ClientUnderTest:
+    """The student's chat client for one check, and the scripted server it talks to."""
+
+    def __init__(self, stage_dir: Path, conversation: Conversation) -> None:
+        self.stage_dir = stage_dir
+        self.script = stage_dir / "chat_client.py"
+        self.conv = conversation
+        self.program: Program | None = None
+        self.link: ClientLink | None = None
+        self._listener: socket.socket | None = None
+        self._matched_at: int | None = None   # where the last matched stdout line starts
+        self._scan_from = 0                   # stdout before this offset has been searched
+        self._skip_line = False               # the line at _scan_from was matched already
+
+    # --- starting ----------------------------------------------------------
+    def start(self) -> ClientLink:
+        """Listen, start the client pointed at us, and wait (bounded) until it connects."""
+        if not self.script.is_file():
+            self.conv.fail("a client program at %s" % self.script, "no such file",
+                           "each stage folder needs chat_server.py and chat_client.py "
+                           "(see README § Running).")
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(1)
+        port = self._listener.getsockname()[1]
+        self.program = Program([sys.executable, str(self.script), "--host", "127.0.0.1",
+                                "--port", str(port)], "client", stdin=True)
+        self.conv.programs.append(self.program)
+        self.conv.log("(the grader plays the server on 127.0.0.1:%d and starts "
+                      "%s/%s/chat_client.py --host 127.0.0.1 --port %d)"
+                      % (port, self.stage_dir.parent.name, self.stage_dir.name, port))
+        self.link = ClientLink(self._accept(port), self.conv)
+        self.conv.log("client connects")
+        return self.link
+
+    def _accept(self, port: int) -> socket.socket:
+        deadline = time.monotonic() + CONNECT_TIMEOUT
+        self._listener.settimeout(0.05)
+        while True:
+            try:
+                sock, _ = self._listener.accept()
+                sock.settimeout(WAIT)
+                return sock
+            except socket.timeout:
+                pass
+            status = self.program.exit_status()
+            if status is not None:
+                self.conv.fail("the client connects to 127.0.0.1:%d" % port,
+                               "it exited with status %s without connecting" % status,
+                               "the client must connect to the --host and --port given on its "
+                               "command line (argparse; defaults 127.0.0.1 and 7777). Its error is "
+                               "below (README § Running).")
+            if time.monotonic() >= deadline:
+                self.conv.fail("the client connects to 127.0.0.1:%d" % port,
+                               "no connection within %.0f s" % CONNECT_TIMEOUT,
+                               "the client must connect at start, to the --host and --port it is "
+                               "given (argparse; defaults 127.0.0.1 and 7777) (README § Running).")
+
+    # --- the user at the keyboard ------------------------------------------
+    def type(self, line: str, note: str | None = None, ending: str = "\n") -> None:
+        """Type one line into the client's standard input, with its line ending
+        (Enter gives "\\n"; a Windows console gives "\\r\\n" to a program reading bytes)."""
+        if note is None:
+            note = show(line) + (" (an empty line)" if line == "" else "")
+        if ending != "\n":
+            note += " ending in %s" % ending.encode("unicode_escape").decode()
+        self.conv.log("you type %s" % note)
+        self._write((line + ending).encode("utf-8"))
+
+    def _write(self, data: bytes) -> None:
+        try:
+            self.program.proc.stdin.write(data)
+            self.program.proc.stdin.flush()
+        except (OSError, ValueError):
+            status = self.program.exit_status()
+            self.conv.fail("the client reads what you type",
+                           "its standard input is closed" + (
+                               "" if status is None else ": it exited with status %s" % status),
+                           "the client must keep reading lines until the input ends "
+                           "(README § The client).")
+
+    def end_input(self) -> None:
+        """End of input, as Ctrl-D (Ctrl-Z Enter on Windows) does: stdin is closed."""
+        self.conv.log("you end the input (Ctrl-D: standard input closed)")
+        try:
+            self.program.proc.stdin.close()
+        except OSError:
+            pass
+
+    # --- the screen ----------------------------------------------------------
+    def expect_printed(self, text: str, hint: str, within: float = PRINT_WAIT) -> bytes:
+        """Wait (bounded) until the client prints a line containing `text`, after the
+        line matched last time (so successive calls also check order and separate lines)."""
+        deadline = time.monotonic() + within
+        while True:
+            exited = self.program.exit_status() is not None   # before reading: no output lost
+            line = self._find_line(text.encode("utf-8"))
+            if line is not None:
+                self.conv.log("client prints %s" % show(line))
+                return line
+            if exited or time.monotonic() >= deadline:
+                break
+            time.sleep(POLL)
+        self.conv.fail("the client prints a line containing %s" % show(text),
+                       self._printed_so_far(within), hint)
+
+    def _find_line(self, target: bytes) -> bytes | None:
+        """The first line at or after the scan position (skipping the line matched last
+        time) that contains `target`. Complete lines never change, so each is looked at
+        once: a client that prints megabytes is not re-read on every poll."""
+        base = self._scan_from
+        data = self._stdout_from(base)
+        pos = 0
+        if self._skip_line:             # the line matched last time starts at `base`
+            end = data.find(b"\n")
+            if end < 0:
+                return None             # ... and has not even ended yet
+            pos = end + 1
+        while True:
+            end = data.find(b"\n", pos)
+            line = data[pos:] if end < 0 else data[pos:end]
+            if target in line:
+                self._scan_from, self._skip_line = base + pos, True
+                self._matched_at = base + pos
+                return line.rstrip(b"\r")
+            if end < 0:                 # an unfinished line: look at it again next time
+                self._scan_from, self._skip_line = base + pos, False
+                return None
+            pos = end + 1
+
+    def _stdout_from(self, offset: int) -> bytes:
+        """The client's standard output from `offset` on (read from its file)."""
+        try:
+            with open(self.program.stdout_path, "rb") as f:
+                f.seek(offset)
+                return f.read()
+        except OSError:
+            return b""
+
+    def _printed_so_far(self, within: float) -> str:
+        data = self.program.stdout()
+        after = self._matched_at is not None
+        if after:
+            end = data.find(b"\n", self._matched_at)
+            data = b"" if end < 0 else data[end + 1:]
+        lines = data.decode("utf-8", "replace").splitlines()
+        status = self.program.exit_status()
+        how = ("it exited (status %s)" % status) if status is not None else (
+            "nothing matching within %.1f s" % within)
+        if not lines:
+            return "%s; it printed nothing%s" % (
+                how, " after the line for the message before" if after else "")
+        return "%s; %s:\n%s" % (
+            how, "after the line for the message before, it printed" if after
+            else "its standard output so far",
+            "\n".join("    | " + line[:200] for line in lines[-15:]))
+
+    def output_size(self) -> int:
+        """How much the client has written so far, standard output and error together."""
+        return len(self.program.stdout()) + len(self.program.stderr())
+
+    # --- the process -------------------------------------------------------
+    def expect_exit(self, allowed: tuple[int, ...], within: float, hint: str) -> int:
+        """The client must exit within `within` seconds, with one of the `allowed` statuses."""
+        wanted = " or ".join(str(s) for s in allowed)
+        status = self.program.wait_exit(within)
+        if status is None:
+            self.conv.fail("the client exits with status %s" % wanted,
+                           "it was still running %.0f s later" % within, hint)
+        if status not in allowed:
+            got = "it exited with status %s" % status
+            if status < 0:
+                try:
+                    got += " (killed by signal %s)" % signal.Signals(-status).name
+                except ValueError:
+                    pass
+            if STDIN_LOCK_CRASH in self.program.stderr():
+                hint = ("Python crashed while exiting, because a daemon thread was still blocked "
+                        "reading standard input. Flush your output, then end with "
+                        "os._exit(status) rather than sys.exit() (README § The client).")
+            self.conv.fail("the client exits with status %s" % wanted, got, hint)
+        self.conv.log("client exits with status %s" % status)
+        return status
+
+    def expect_running(self, hint: str) -> None:
+        status = self.program.exit_status()
+        if status is not None:
+            self.conv.fail("the client keeps running",
+                           "it exited with status %s" % status, hint)
+
+    def expect_no_traceback(self, hint: str) -> None:
+        """Neither output may hold a Python traceback."""
+        for name, data in (("standard error", self.program.stderr()),
+                           ("standard output", self.program.stdout())):
+            at = data.find(TRACEBACK)
+            if at >= 0:
+                trace = data[at:].decode("utf-8", "replace").rstrip().splitlines()[-12:]
+                self.conv.fail("no traceback: the client ends cleanly",
+                               "a traceback on its %s:\n%s" % (
+                                   name, "\n".join("    | " + line for line in trace)), hint)
+
+    def stop(self) -> None:
+        """Stop the client (and its process group), and close the grader's sockets."""
+        if self.program is not None:
+            self.program.stop()
+        for sock in (self.link.sock if self.link else None, self._listener):
+            if sock is not None:
+                try:
+                    sock.close()
+                except OSError:
+                    pass

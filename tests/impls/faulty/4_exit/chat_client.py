@@ -1,0 +1,10 @@
+"""Stage 4_exit chat client with switchable mistakes (CHATKIT_FAULT): see ../faulty_chat.py."""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from faulty_chat import client_main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(client_main(stage=4))

@@ -1,0 +1,125 @@
+"""The grader itself: full marks where deserved, its interface, its bounds.
+
+Every test here runs the real grader (`python -m pytest grader ...`) on a real
+implementation directory and judges it by the results.json it writes.
+"""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from gradekit import IMPLS, KIT, grade, grade_many, processes_mentioning
+
+STAGES = ["1_echo", "2_naming", "3_messaging", "4_exit"]
+SOLUTIONS = KIT / "solutions"
+SOLUTION_RUNS = 3
+
+
+def impl_with(tmp_path, **folders):
+    """A new implementation directory in tmp_path: {stage name: solution stage to copy}.
+    Like a student's folder placed in the kit, its protocol.py is two folders up."""
+    shutil.copy(KIT / "protocol.py", tmp_path / "protocol.py")
+    impl = tmp_path / "impl"
+    for stage, source in folders.items():
+        shutil.copytree(SOLUTIONS / source, impl / stage)
+    return impl
+
+
+@pytest.fixture(scope="module")
+def solution_runs():
+    """The reference graded several times in a row (one at a time: timing is honest)."""
+    return [grade(SOLUTIONS) for _ in range(SOLUTION_RUNS)]
+
+
+def test_solutions_score_full_marks(solution_runs):
+    first = solution_runs[0]
+    failed = {t["number"]: t["output"] for t in first.tests() if t["status"] == "failed"}
+    assert not failed, "the reference solutions failed checks:\n%s" % json.dumps(failed, indent=2)
+    assert first.score == first.max_score > 0
+    assert first.status == 0, first.output[-2000:]
+    for stage in STAGES:
+        got, out_of = first.stage_score(stage)
+        assert out_of > 0 and got == out_of, "%s: %d/%d" % (stage, got, out_of)
+
+
+def test_solutions_score_full_marks_every_time(solution_runs, record_property):
+    seconds = [round(run.seconds, 2) for run in solution_runs]
+    record_property("grader_seconds_on_solutions", seconds)
+    print("grader wall time on solutions, %d runs: %s s" % (len(seconds), seconds))
+    for run in solution_runs:
+        assert run.score == run.max_score, run.failed()
+        assert run.seconds < 30, "one grading of the solutions took %.1f s" % run.seconds
+
+
+def test_results_json_has_gradescope_fields(solution_runs):
+    results = solution_runs[0].results
+    assert {"score", "max_score", "execution_time", "tests"} <= results.keys()
+    numbers = [t["number"] for t in results["tests"]]
+    assert len(numbers) == len(set(numbers)), "check numbers must be unique"
+    for test in results["tests"]:
+        assert {"name", "number", "score", "max_score", "status", "output", "tags",
+                "visibility"} <= test.keys()
+        assert test["name"].startswith(test["number"] + " ")
+        assert len(test["tags"]) == 1 and test["tags"][0] in STAGES
+        assert test["number"].split(".")[0] == test["tags"][0][0]
+        assert test["output"].strip()
+    assert {t["tags"][0] for t in results["tests"]} == set(STAGES)
+
+
+def test_score_table_printed(solution_runs):
+    output = solution_runs[0].output
+    for stage in STAGES:
+        assert stage in output
+    assert "total" in output
+
+
+@pytest.mark.parametrize("design", ["threaded", "asyncio"])
+def test_alternative_designs_score_full_marks(design):
+    """Fairness: servers and clients written independently, with other designs."""
+    run = grade(IMPLS / design)
+    failed = {n: run.output_of(n)[:600] for n in run.failed()}
+    assert not failed, "%s design lost points:\n%s" % (design, json.dumps(failed, indent=2))
+    assert run.score == run.max_score > 0
+
+
+def test_stage_option_selects_stages():
+    by_number, by_name = grade_many([(SOLUTIONS, ("--stage", "2"), None),
+                                     (SOLUTIONS, ("--stage", "exit,1_echo"), None)])
+    assert {t["tags"][0] for t in by_number.tests()} == {"2_naming"}
+    assert {t["tags"][0] for t in by_name.tests()} == {"1_echo", "4_exit"}
+
+
+def test_bad_options_are_usage_errors(tmp_path):
+    for args in (["--stage", "9"], ["--impl", str(tmp_path / "nowhere")]):
+        done = subprocess.run([sys.executable, "-m", "pytest", "grader", *args], cwd=KIT,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 4, (args, done.returncode, done.stdout, done.stderr)
+        assert "no such" in done.stderr
+
+
+def test_missing_stage_folder_scores_zero_with_message(tmp_path):
+    """An implementation with only stage 1: stages 2-4 score zero, saying why, quickly."""
+    run = grade(impl_with(tmp_path, **{"1_echo": "1_echo"}))
+    assert run.stage_score("1_echo")[0] == run.stage_score("1_echo")[1] > 0
+    for stage in STAGES[1:]:
+        got, out_of = run.stage_score(stage)
+        assert got == 0 < out_of
+    assert "no such file" in run.output_of("2.1")
+    assert "Blocked by check 2.1" in run.output_of("2.2")
+    assert run.status != 0
+    assert run.seconds < 30
+
+
+def test_failure_output_shows_exchange_expectation_and_hint(tmp_path):
+    """A server that echoes in stage 2 fails 2.1 with the whole story."""
+    run = grade(impl_with(tmp_path, **{"2_naming": "1_echo"}), "--stage", "2")
+    output = run.output_of("2.1")
+    for part in ("The conversation so far:", "→ server  'NAME", "Expected:", "Got:", "Hint:"):
+        assert part in output, output
+
+
+def test_no_process_left_behind(solution_runs):
+    assert processes_mentioning(str(SOLUTIONS)) == []

@@ -1,0 +1,272 @@
+"""Planted bugs: the grader must catch every realistic student mistake.
+
+tests/impls/faulty/ is one implementation of all four stages in which each
+mistake below can be switched on with the environment variable CHATKIT_FAULT
+(the grader passes its environment on to the programs it starts). With no
+fault it is correct and must score full marks. With a fault, the real grader
+is run on the fault's FIRST stage (the earliest stage whose SPEC rule the
+mistake breaks); that stage must lose points, and at least one of the checks
+named in the catalog must be among the failed ones.
+"""
+
+import os
+import re
+from collections import namedtuple
+from pathlib import Path
+
+import pytest
+
+from gradekit import IMPLS, grade_many, processes_mentioning
+
+FAULTY = IMPLS / "faulty"
+STAGES = ["1_echo", "2_naming", "3_messaging", "4_exit"]
+WORKERS = 3
+# Every program this module's gradings start carries this in its environment (the grader
+# passes its environment on), so the leftover-process check ignores other people's runs.
+RUN_MARKER = "CHATKIT_MUTANT_RUN=%d" % os.getpid()
+
+Fault = namedtuple("Fault", "name stage catches what")
+
+# One row per planted mistake: its CHATKIT_FAULT name, its first stage, the checks
+# expected to catch it (any one of them failing is enough), and what the student did.
+CATALOG = [
+    # --- stage 1: framing and select ------------------------------------------------
+    Fault("one_recv_one_message", "1_echo", ["1.3", "1.4"],
+          "takes each recv() as exactly one message"),
+    Fault("header_single_recv", "1_echo", ["1.3"],
+          "reads the header with one recv(4): a partial header is lost"),
+    Fault("blocking_payload_recv", "1_echo", ["1.9"],
+          "waits for the rest of a payload with a blocking recv() inside the select loop"),
+    Fault("length_in_chars", "1_echo", ["1.6"],
+          "server counts the length in characters, not bytes"),
+    Fault("reject_1024", "1_echo", ["1.5"],
+          "off by one: a payload of exactly 1024 bytes is a framing error"),
+    Fault("no_error_on_bad_header", "1_echo", ["1.7"],
+          "a bad header closes the connection without an ERROR"),
+    Fault("crash_on_bad_header", "1_echo", ["1.7"],
+          "int(header) on a non-digit header crashes the server"),
+    Fault("no_limit_check", "1_echo", ["1.7"],
+          "a header over 1024 is accepted (the server waits for 9999 bytes)"),
+    Fault("error_no_close", "1_echo", ["1.7"],
+          "sends ERROR for a bad header but keeps the connection open"),
+    Fault("close_without_flush", "1_echo", ["1.7"],
+          "queues the ERROR, then closes at once: the ERROR is never sent"),
+    Fault("closed_left_in_select", "1_echo", ["1.10"],
+          "closes a departed client's socket but leaves it in the select set (crash)"),
+    Fault("only_first_client", "1_echo", ["1.7", "1.8"],
+          "accepts one client and never accepts again"),
+    Fault("no_accept_after_first_message", "1_echo", ["1.10"],
+          "rebuilds the select list without the listening socket after the first message"),
+    Fault("wrong_client_reply", "1_echo", ["1.7", "1.8"],
+          "replies to the last connected client instead of the sender"),
+    Fault("exit_when_last_leaves", "1_echo", ["1.10"],
+          "the server exits when its last client leaves"),
+    Fault("lifo_out_queue", "1_echo", ["1.4"],
+          "writes the newest queued message first (LIFO), reordering replies"),
+    # --- stage 2: names -------------------------------------------------------------
+    Fault("crash_invalid_utf8", "2_naming", [],
+          "payload.decode() without try: invalid UTF-8 crashes the server"),
+    Fault("invalid_utf8_closes", "2_naming", [],
+          "invalid UTF-8 gets ERROR, then the connection is closed"),
+    Fault("crash_empty_payload", "2_naming", [],
+          "text.split()[0] on an empty payload crashes the server"),
+    Fault("crash_unknown_command", "2_naming", [],
+          "commands[word] raises KeyError on an unknown command: crash"),
+    Fault("echo_in_stage2", "2_naming", [],
+          "the stage 1 echo is still on: every command is echoed before its reply"),
+    Fault("duplicate_names", "2_naming", [],
+          "a name held by another client is given out again"),
+    Fault("rename_keeps_old", "2_naming", [],
+          "renaming does not release the old name"),
+    Fault("own_name_error", "2_naming", [],
+          "asking again for one's own name gets ERROR"),
+    Fault("names_unsorted", "2_naming", [],
+          "NAMES lists the names in the order they were taken"),
+    Fault("names_comma", "2_naming", [],
+          "NAMES separates the names with commas"),
+    Fault("names_trailing_space", "2_naming", [],
+          "'NAMES ' + ' '.join(names): 'NAMES ' with a space when no one has a name"),
+    Fault("whitespace_names", "2_naming", [],
+          "names with spaces or tabs are accepted"),
+    Fault("long_names", "2_naming", [],
+          "names over 16 characters are accepted"),
+    Fault("name_len_bytes", "2_naming", [],
+          "name length counted in bytes: 16 Hebrew letters are refused"),
+    Fault("name_split_words", "2_naming", [],
+          "name = text.split()[1]: 'NAME a b' gives the name 'a'"),
+    # --- stage 3: messages ----------------------------------------------------------
+    Fault("bob_sent_hi", "3_messaging", [],
+          "the push reads 'bob sent hi' instead of 'FROM bob hi'"),
+    Fault("no_sent", "3_messaging", [],
+          "the sender gets no SENT reply"),
+    Fault("text_stripped", "3_messaging", [],
+          "the message text is stripped of its outer spaces"),
+    Fault("msg_text_first_word", "3_messaging", [],
+          "text = text.split()[2]: only the first word of the message is delivered"),
+    Fault("broadcast", "3_messaging", [],
+          "a MSG is pushed to every other client, not only the recipient"),
+    Fault("msg_self_allowed", "3_messaging", [],
+          "a client may send a MSG to itself"),
+    Fault("msg_unnamed_allowed", "3_messaging", [],
+          "a client without a name may send (the push says 'FROM None ...')"),
+    Fault("msg_empty_text_allowed", "3_messaging", [],
+          "'MSG bob ' and 'MSG bob' are delivered with an empty text"),
+    Fault("crash_unknown_recipient", "3_messaging", [],
+          "names[recipient] raises KeyError for an unknown name: crash"),
+    Fault("blocking_sendall", "3_messaging", [],
+          "replies and pushes are written with a blocking sendall(): a slow reader stalls all"),
+    # --- stage 4: leaving -----------------------------------------------------------
+    Fault("no_bye", "4_exit", [],
+          "EXIT closes the connection without replying BYE"),
+    Fault("bye_not_flushed", "4_exit", [],
+          "EXIT queues BYE, then closes at once: the BYE is never sent"),
+    Fault("exit_keeps_connection", "4_exit", [],
+          "EXIT replies BYE and releases the name, but never closes the connection"),
+    Fault("name_kept_after_exit", "4_exit", [],
+          "EXIT closes the connection but does not release the name"),
+    Fault("name_kept_after_close", "4_exit", [],
+          "a client that closes without EXIT keeps its name"),
+    Fault("name_kept_after_reset", "4_exit", [],
+          "a client whose connection is reset keeps its name"),
+    Fault("crash_on_reset", "4_exit", [],
+          "no except around recv(): a connection reset crashes the server"),
+    Fault("ctrl_c_traceback", "4_exit", [],
+          "Ctrl-C is not caught: the server dies with a traceback"),
+    Fault("no_reuseaddr", "4_exit", [],
+          "no SO_REUSEADDR: after Ctrl-C the port can't be bound again at once"),
+    # --- the client, every stage ----------------------------------------------------
+    Fault("client_blocking_input", "1_echo", ["1.24"],
+          "client blocks in input(): nothing is printed while the user types nothing"),
+    Fault("client_sends_newline", "1_echo", ["1.20"],
+          "client sends the line with its newline"),
+    Fault("client_sends_empty", "1_echo", ["1.22"],
+          "client sends empty lines as empty messages"),
+    Fault("client_no_header", "1_echo", ["1.20"],
+          "client sends the bare line, without a header"),
+    Fault("client_header_chars", "1_echo", ["1.21"],
+          "client's header counts characters, not bytes"),
+    Fault("client_long_lines", "1_echo", ["1.23"],
+          "client sends lines over 1024 bytes"),
+    Fault("client_length_chars", "1_echo", ["1.23"],
+          "client checks the 1024 limit in characters, so sends 1200-byte lines"),
+    Fault("client_rejects_1024", "1_echo", ["1.23"],
+          "off by one: client refuses a line of exactly 1024 bytes"),
+    Fault("client_crlf", "1_echo", ["1.22"],
+          "client strips only '\\n', so a CRLF line is sent with its '\\r'"),
+    Fault("client_prints_bytes_repr", "1_echo", ["1.25"],
+          "client prints the bytes object (b'...'), garbling non-ASCII text"),
+    Fault("client_one_recv_one_message", "1_echo", ["1.25"],
+          "client takes each recv() as exactly one message"),
+    Fault("client_traceback_eof", "1_echo", ["1.26"],
+          "client dies with a traceback (EOFError) at the end of input"),
+    Fault("client_hangs_on_eof", "1_echo", ["1.26"],
+          "client ignores the end of input and never exits"),
+    # --- the client, stage 4 --------------------------------------------------------
+    Fault("client_eof_no_exit", "4_exit", ["4.27"],
+          "client closes at the end of input without sending EXIT"),
+    Fault("client_no_wait_bye", "4_exit", ["4.29"],
+          "client exits right after sending EXIT, without waiting for BYE"),
+    Fault("client_bye_exit_1", "4_exit", ["4.26", "4.27", "4.29"],
+          "client ignores BYE and exits 1 when the server then closes"),
+    Fault("client_server_close_exit_0", "4_exit", ["4.28"],
+          "client exits 0 when the server closes the connection"),
+    Fault("client_server_close_traceback", "4_exit", ["4.28"],
+          "client dies with a traceback when the server closes the connection"),
+    Fault("client_ignores_server_close", "4_exit", ["4.28"],
+          "client stops watching the socket when the server closes, and hangs"),
+]
+
+BY_NAME = {fault.name: fault for fault in CATALOG}
+
+
+@pytest.fixture(scope="module")
+def graded():
+    """Every fault graded on its first stage, and the fault-free run on every stage, in parallel."""
+    marker, value = RUN_MARKER.split("=")
+    jobs = [(FAULTY, (), {"CHATKIT_FAULT": "", marker: value})]
+    jobs += [(FAULTY, ("--stage", fault.stage[0]), {"CHATKIT_FAULT": fault.name, marker: value})
+             for fault in CATALOG]
+    grades = grade_many(jobs, workers=WORKERS)
+    return dict(zip([None] + [fault.name for fault in CATALOG], grades))
+
+
+def describe_failed(grade, stage):
+    failed = [t for t in grade.tests(stage) if t["status"] == "failed"]
+    return ", ".join("%s (%d/%d)" % (t["number"], t["score"], t["max_score"])
+                     for t in failed) or "none"
+
+
+def is_caught(grade, fault):
+    got, out_of = grade.stage_score(fault.stage)
+    return got < out_of and bool(set(fault.catches) & set(grade.failed(fault.stage)))
+
+
+def test_catalog_matches_the_faulty_implementation():
+    """Every fault in the catalog is planted in the code, and every planted fault is cataloged."""
+    source = (FAULTY / "faulty_chat.py").read_text(encoding="utf-8")
+    planted = set(re.findall(r'FAULT [!=]= "(\w+)"', source))
+    assert len(BY_NAME) == len(CATALOG), "a fault name appears twice in the catalog"
+    assert planted - set(BY_NAME) == set(), "planted but not cataloged"
+    assert set(BY_NAME) - planted == set(), "cataloged but not planted"
+    unnamed = [fault.name for fault in CATALOG if not fault.catches]
+    assert not unnamed, "catalog rows that name no check expected to catch them: %s" % unnamed
+    for fault in CATALOG:
+        assert fault.stage in STAGES, fault
+        assert all(number.startswith(fault.stage[0] + ".") for number in fault.catches), fault
+
+
+def test_without_a_fault_full_marks_on_every_stage(graded):
+    clean = graded[None]
+    assert clean.status == 0, clean.output[-3000:]
+    for stage in STAGES:
+        got, out_of = clean.stage_score(stage)
+        assert out_of > 0 and got == out_of, "%s: %d/%d, failed: %s\n%s" % (
+            stage, got, out_of, describe_failed(clean, stage), clean.output[-3000:])
+
+
+@pytest.mark.parametrize("name", [fault.name for fault in CATALOG])
+def test_fault_is_caught(graded, name):
+    fault = BY_NAME[name]
+    grade = graded[name]
+    assert fault.catches, "the catalog names no check expected to catch %r" % name
+    known = {t["number"] for t in grade.tests(fault.stage)}
+    assert set(fault.catches) <= known, "the catalog names checks the grader does not have: %s" % (
+        sorted(set(fault.catches) - known))
+    got, out_of = grade.stage_score(fault.stage)
+    assert is_caught(grade, fault), (
+        "planted fault %r (%s) not caught on %s: %d/%d; expected one of %s to fail; failed: %s"
+        % (name, fault.what, fault.stage, got, out_of, ", ".join(fault.catches),
+           describe_failed(grade, fault.stage)))
+
+
+def test_mutation_score(graded, record_property):
+    caught = [f.name for f in CATALOG if is_caught(graded[f.name], f)]
+    missed = [f.name for f in CATALOG if f.name not in caught]
+    seconds = sorted(round(graded[f.name].seconds, 1) for f in CATALOG)
+    record_property("mutation_score", "%d/%d" % (len(caught), len(CATALOG)))
+    print("mutation score: %d/%d caught (%.0f%%); missed: %s; grading time per fault: "
+          "median %.1f s, max %.1f s" % (len(caught), len(CATALOG),
+                                         100.0 * len(caught) / len(CATALOG),
+                                         ", ".join(missed) or "none",
+                                         seconds[len(seconds) // 2], seconds[-1]))
+    assert not missed, "planted faults the grader missed: %s" % ", ".join(missed)
+
+
+def ours(process: str) -> bool:
+    """Whether a process (a processes_mentioning line) was started by this module's gradings;
+    where its environment can't be read, assume it was."""
+    proc = Path("/proc", process.split(":", 1)[0])
+    if not proc.parent.is_dir():
+        return True
+    try:
+        environ = (proc / "environ").read_bytes().split(b"\0")
+    except FileNotFoundError:
+        return False        # it has ended since it was listed
+    except OSError:
+        return True
+    return RUN_MARKER.encode() in environ
+
+
+def test_no_faulty_process_left_behind(graded):
+    left = [p for p in processes_mentioning("impls/faulty") if ours(p)]
+    assert not left, "processes of the faulty implementation still running:\n%s" % "\n".join(left)

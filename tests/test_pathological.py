@@ -1,0 +1,171 @@
+"""The grader survives pathological student programs.
+
+Every misbehaviour of tests/impls/pathological (chosen by CHATKIT_PATHOLOGY) is
+graded on all four stages by the real grader, three gradings at a time. Then:
+each grading ended in bounded time; the misbehaving program scores zero on its
+checks while the other (reference) program scores full marks; the basic check
+says clearly what went wrong; the chatty and slow programs, otherwise correct,
+score full marks; the grader never crashes; and nothing is left running.
+"""
+
+import re
+import time
+
+import pytest
+
+from gradekit import IMPLS, grade_many, processes_mentioning
+
+STAGES = ["1_echo", "2_naming", "3_messaging", "4_exit"]
+PATHOLOGICAL = IMPLS / "pathological"
+MARK = "impls/pathological"      # in the command line of every program (and child) it starts
+
+# name: the phrases the basic check's output must hold, for every stage (None: full marks).
+# The basic check is N.1 for a server, N.20 for a client.
+PATHOLOGIES = {
+    "server-never-listens": ["it did not start listening within 5 s",
+                             "does the server bind to the --host/--port"],
+    "server-exits": ["it exited with status 3 before accepting a connection"],
+    "server-import-crash": ["it exited with status 1 before accepting a connection",
+                            "standard error", "Traceback (most recent call last)",
+                            "ModuleNotFoundError: No module named 'protocl'"],
+    "server-silent": ["nothing within 2.0 s (timed out waiting)"],
+    "server-spin": ["it did not start listening within 5 s"],
+    "server-spin-listening": ["nothing within 2.0 s"],
+    "server-ignores-sigterm": ["nothing within 2.0 s"],
+    "server-forks": ["it exited with status 0 before accepting a connection"],
+    "server-garbage": ["bytes that are not a valid message header"],
+    "server-chatty": None,
+    "server-slow-start": None,
+    "client-never-connects": ["no connection within 5 s",
+                              "the client must connect at start"],
+    "client-exits": ["it exited with status 3 without connecting"],
+    "client-import-crash": ["it exited with status 1 without connecting",
+                            "standard error", "Traceback (most recent call last)",
+                            "ModuleNotFoundError: No module named 'protocl'"],
+    "client-silent": ["Expected: client → server  'hello'",
+                      "nothing within 2.0 s (timed out waiting)"],
+    "client-spin": ["nothing within 2.0 s"],
+    "client-ignores-sigterm": ["nothing within 2.0 s"],
+    "client-forks": ["it exited with status 0 without connecting"],
+    "client-garbage": ["bytes that are not a valid message header"],
+    "client-chatty": None,
+}
+FULL_MARKS = [name for name, phrases in PATHOLOGIES.items() if phrases is None]
+ZERO = [name for name, phrases in PATHOLOGIES.items() if phrases is not None]
+
+PATHOLOGY_LIMIT = 30.0   # seconds: one grading (all four stages) of a misbehaving program
+# The otherwise-correct ones take what the reference takes, plus their own slowness: the
+# slow starter waits 1.5 s for each of the ~60 servers the grader starts.
+FULL_MARKS_LIMIT = {"server-chatty": 30.0, "client-chatty": 30.0, "server-slow-start": 150.0}
+TOTAL_LIMIT = 240.0      # seconds: all of them, three at a time
+LEFTOVER_POLL = 3.0      # seconds: the last kills may take a moment to land
+GRADER_FRAME = re.compile(r"grader[/\\]\w+\.py:\d+")   # a traceback through the grader's code
+
+
+def is_server_check(number: str) -> bool:
+    return int(number.split(".")[1]) < 20
+
+
+def basic_check(name: str, stage: str) -> str:
+    return "%s.%d" % (stage[0], 1 if name.startswith("server-") else 20)
+
+
+@pytest.fixture(scope="module")
+def gradings():
+    """Every pathology graded on all four stages, three gradings at a time."""
+    started = time.monotonic()
+    runs = grade_many([(PATHOLOGICAL, (), {"CHATKIT_PATHOLOGY": name}) for name in PATHOLOGIES],
+                      workers=3)
+    total = time.monotonic() - started
+    by_name = dict(zip(PATHOLOGIES, runs))
+    print("\ngrader wall time per pathology (all four stages):")
+    for name, run in by_name.items():
+        print("  %-24s %5.1f s  %3d/%d" % (name, run.seconds, run.score, run.max_score))
+    print("  %-24s %5.1f s  (3 at a time)" % ("total", total))
+    return by_name, total
+
+
+@pytest.fixture
+def runs(gradings):
+    return gradings[0]
+
+
+@pytest.mark.parametrize("name", list(PATHOLOGIES))
+def test_grading_finishes_in_bounded_time(runs, name, record_property):
+    run = runs[name]
+    record_property("grader_seconds", round(run.seconds, 2))
+    limit = FULL_MARKS_LIMIT.get(name, PATHOLOGY_LIMIT)
+    assert run.seconds <= limit, "grading %s took %.1f s (limit %.0f s)" % (name, run.seconds, limit)
+    assert {t["tags"][0] for t in run.tests()} == set(STAGES), "not every stage was graded"
+
+
+def test_all_gradings_finish_in_bounded_time(gradings, record_property):
+    record_property("grader_seconds_total", round(gradings[1], 2))
+    assert gradings[1] <= TOTAL_LIMIT
+
+
+@pytest.mark.parametrize("name", ZERO)
+def test_misbehaving_program_scores_zero(runs, name):
+    """Its own checks all fail; the other program is the reference and passes all of its."""
+    run = runs[name]
+    server_side = name.startswith("server-")
+    for stage in STAGES:
+        ours = [t for t in run.tests(stage) if is_server_check(t["number"]) == server_side]
+        theirs = [t for t in run.tests(stage) if is_server_check(t["number"]) != server_side]
+        assert ours, "%s: no %s checks in %s" % (name, "server" if server_side else "client", stage)
+        scored = {t["number"]: t["score"] for t in ours if t["status"] != "failed" or t["score"]}
+        assert not scored, "%s scored points in %s: %s" % (name, stage, scored)
+        lost = {t["number"]: t["output"][:800] for t in theirs if t["status"] != "passed"}
+        assert not lost, "%s: the reference %s lost checks:\n%s" % (
+            name, "client" if server_side else "server", lost)
+    assert run.status == 1, "the grader's exit status: %s" % run.status
+
+
+@pytest.mark.parametrize("name", ZERO)
+def test_basic_check_explains_the_failure(runs, name):
+    run = runs[name]
+    for stage in STAGES:
+        number = basic_check(name, stage)
+        assert number in [t["number"] for t in run.tests(stage)], "no check %s yet" % number
+        output = run.output_of(number)
+        for phrase in ["Expected:", "Got:", "Hint:"] + PATHOLOGIES[name]:
+            assert phrase in output, "%s, check %s: %r missing from:\n%s" % (
+                name, number, phrase, output)
+        assert "Blocked by" not in output
+        # The other checks of that program say which check blocked them, and run nothing.
+        for test in run.tests(stage):
+            if is_server_check(test["number"]) == name.startswith("server-") \
+                    and test["number"] != number:
+                assert "Blocked by check" in test["output"], (number, test)
+
+
+@pytest.mark.parametrize("name", FULL_MARKS)
+def test_otherwise_correct_program_scores_full_marks(runs, name):
+    run = runs[name]
+    lost = {n: run.output_of(n)[:800] for n in run.failed()}
+    assert not lost, "%s lost checks:\n%s" % (name, lost)
+    assert run.score == run.max_score > 0
+    assert run.status == 0
+
+
+@pytest.mark.parametrize("name", list(PATHOLOGIES))
+def test_grader_does_not_crash(runs, name):
+    """No internal error, and every failure is a check's own message, not a grader traceback."""
+    run = runs[name]
+    assert "INTERNALERROR" not in run.output, run.output[-3000:]
+    assert run.status in (0, 1), "grader exit status %s:\n%s" % (run.status, run.output[-3000:])
+    for test in run.tests():
+        assert not GRADER_FRAME.search(test["output"]), (
+            "check %s failed inside the grader's code:\n%s" % (test["number"], test["output"]))
+    assert "+ Timeout +" not in run.output, "a check hit pytest-timeout's safety net"
+
+
+def test_no_process_left_behind(gradings):
+    """Nothing started from impls/pathological (programs, forked children) outlives grading."""
+    deadline = time.monotonic() + LEFTOVER_POLL
+    while True:
+        left = processes_mentioning(MARK)
+        if not left or time.monotonic() >= deadline:
+            break
+        time.sleep(0.1)
+    assert left == [], "still running after all gradings:\n" + "\n".join(left)

@@ -1,0 +1,233 @@
+"""Unit tests of protocol.py: framing and unframing, without any server.
+
+TCP may cut a stream anywhere, so most tests feed the Decoder the same bytes
+in different pieces and check that the same payloads come out.
+"""
+
+import socket
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import protocol  # noqa: E402
+from protocol import Decoder, ProtocolError, frame, recv_exactly, recv_message  # noqa: E402
+
+
+def feed_in_pieces(data, size):
+    """Feed `data` to a new Decoder `size` bytes at a time; return every payload."""
+    decoder = Decoder()
+    payloads = []
+    for i in range(0, len(data), size):
+        payloads += decoder.feed(data[i:i + size])
+    return payloads
+
+
+# --- constants ---------------------------------------------------------------
+
+def test_constants_match_the_spec():
+    assert (protocol.SERVER_IP, protocol.LISTEN_IP, protocol.SERVER_PORT) == (
+        "127.0.0.1", "0.0.0.0", 7777)
+    assert protocol.MAX_MSG_LENGTH == 1024
+    assert protocol.LENGTH_FIELD_SIZE == 4
+    assert protocol.MAX_NAME_LENGTH == 16
+    assert protocol.MAX_BACKLOG == 1024 * 1024
+    assert issubclass(ProtocolError, ValueError)
+    words = [protocol.CMD_NAME, protocol.CMD_GET_NAMES, protocol.CMD_MSG, protocol.CMD_EXIT,
+             protocol.REPLY_HELLO, protocol.REPLY_NAMES, protocol.REPLY_SENT,
+             protocol.PUSH_FROM, protocol.REPLY_BYE, protocol.REPLY_ERROR]
+    assert words == ["NAME", "GET_NAMES", "MSG", "EXIT", "HELLO", "NAMES", "SENT", "FROM",
+                     "BYE", "ERROR"]
+
+
+# --- frame -------------------------------------------------------------------
+
+@pytest.mark.parametrize("payload, wire", [
+    ("hello", b"0005hello"),
+    (b"hello", b"0005hello"),
+    ("", b"0000"),
+    (b"", b"0000"),
+    ("héllo", b"0006h\xc3\xa9llo"),           # é is two bytes in UTF-8
+    ("ש", b"0002\xd7\xa9"),
+])
+def test_frame(payload, wire):
+    assert frame(payload) == wire
+
+
+def test_frame_accepts_exactly_1024_bytes():
+    assert frame(b"x" * 1024) == b"1024" + b"x" * 1024
+
+
+@pytest.mark.parametrize("payload", [b"x" * 1025, "x" * 1025, "é" * 513])
+def test_frame_refuses_more_than_1024_bytes(payload):
+    with pytest.raises(ProtocolError, match="1024"):
+        frame(payload)
+
+
+# --- Decoder: pieces ---------------------------------------------------------
+
+def test_whole_message():
+    assert Decoder().feed(b"0005hello") == [b"hello"]
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 5, 7])
+def test_header_and_payload_split_anywhere(size):
+    assert feed_in_pieces(b"0005hello", size) == [b"hello"]
+
+
+def test_partial_message_waits_for_the_rest():
+    decoder = Decoder()
+    assert decoder.feed(b"00") == []
+    assert decoder.feed(b"05hel") == []
+    assert decoder.feed(b"lo") == [b"hello"]
+
+
+def test_coalesced_messages():
+    assert Decoder().feed(b"0003one0003two0005three") == [b"one", b"two", b"three"]
+
+
+def test_coalesced_messages_with_a_partial_tail():
+    decoder = Decoder()
+    assert decoder.feed(b"0003one0003two00") == [b"one", b"two"]
+    assert decoder.feed(b"05three") == [b"three"]
+
+
+def test_empty_payload():
+    assert Decoder().feed(b"0000") == [b""]
+    assert Decoder().feed(b"00000000" + b"0002hi") == [b"", b"", b"hi"]
+
+
+def test_exactly_1024_bytes():
+    assert feed_in_pieces(b"1024" + b"y" * 1024, 100) == [b"y" * 1024]
+
+
+def test_multibyte_utf8_split_across_chunks():
+    data = frame("héllo")
+    assert data == b"0006h\xc3\xa9llo"
+    payloads = feed_in_pieces(data, 1)   # the é's two bytes arrive separately
+    assert payloads == ["héllo".encode("utf-8")]
+    assert payloads[0].decode("utf-8") == "héllo"
+
+
+def test_many_messages_one_byte_at_a_time():
+    texts = ["a", "", "héllo wörld ש", "x" * 1024, "end"]
+    data = b"".join(frame(t) for t in texts)
+    assert feed_in_pieces(data, 1) == [t.encode("utf-8") for t in texts]
+
+
+def test_payload_bytes_are_kept_exactly():
+    raw = bytes(range(256))[:200]
+    assert Decoder().feed(frame(raw)) == [raw]
+
+
+# --- Decoder: bad headers ----------------------------------------------------
+
+@pytest.mark.parametrize("header", [
+    b"abcd", b" 123", b"123 ", b"-001", b"+001", b"1_00", b"0x10", b"12\n4",
+    "１２３４".encode("utf-8"),   # fullwidth digits: str.isdigit() would say yes
+    "١٢٣٤".encode("utf-8"),       # Arabic-Indic digits
+])
+def test_header_that_is_not_4_ascii_digits(header):
+    with pytest.raises(ProtocolError):
+        Decoder().feed(header + b"xxxxxxxxxxxx")
+
+
+@pytest.mark.parametrize("header", [b"1025", b"9999"])
+def test_header_announcing_too_much(header):
+    with pytest.raises(ProtocolError, match="1024"):
+        Decoder().feed(header)
+
+
+def test_bad_header_is_found_when_its_last_byte_arrives():
+    decoder = Decoder()
+    assert decoder.feed(b"10") == []
+    assert decoder.feed(b"2") == []
+    with pytest.raises(ProtocolError):
+        decoder.feed(b"5")
+
+
+def test_bad_header_after_a_good_message():
+    decoder = Decoder()
+    assert decoder.feed(b"0002hi") == [b"hi"]
+    with pytest.raises(ProtocolError):
+        decoder.feed(b"abcd")
+
+
+# --- recv_exactly and recv_message over a real socket pair -------------------
+
+@pytest.fixture
+def pair():
+    """Two connected sockets; the receiving end times out rather than hang a test."""
+    a, b = socket.socketpair()
+    b.settimeout(5)
+    yield a, b
+    a.close()
+    b.close()
+
+
+def send_slowly(sock, data, size=1):
+    """Send `data` in pieces of `size` bytes from another thread (short reads)."""
+    def run():
+        for i in range(0, len(data), size):
+            sock.sendall(data[i:i + size])
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_recv_exactly_loops_over_short_reads(pair):
+    a, b = pair
+    thread = send_slowly(a, b"abcdefghij", size=3)
+    assert recv_exactly(b, 10) == b"abcdefghij"
+    thread.join(5)
+
+
+def test_recv_exactly_returns_fewer_bytes_at_end_of_stream(pair):
+    a, b = pair
+    a.sendall(b"abc")
+    a.close()
+    assert recv_exactly(b, 10) == b"abc"
+
+
+def test_recv_message_one_byte_at_a_time(pair):
+    a, b = pair
+    thread = send_slowly(a, frame("héllo") + frame("") + frame("x" * 1024))
+    assert recv_message(b) == "héllo".encode("utf-8")
+    assert recv_message(b) == b""
+    assert recv_message(b) == b"x" * 1024
+    thread.join(5)
+
+
+def test_recv_message_does_not_read_past_its_message(pair):
+    a, b = pair
+    a.sendall(b"0003one0003two")
+    assert recv_message(b) == b"one"
+    assert recv_message(b) == b"two"
+
+
+def test_recv_message_none_on_clean_close(pair):
+    a, b = pair
+    a.sendall(frame("last"))
+    a.close()
+    assert recv_message(b) == b"last"
+    assert recv_message(b) is None
+
+
+@pytest.mark.parametrize("partial", [b"00", b"0005hel"])
+def test_recv_message_connection_error_mid_message(pair, partial):
+    a, b = pair
+    a.sendall(partial)
+    a.close()
+    with pytest.raises(ConnectionError):
+        recv_message(b)
+
+
+@pytest.mark.parametrize("header", [b"abcd", b"1025", b"-001"])
+def test_recv_message_bad_header(pair, header):
+    a, b = pair
+    a.sendall(header + b"xyz")
+    with pytest.raises(ProtocolError):
+        recv_message(b)

@@ -110,6 +110,11 @@ class Grader:
         keep.sort(key=lambda i: self._sort_key(i, order[id(i)]))
         items[:] = keep
 
+    def pytest_deselected(self, items):
+        """Checks left out (by -k, or by --stage) are neither run nor scored."""
+        for item in items:
+            self.checks.pop(item.nodeid, None)
+
     def _check_of(self, item, marker) -> Check:
         params = getattr(item, "callspec", None)
         stage = params.params.get("stage") if params else None

@@ -219,6 +219,13 @@ class ServerUnderTest:
                            "(is the listening socket still in the select set?).")
         return Peer(sock, label, self.conv)
 
+    def expect_running(self, duration: float, hint: str) -> None:
+        """The server must not exit during the next `duration` seconds."""
+        status = self.program.wait_exit(duration)
+        if status is not None:
+            self.conv.fail("the server keeps running",
+                           "it exited with status %s" % status, hint)
+
     def interrupt(self) -> None:
         self._ensure_started()
         self.conv.log("(Ctrl-C: SIGINT sent to the server)")

@@ -1,6 +1,7 @@
 """Stage 1, echo: framing, many clients at once, and clients that leave."""
 
 from grader.checks import check
+from grader.wire import QUIET
 
 STAGE = "1_echo"
 
@@ -109,7 +110,7 @@ def test_stalled_client_does_not_block(server):
 
 @check(10, "Clients that leave (even mid-message) do not stop the server", points=2)
 def test_clients_leave(server):
-    """One client closes normally, one closes after half a message; the server serves on."""
+    """One client closes normally, one mid-message, then the last one; the server serves on."""
     leaver = server.connect("leaver")
     leaver.send("bye")
     leaver.expect("bye", hint="echo first, then the client leaves.")
@@ -124,3 +125,12 @@ def test_clients_leave(server):
         stayer.send(text)
         stayer.expect(text, hint="when recv() returns b'' the client has left: unregister "
                                  "and close its socket, then keep serving the others.")
+    # Now the last client leaves. A server that (wrongly) stops when no one is left
+    # would exit within milliseconds; we watch the process for a moment to see it.
+    stayer.close("closes: no client is left")
+    server.expect_running(QUIET, hint="a server runs until it is stopped: when the last "
+                                      "client leaves, go back to select() and wait for the next.")
+    newcomer = server.connect("newcomer")
+    newcomer.send("hello again")
+    newcomer.expect("hello again", hint="the server must keep accepting new clients after "
+                                        "everyone has left.")

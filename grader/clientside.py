@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-from grader.procs import Program
+from grader.procs import Program, Spare, keep_spare, take_spare
 from grader.wire import (CLOSED, MESSAGE, TIMEOUT, WAIT, Conversation, Peer, frame, show)
 
 CONNECT_TIMEOUT = 5.0   # how long the client may take to start and connect
@@ -159,12 +159,9 @@ class ClientUnderTest:
             self.conv.fail("a client program at %s" % self.script, "no such file",
                            "each stage folder needs chat_server.py and chat_client.py "
                            "(see README § Running).")
-        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._listener.bind(("127.0.0.1", 0))
-        self._listener.listen(1)
-        port = self._listener.getsockname()[1]
-        self.program = Program([sys.executable, str(self.script), "--host", "127.0.0.1",
-                                "--port", str(port)], "client", stdin=True)
+        spare = take_spare(self.script) or self._launch()
+        keep_spare(self.script, self._launch())   # the next check's client (procs.py § spares)
+        self.program, self._listener, port = spare.program, spare.listener, spare.port
         self.conv.programs.append(self.program)
         self.conv.log("(the grader plays the server on 127.0.0.1:%d and starts "
                       "%s/%s/chat_client.py --host 127.0.0.1 --port %d)"
@@ -172,6 +169,16 @@ class ClientUnderTest:
         self.link = ClientLink(self._accept(port), self.conv)
         self.conv.log("client connects")
         return self.link
+
+    def _launch(self) -> Spare:
+        """Listen on a port the OS picks, and start the client pointed at it."""
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        port = listener.getsockname()[1]
+        program = Program([sys.executable, str(self.script), "--host", "127.0.0.1",
+                           "--port", str(port)], "client", stdin=True)
+        return Spare(program, port, listener)
 
     def _accept(self, port: int) -> socket.socket:
         deadline = time.monotonic() + CONNECT_TIMEOUT

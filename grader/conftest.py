@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from grader.checks import STAGES
-from grader.procs import ServerUnderTest
+from grader.procs import ServerUnderTest, discard_spares
 from grader.wire import Conversation
 
 KIT_ROOT = Path(__file__).resolve().parent.parent
@@ -194,6 +194,7 @@ class Grader:
         tr.write_line("%-14s %3d / %d" % ("total", total, maximum), bold=True)
 
     def pytest_sessionfinish(self, session, exitstatus):
+        discard_spares()
         if self.results_path:
             Path(self.results_path).write_text(json.dumps(self.results(), indent=2,
                                                           ensure_ascii=False), encoding="utf-8")

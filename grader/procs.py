@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from grader.wire import WAIT, Conversation, Peer
@@ -130,6 +131,46 @@ class Program:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
+# --- spares: the next check's program, started while this one runs ---------------
+#
+# Starting Python takes ~50 ms, and the grader starts a fresh program for every
+# check. So when a check starts a program, the grader also starts a spare copy
+# for the next check of the same stage. It gets no input and no connection
+# before its own check takes it: every check still meets a fresh program.
+_spares: dict = {}
+
+
+@dataclass
+class Spare:
+    """A program started ahead of its check, with the port it uses."""
+    program: Program
+    port: int
+    listener: socket.socket | None = None   # a client's spare: the grader's listening socket
+
+    def discard(self) -> None:
+        self.program.stop()
+        if self.listener is not None:
+            self.listener.close()
+
+
+def take_spare(key) -> Spare | None:
+    """The program started ahead for `key` (a script path), or None."""
+    return _spares.pop(key, None)
+
+
+def keep_spare(key, spare: Spare) -> None:
+    old = _spares.pop(key, None)
+    if old is not None:
+        old.discard()
+    _spares[key] = spare
+
+
+def discard_spares() -> None:
+    """Stop every spare nobody took (the grader calls this at the end of the run)."""
+    while _spares:
+        _spares.popitem()[1].discard()
+
+
 class ServerUnderTest:
     """The student's chat server for one check, started on first use."""
 
@@ -151,9 +192,15 @@ class ServerUnderTest:
                            "each stage folder needs chat_server.py and chat_client.py "
                            "(see README § Layout).")
         for attempt in range(3):
-            self.port = port or free_port()
-            self.program = Program([sys.executable, str(self.script), "--host", "127.0.0.1",
-                                    "--port", str(self.port)], "server")
+            spare = take_spare(self.script) if port is None and attempt == 0 else None
+            if spare is not None:
+                self.program, self.port = spare.program, spare.port
+            else:
+                self.port = port or free_port()
+                self.program = self._launch(self.port)
+            if port is None:
+                spare_port = free_port()
+                keep_spare(self.script, Spare(self._launch(spare_port), spare_port))
             self.conv.programs = [p for p in self.conv.programs if p.label != "server"]
             self.conv.programs.append(self.program)
             self.conv.log("(started %s --host 127.0.0.1 --port %d)" % (
@@ -174,6 +221,10 @@ class ServerUnderTest:
         self.conv.fail("the server starts and keeps running",
                        "it exited with status %s before accepting a connection" % status,
                        "run it yourself: python %s --port 7777 — its error is below." % self._short_script())
+
+    def _launch(self, port: int) -> Program:
+        return Program([sys.executable, str(self.script), "--host", "127.0.0.1",
+                        "--port", str(port)], "server")
 
     def _short_script(self) -> str:
         return "%s/%s/chat_server.py" % (self.stage_dir.parent.name, self.stage_dir.name)

@@ -109,9 +109,10 @@ class Peer:
         self.closed = False
 
     # --- sending -----------------------------------------------------------
-    def send(self, payload: bytes | str, note: str | None = None) -> None:
-        """Send one framed message."""
-        self._log_out(note or show(payload))
+    def send(self, payload: bytes | str, note: str | None = None, log: bool = True) -> None:
+        """Send one framed message (log=False: leave it out of the transcript)."""
+        if log:
+            self._log_out(note or show(payload))
         self._sendall(frame(payload))
 
     def send_raw(self, data: bytes, note: str | None = None) -> None:

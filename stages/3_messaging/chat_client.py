@@ -1,0 +1,119 @@
+"""Chat client, stage 3 (messaging): chat with other clients.
+
+Each line you type is sent as one message; everything the server sends is
+printed on a line of its own, the moment it arrives.  The end of input
+(Ctrl-D, or Ctrl-Z Enter on Windows) closes the connection and exits.
+
+The difficulty: input() blocks until the user presses Enter, but messages
+must show up while the user types nothing.  And select() cannot watch the
+keyboard on Windows.  So a helper thread does nothing but wait for lines and
+queue them; after each one it rings a "doorbell", a byte on a socket pair.
+The main thread then needs only select() on two sockets: the server and the
+doorbell.
+
+    python chat_client.py [--host HOST] [--port PORT]
+"""
+
+import argparse
+import os
+import queue
+import select
+import socket
+import sys
+import threading
+
+# Let `import protocol` find the kit's protocol.py, two folders up, from any working directory.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+import protocol  # noqa: E402  (must come after the sys.path line)
+
+RECV_SIZE = 4096    # the most bytes we take from a socket in one recv()
+
+
+def strip_line_ending(line):
+    """Remove the line ending: "\\n", or "\\r\\n" as Windows writes it."""
+    if line.endswith(b"\n"):
+        line = line[:-1]
+    if line.endswith(b"\r"):
+        line = line[:-1]
+    return line
+
+
+def read_lines(stdin, lines, doorbell):
+    """Run in a helper thread: queue every line typed, None at end of input.
+
+    We read bytes (stdin.buffer), not text, so the payload is exactly what
+    was typed, whatever the console's encoding is.  `stdin` is sys.stdin,
+    passed in so that this thread holds on to it: when the program ends while
+    this thread still waits for a line, Python then leaves stdin alone instead
+    of aborting with "could not acquire lock ... possibly due to daemon threads".
+    """
+    for line in stdin.buffer:
+        lines.put(strip_line_ending(line))
+        doorbell.send(b"!")   # wake up the main thread's select()
+    lines.put(None)
+    doorbell.send(b"!")
+
+
+def show(payload):
+    """Print one received payload on its own line, byte for byte."""
+    sys.stdout.buffer.write(payload + b"\n")
+    sys.stdout.buffer.flush()
+
+
+def send_line(server, line):
+    """Send one typed line as a message, unless it is too long for one."""
+    if len(line) > protocol.MAX_MSG_LENGTH:
+        print("error: line is %d bytes; the limit is %d. Not sent."
+              % (len(line), protocol.MAX_MSG_LENGTH), file=sys.stderr, flush=True)
+        return
+    server.sendall(protocol.frame(line))
+
+
+def chat(server):
+    """Show what the server sends and send what the user types; return the exit status."""
+    lines = queue.Queue()
+    doorbell_receiver, doorbell = socket.socketpair()
+    threading.Thread(target=read_lines, args=(sys.stdin, lines, doorbell), daemon=True).start()
+    decoder = protocol.Decoder()
+    while True:
+        ready, _, _ = select.select([server, doorbell_receiver], [], [])
+        if server in ready:
+            data = server.recv(RECV_SIZE)
+            if not data:
+                print("The server closed the connection.", file=sys.stderr)
+                return 1
+            for payload in decoder.feed(data):
+                show(payload)
+        if doorbell_receiver in ready:
+            doorbell_receiver.recv(RECV_SIZE)   # empty the doorbell; the lines are in the queue
+            while not lines.empty():
+                line = lines.get()
+                if line is None:   # end of input: we are done
+                    return 0
+                elif line:   # empty lines are not sent
+                    send_line(server, line)
+
+
+def parse_arguments():
+    """Read --host and --port from the command line."""
+    parser = argparse.ArgumentParser(description="Chat client, stage 3.")
+    parser.add_argument("--host", default=protocol.SERVER_IP, help="the server's address")
+    parser.add_argument("--port", type=int, default=protocol.SERVER_PORT, help="the server's port")
+    return parser.parse_args()
+
+
+def main():
+    """Connect, chat, and exit with the right status."""
+    arguments = parse_arguments()
+    try:
+        server = socket.create_connection((arguments.host, arguments.port))
+    except OSError as error:
+        sys.exit("Cannot connect to %s:%d: %s" % (arguments.host, arguments.port, error))
+    status = chat(server)
+    server.close()
+    sys.exit(status)
+
+
+if __name__ == "__main__":
+    main()

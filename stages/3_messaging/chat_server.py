@@ -1,0 +1,332 @@
+"""Chat server, stage 3 (messaging): named clients send each other messages.
+
+New in this stage: MSG <name> <text> pushes "FROM <sender> <text>" to the
+recipient and replies "SENT <name>" to the sender.  Now one client's words
+go to another, so a client that stops reading must never stall the others:
+its messages wait in its queue, and past 1 MiB it is disconnected.
+
+One thread serves every client.  Sockets are non-blocking and a selector
+tells us which ones are ready, so the server never waits on a single client:
+
+    while True:
+        for each socket that is ready:
+            listening socket readable  -> accept a new client
+            client socket readable     -> receive bytes, handle whole messages
+            client socket writable     -> send queued bytes
+
+Your part: TODO 3.1 to 3.3 below (README § Stage 3).  Everything from
+stages 1 and 2 is here and works: the select loop, the framing, the queues,
+NAME and GET_NAMES.  Until TODO 3.1 is done, MSG gets "ERROR not implemented
+yet: MSG (TODO 3.1)", and the server says so once on standard error.
+
+    python chat_server.py [--host HOST] [--port PORT] [--verbose]
+"""
+
+import argparse
+import os
+import selectors
+import socket
+import sys
+
+# Let `import protocol` find the kit's protocol.py, two folders up, from any working directory.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+import protocol  # noqa: E402  (must come after the sys.path line)
+
+STAGE = 3
+RECV_SIZE = 4096       # the most bytes we take from a socket in one recv()
+SELECT_TIMEOUT = 1.0   # seconds; see serve_forever()
+
+selector = selectors.DefaultSelector()   # which sockets to watch, and for what
+names = {}                               # name -> the Client holding it
+verbose = False                          # set by --verbose
+
+
+class Client:
+    """Everything the server keeps about one connected client."""
+
+    def __init__(self, sock, address):
+        self.sock = sock
+        self.address = address              # (ip, port): only for log lines
+        self.decoder = protocol.Decoder()   # rebuilds its messages from the byte stream
+        self.outgoing = bytearray()         # framed bytes not yet sent to it
+        self.closing = False                # True: send what is queued, then close
+        self.connected = True               # False once remove_client() is done
+        self.name = None                    # its name, once it has one
+
+
+def log(text):
+    """Print one line about what happens, only with --verbose."""
+    if verbose:
+        print(text, flush=True)
+
+
+todos_reported = set()   # the TODOs not_implemented() has already reported
+
+
+def not_implemented(todo, what):
+    """The stand-in for a TODO not done yet: say so, and return an ERROR reply about it.
+
+    It says it once, on standard error, so you see it in the server's window
+    (and the grader shows it when a check fails).  Once every TODO is done,
+    nothing calls it any more: delete it.
+    """
+    if todo not in todos_reported:
+        todos_reported.add(todo)
+        print("TODO %s not implemented yet: %s (README § Stage %d)" % (todo, what, STAGE),
+              file=sys.stderr, flush=True)
+    return "%s not implemented yet: %s (TODO %s)" % (protocol.REPLY_ERROR, what, todo)
+
+
+# --- Sending ----------------------------------------------------------------
+# We never call send() just because we have something to say: a client that
+# stops reading fills its socket's buffer, and then send() would block (or,
+# non-blocking, send only part).  So outgoing bytes wait in the client's queue,
+# and we write them when select reports that its socket is writable.
+
+def queue_message(client, payload):
+    """Queue one message for the client; it is sent when its socket is writable."""
+    client.outgoing += protocol.frame(payload)
+    # TODO 3.2: Limit what waits for one client (README § Stage 3).  Now other
+    #   clients' messages land in this queue too, and a client that never reads
+    #   lets it grow forever, and our memory with it.  When len(client.outgoing)
+    #   passes protocol.MAX_BACKLOG (1 MiB), call remove_client(client, "<why>") and
+    #   return: its socket is closed, so update_events() must not run for it.  A
+    #   command can now remove the client that sent it: see TODO 3.3.
+    update_events(client)
+
+
+def update_events(client):
+    """Tell the selector what to report for this client's socket.
+
+    Readable: always, unless the client is leaving.  Writable: only while its
+    queue holds bytes.  (A socket is writable almost all the time, so asking
+    with an empty queue would wake select() again and again for nothing.)
+    """
+    events = selectors.EVENT_WRITE if client.outgoing else 0
+    if not client.closing:
+        events |= selectors.EVENT_READ
+    selector.modify(client.sock, events, client)
+
+
+def send_queued(client):
+    """The socket is writable: send as much of the queue as the system takes."""
+    try:
+        sent = client.sock.send(client.outgoing)
+    except BlockingIOError:
+        return   # not writable after all; select will tell us again
+    except ConnectionError:   # reset or broken pipe: it closed without reading
+        remove_client(client, "disconnected")
+        return
+    del client.outgoing[:sent]
+    if client.outgoing:
+        return   # the rest goes the next time the socket is writable
+    if client.closing:
+        remove_client(client, "left")
+    else:
+        update_events(client)
+
+
+def start_closing(client):
+    """Stop reading from the client; close it as soon as its queue is sent.
+
+    Call it just before queueing the client's last message (the ERROR).
+    Its name is free from now on.
+    """
+    client.closing = True
+    release_name(client)
+
+
+# --- Receiving --------------------------------------------------------------
+
+def receive_from(client):
+    """The socket is readable: take the bytes that arrived, handle whole messages."""
+    try:
+        data = client.sock.recv(RECV_SIZE)
+    except BlockingIOError:
+        return   # nothing to read after all; select will tell us again
+    except ConnectionError:
+        # It closed its socket before reading everything we sent it, so its
+        # system reset the connection instead of closing it quietly.
+        remove_client(client, "disconnected")
+        return
+    if not data:   # b"" means the client closed its end of the connection
+        remove_client(client, "disconnected")
+        return
+    try:
+        payloads = client.decoder.feed(data)
+    except protocol.ProtocolError as error:
+        # We can no longer tell where its messages start: say why, then hang up.
+        start_closing(client)
+        queue_message(client, "%s %s" % (protocol.REPLY_ERROR, error))
+        return
+    for payload in payloads:
+        # TODO 3.3: Stop when the client is gone (README § Stage 3).  Handling one
+        #   payload may remove this very client (TODO 3.2: its replies passed 1 MiB).
+        #   If client.connected is False, break out of the loop: the next reply would
+        #   be queued for a closed socket, and update_events() would raise an error
+        #   that stops the server.
+        handle_payload(client, payload)
+
+
+def handle_payload(client, payload):
+    """Run one command and queue its reply (every command gets exactly one)."""
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError:
+        queue_message(client, "ERROR messages must be UTF-8 text")
+        return
+    command, _, argument = text.partition(" ")
+    if command == protocol.CMD_NAME:
+        reply = take_name(client, argument)
+    elif text == protocol.CMD_GET_NAMES:
+        reply = list_names()
+    elif command == protocol.CMD_MSG:
+        reply = send_private_message(client, argument)
+    else:
+        reply = "ERROR unknown command"
+    queue_message(client, reply)
+
+
+# --- Commands: each returns the reply for the client that sent it -----------
+
+def is_valid_name(name):
+    """1 to 16 characters (not bytes), none of them whitespace."""
+    return (1 <= len(name) <= protocol.MAX_NAME_LENGTH
+            and not any(character.isspace() for character in name))
+
+
+def take_name(client, name):
+    """NAME <name>: the client gets the name if it is valid and nobody else has it."""
+    if not is_valid_name(name):
+        return "ERROR a name is 1 to %d characters, without spaces" % protocol.MAX_NAME_LENGTH
+    holder = names.get(name)
+    if holder is not None and holder is not client:
+        return "ERROR the name %s is taken" % name
+    release_name(client)   # renaming frees the old name at once
+    client.name = name
+    names[name] = client
+    return "%s %s" % (protocol.REPLY_HELLO, name)
+
+
+def release_name(client):
+    """Free the client's name, if it has one, so that others can take it."""
+    if client.name is not None:
+        del names[client.name]
+        client.name = None
+
+
+def list_names():
+    """GET_NAMES: "NAMES" and every name now held, sorted."""
+    return " ".join([protocol.REPLY_NAMES] + sorted(names))
+
+
+def send_private_message(sender, argument):
+    """MSG <name> <text>: push FROM to the recipient, reply SENT to the sender."""
+    # TODO 3.1: Deliver the message (README § Stage 3).  handle_payload() calls this
+    #   for "MSG <argument>" and queues the reply you return for the sender.
+    #   - Split the argument once: recipient_name, _, text = argument.partition(" ").
+    #     The text is everything after that space, kept exactly; never split() it,
+    #     which would eat the spaces inside and at the end.
+    #   - Return "ERROR <reason>", and deliver nothing, when the sender has no name
+    #     yet (sender.name is None), the text is empty, the recipient is the sender,
+    #     or nobody holds that name (names.get(recipient_name) is None).
+    #   - The push "FROM <sender's name> <text>" (protocol.PUSH_FROM) is longer than
+    #     the text: if it passes protocol.MAX_MSG_LENGTH bytes once encoded,
+    #     protocol.frame() refuses it, so return ERROR instead.
+    #   - Otherwise queue_message(recipient, push).  Queued, never sent right here:
+    #     the recipient may be slow to read, and the server must not wait for it.
+    #     Then return "SENT <recipient_name>" (protocol.REPLY_SENT).
+    return not_implemented("3.1", "MSG")
+
+
+# --- Clients arriving and leaving -------------------------------------------
+
+def accept_client(listener):
+    """The listening socket is readable: a new client is connecting."""
+    sock, address = listener.accept()
+    # Non-blocking: recv() and send() never wait.  They do what can be done
+    # now (send() may take only part of the bytes) or raise BlockingIOError,
+    # so one slow client can never freeze the server and all the others.
+    sock.setblocking(False)
+    client = Client(sock, address)
+    selector.register(sock, selectors.EVENT_READ, client)
+    log("%s:%d connected" % (address[0], address[1]))
+
+
+def remove_client(client, reason):
+    """Forget a client and free everything it held: its socket and its name."""
+    log("%s:%d %s" % (client.address[0], client.address[1], reason))
+    selector.unregister(client.sock)
+    client.sock.close()
+    client.connected = False
+    release_name(client)
+
+
+# --- The event loop ---------------------------------------------------------
+
+def serve_client(client, events):
+    """Handle what select reported for one client's socket.
+
+    A client removed earlier in this round of select() may still be listed,
+    and reading may remove it before writing: hence the `connected` checks.
+    """
+    if events & selectors.EVENT_READ and client.connected:
+        receive_from(client)
+    if events & selectors.EVENT_WRITE and client.connected:
+        send_queued(client)
+
+
+def serve_forever(listener):
+    """Wait for ready sockets and handle them, forever."""
+    while True:
+        # The timeout lets Python notice Ctrl-C on Windows, where it cannot
+        # interrupt a waiting select(): at least once a second, we wake up.
+        for key, events in selector.select(timeout=SELECT_TIMEOUT):
+            if key.fileobj is listener:
+                accept_client(listener)
+            else:
+                serve_client(key.data, events)
+
+
+def create_listener(host, port):
+    """Return a non-blocking socket listening on host:port."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if os.name != "nt":
+        # When a server stops, its closed connections linger for a minute or
+        # two (TIME_WAIT), and bind() would fail with "Address already in use"
+        # until they are gone.  This lets a restarted server bind at once.
+        # (Not on Windows, where it would let another program share the port.)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((host, port))
+    listener.listen()
+    listener.setblocking(False)   # accept() must never wait either
+    return listener
+
+
+def parse_arguments():
+    """Read --host, --port and --verbose from the command line."""
+    parser = argparse.ArgumentParser(description="Chat server, stage %d." % STAGE)
+    parser.add_argument("--host", default=protocol.LISTEN_IP, help="address to listen on")
+    parser.add_argument("--port", type=int, default=protocol.SERVER_PORT, help="port to listen on")
+    parser.add_argument("--verbose", action="store_true", help="print what happens to each client")
+    return parser.parse_args()
+
+
+def main():
+    """Listen, then serve clients until the program is stopped."""
+    global verbose
+    arguments = parse_arguments()
+    verbose = arguments.verbose
+    try:
+        listener = create_listener(arguments.host, arguments.port)
+    except OSError as error:
+        sys.exit("Cannot listen on %s:%d: %s" % (arguments.host, arguments.port, error))
+    selector.register(listener, selectors.EVENT_READ)
+    print("Chat server (stage %d) listening on %s:%d" % (STAGE, arguments.host, arguments.port),
+          flush=True)
+    serve_forever(listener)
+
+
+if __name__ == "__main__":
+    main()

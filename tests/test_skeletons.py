@@ -1,0 +1,186 @@
+"""The skeletons in stages/: they run, and they leave each stage's new work to the student.
+
+A stage's skeleton is its solution with the stage's new capability cut out and
+replaced by numbered TODOs, each with a stand-in that keeps the program running.
+Graded as handed out (the real grader, `pytest grader`, judged by its
+results.json), every skeleton must start, listen and never crash; it scores
+zero on the checks of its stage's new capability and passes the others (what
+it carries over from earlier stages); and the first check a student meets
+says "not implemented".
+"""
+
+import filecmp
+import itertools
+import os
+import py_compile
+import re
+import subprocess
+import sys
+
+import pytest
+
+from gradekit import KIT, grade
+
+STAGES_DIR = KIT / "stages"
+SOLUTIONS = KIT / "solutions"
+STAGES = ["1_echo", "2_naming", "3_messaging", "4_exit"]
+PROGRAMS = ["chat_server.py", "chat_client.py"]
+GRADING_LIMIT = 60   # seconds: grading all four skeletons must take at most this
+
+# Check numbers, per stage (README § The grader): N.1-N.19 judge the server,
+# N.20 and up the client.
+SERVER_CHECKS = range(1, 20)
+CLIENT_CHECKS = range(20, 100)
+
+# What each skeleton leaves to the student: the checks it must score zero on.
+# This is the one place that says so; every other check of the stage must pass.
+#   1_echo       everything: the server and the client are both the student's.
+#   2_naming,    the server checks.  These stages add nothing to the client, so
+#   3_messaging  their skeleton client is the complete client, and passes the
+#                client checks N.20-N.26 (stage-1 behaviour).
+#   4_exit       the server checks, and the client's EXIT/BYE and server-gone
+#                checks 4.26-4.29; 4.20-4.25 (stage-1 behaviour) pass.
+NEW_CHECKS = {
+    "1_echo": [SERVER_CHECKS, CLIENT_CHECKS],
+    "2_naming": [SERVER_CHECKS],
+    "3_messaging": [SERVER_CHECKS],
+    "4_exit": [SERVER_CHECKS, range(26, 30)],
+}
+
+NOT_IMPLEMENTED = "not implemented"          # what every skeleton's stand-ins say
+SERVER_DID_NOT_RUN = ["exited with status", "did not start listening"]
+GRADER_CRASH = [
+    "Traceback",                             # a Python traceback, the grader's or a program's
+    "INTERNALERROR",                         # pytest itself failed
+    re.compile(r"grader[\\/]\w+\.py:\d+"),   # pytest's report of an exception in a check
+]
+
+
+def check_number(test):
+    """'2.13' -> 13: the check's number within its stage."""
+    return int(test["number"].split(".")[1])
+
+
+def is_new(stage, test):
+    return any(check_number(test) in numbers for numbers in NEW_CHECKS[stage])
+
+
+def first_checks_met(stage, tests):
+    """The first check of each group of new checks: what a student runs into first."""
+    firsts = []
+    for numbers in NEW_CHECKS[stage]:
+        group = [t for t in tests if check_number(t) in numbers]
+        if group:
+            firsts.append(min(group, key=check_number))
+    return firsts
+
+
+@pytest.fixture(scope="module")
+def graded():
+    """All four skeletons graded once, as a student would right after unpacking the kit."""
+    return grade(STAGES_DIR, limit=2 * GRADING_LIMIT)
+
+
+@pytest.mark.parametrize("program", PROGRAMS)
+@pytest.mark.parametrize("stage", STAGES)
+def test_skeleton_compiles(stage, program, tmp_path):
+    py_compile.compile(str(STAGES_DIR / stage / program), cfile=str(tmp_path / "out.pyc"),
+                       doraise=True)
+
+
+@pytest.mark.parametrize("program", PROGRAMS)
+@pytest.mark.parametrize("stage", STAGES)
+def test_skeleton_runs_from_its_own_folder(stage, program):
+    """`import protocol` must work from inside the stage folder too (README § Running)."""
+    done = subprocess.run([sys.executable, program, "--help"], cwd=STAGES_DIR / stage,
+                          env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"),
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0 and "usage:" in done.stdout, done.stderr
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_todos_are_numbered_for_their_stage_and_point_to_the_readme(stage):
+    """'# TODO 2.1: ...' blocks: numbered within their stage, each naming a README section."""
+    numbers = set()
+    for program in PROGRAMS:
+        lines = (STAGES_DIR / stage / program).read_text(encoding="utf-8").splitlines()
+        for i, line in enumerate(lines):
+            todo = re.match(r"\s*# TODO (\d+)\.(\d+)\b", line)
+            if not todo:
+                continue
+            block = [line] + list(itertools.takewhile(
+                lambda following: re.match(r"\s*#   ", following), lines[i + 1:]))
+            assert todo.group(1) == stage[0], "%s:%d: %s" % (program, i + 1, line)
+            assert "README §" in " ".join(block), "%s:%d: %s" % (program, i + 1, line)
+            numbers.add(int(todo.group(2)))
+    assert numbers and numbers == set(range(1, len(numbers) + 1)), sorted(numbers)  # 1, 2, ...
+
+
+@pytest.mark.parametrize("stage", ["2_naming", "3_messaging"])
+def test_stages_without_client_work_hand_out_the_complete_client(stage):
+    assert filecmp.cmp(STAGES_DIR / stage / "chat_client.py",
+                       SOLUTIONS / stage / "chat_client.py", shallow=False)
+
+
+def test_grading_the_skeletons_is_bounded(graded):
+    print("grader wall time on the skeletons: %.1f s" % graded.seconds)
+    assert graded.seconds <= GRADING_LIMIT, "grading the skeletons took %.1f s" % graded.seconds
+    assert graded.status != 0   # checks failed, and the grader says so
+    assert {t["tags"][0] for t in graded.tests()} == set(STAGES)
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_new_checks_score_zero(graded, stage):
+    tests = graded.tests(stage)
+    for numbers in NEW_CHECKS[stage]:
+        assert any(check_number(t) in numbers for t in tests), (
+            "%s has no checks numbered %d-%d: is a grader/test_*.py file missing?"
+            % (stage, numbers[0], numbers[-1]))
+    scored = {t["number"]: t["score"] for t in tests if is_new(stage, t) and t["score"]}
+    assert not scored, "the %s skeleton scores on checks left to the student: %s" % (stage, scored)
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_carried_over_checks_pass(graded, stage):
+    """What a skeleton keeps from earlier stages works: its other checks all pass."""
+    carried = [t for t in graded.tests(stage) if not is_new(stage, t)]
+    if stage != "1_echo":   # stages 2-4 keep the stage-1 client: its checks N.20-N.25 pass
+        assert any(check_number(t) in CLIENT_CHECKS for t in carried)
+    failed = {t["number"]: t["output"][:800] for t in carried if t["status"] != "passed"}
+    assert not failed, "the %s skeleton fails checks it should pass: %s" % (stage, failed)
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_failures_come_from_checks_not_crashes(graded, stage):
+    """Every failure is a check's own report (or 'blocked'), never a crash of the grader
+    or of the skeleton."""
+    assert "INTERNALERROR" not in graded.output
+    for test in graded.tests(stage):
+        if test["status"] != "failed" or test["max_score"] == 0:   # max 0: skipped here
+            continue
+        output = test["output"]
+        assert output.startswith("Blocked by check") or (
+            "Expected:" in output and "Got:" in output), (test["number"], output)
+        for crash in GRADER_CRASH:
+            found = crash.search(output) if isinstance(crash, re.Pattern) else crash in output
+            assert not found, "%s: %s" % (test["number"], output)
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_first_checks_say_not_implemented(graded, stage):
+    """The check a student meets first shows the stand-in's 'not implemented' (in the reply
+    or on the program's standard error), and the server did start and keep running."""
+    for test in first_checks_met(stage, graded.tests(stage)):
+        output = test["output"]
+        assert NOT_IMPLEMENTED in output, (test["number"], output)
+        if check_number(test) in SERVER_CHECKS:
+            for words in SERVER_DID_NOT_RUN:
+                assert words not in output, (test["number"], output)
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_servers_never_stop(graded, stage):
+    for test in graded.tests(stage):
+        if check_number(test) in SERVER_CHECKS:
+            for words in SERVER_DID_NOT_RUN:
+                assert words not in test["output"], (test["number"], test["output"])

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 from grader.procs import Program, Spare, keep_spare, take_spare
-from grader.wire import (CLOSED, MESSAGE, TIMEOUT, WAIT, Conversation, Peer, frame, show)
+from grader.wire import WAIT, Conversation, Peer, frame, show
 
 CONNECT_TIMEOUT = 5.0   # how long the client may take to start and connect
 PRINT_WAIT = 1.0        # how long a received message may take to show on the screen
@@ -85,57 +85,26 @@ class ClientLink(Peer):
         except OSError:
             pass
 
-    # --- the scripted server listens ---------------------------------------
-    def describe_event(self, kind: str, payload, timeout: float = WAIT) -> str:
-        if kind == MESSAGE:
-            return "client → server  %s" % show(payload)
-        if kind == CLOSED:
-            return "the client closed the connection"
-        if kind == TIMEOUT:
-            return "nothing within %.1f s (timed out waiting)" % timeout
-        return ("bytes that are not a valid message header (4 digits, at most 1024): %s"
-                % show(payload))
+    # --- the scripted server listens (Peer's expect methods, reworded) --------
+    def heard(self, text: str) -> str:
+        return "client → server  %s" % text
 
-    def _log_in(self, payload: bytes) -> None:
-        self.conv.log("client → server  %s" % show(payload))
+    def they_closed(self) -> str:
+        return "the client closed the connection"
 
-    def receive(self, what: str, hint: str, timeout: float = WAIT) -> bytes:
-        kind, payload = self.read_event(timeout)
-        if kind != MESSAGE:
-            self.conv.fail("client → server  %s" % what,
-                           self.describe_event(kind, payload, timeout), hint)
-        self._log_in(payload)
-        return payload
+    def nothing_heard(self) -> str:
+        return "the client sends nothing"
 
-    def expect(self, expected: bytes | str, hint: str, timeout: float = WAIT) -> None:
-        """The next message the client sends must be exactly `expected`."""
-        if isinstance(expected, str):
-            expected = expected.encode("utf-8")
-        kind, payload = self.read_event(timeout)
-        if kind == MESSAGE and payload == expected:
-            self._log_in(payload)
-            return
-        self.conv.fail("client → server  %s" % show(expected),
-                       self.describe_event(kind, payload, timeout), hint)
 
-    def expect_error(self, hint: str, timeout: float = WAIT) -> None:
-        raise NotImplementedError("clients are never sent to expect an ERROR")
-
-    def expect_closed(self, hint: str, timeout: float = WAIT) -> None:
-        """The client must close the connection (and send nothing more)."""
-        kind, payload = self.read_event(timeout)
-        if kind == CLOSED:
-            self.conv.log("client closes the connection")
-            return
-        self.conv.fail("the client closes the connection",
-                       self.describe_event(kind, payload, timeout), hint)
-
-    def expect_silence(self, hint: str, duration: float = 0.3) -> None:
-        kind, payload = self.read_event(duration)
-        if kind == TIMEOUT:
-            return
-        self.conv.fail("the client sends nothing",
-                       self.describe_event(kind, payload, duration), hint)
+def spare_client(script: Path) -> Spare:
+    """Listen on a port the OS picks, and start the client pointed at it."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+    program = Program([sys.executable, str(script), "--host", "127.0.0.1", "--port", str(port)],
+                      "client", stdin=True)
+    return Spare(program, port, listener)
 
 
 class ClientUnderTest:
@@ -159,8 +128,8 @@ class ClientUnderTest:
             self.conv.fail("a client program at %s" % self.script, "no such file",
                            "each stage folder needs chat_server.py and chat_client.py "
                            "(see README § Running).")
-        spare = take_spare(self.script) or self._launch()
-        keep_spare(self.script, self._launch())   # the next check's client (procs.py § spares)
+        spare = take_spare(self.script) or spare_client(self.script)
+        keep_spare(self.script, spare_client(self.script))   # the next check's (procs.py § spares)
         self.program, self._listener, port = spare.program, spare.listener, spare.port
         self.conv.programs.append(self.program)
         self.conv.log("(the grader plays the server on 127.0.0.1:%d and starts "
@@ -170,18 +139,8 @@ class ClientUnderTest:
         self.conv.log("client connects")
         return self.link
 
-    def _launch(self) -> Spare:
-        """Listen on a port the OS picks, and start the client pointed at it."""
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(1)
-        port = listener.getsockname()[1]
-        program = Program([sys.executable, str(self.script), "--host", "127.0.0.1",
-                           "--port", str(port)], "client", stdin=True)
-        return Spare(program, port, listener)
-
     def _accept(self, port: int) -> socket.socket:
-        deadline = time.monotonic() + CONNECT_TIMEOUT
+        deadline = self.program.started + CONNECT_TIMEOUT   # a spare may have started earlier
         self._listener.settimeout(0.05)
         while True:
             try:

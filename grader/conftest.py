@@ -19,11 +19,14 @@ from pathlib import Path
 import pytest
 
 from grader.checks import STAGES
-from grader.procs import ServerUnderTest, discard_spares
+from grader.clientside import spare_client
+from grader.procs import ServerUnderTest, discard_spares, keep_spare, spare_server
 from grader.wire import Conversation
 
 KIT_ROOT = Path(__file__).resolve().parent.parent
 CHECK_TIMEOUT = 30   # pytest-timeout's outer safety net for one check, in seconds
+SERVER_CHECKS = range(1, 20)    # N.1-N.19 test the server, N.20 and up the client
+CLIENT_CHECKS = range(20, 100)
 
 
 def pytest_addoption(parser):
@@ -129,6 +132,17 @@ class Grader:
             return (len(STAGES), 0, position)
         return (STAGES.index(check.stage), check.number, position)
 
+    def pytest_collection_finish(self, session):
+        """Start each stage's first server and client now, all at once (procs.py § spares),
+        so that a program that never starts costs its 5 s once per run, not once per stage."""
+        for stage in self.stages:
+            numbers = [c.number for c in self.checks.values() if c.stage == stage]
+            for script, wanted, start in (("chat_server.py", SERVER_CHECKS, spare_server),
+                                          ("chat_client.py", CLIENT_CHECKS, spare_client)):
+                path = self.impl / stage / script
+                if path.is_file() and any(n in wanted for n in numbers):
+                    keep_spare(path, start(path))
+
     # --- running: a check whose prerequisite failed is not run --------------
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_call(self, item):
@@ -180,13 +194,15 @@ class Grader:
                 continue
             tr.write_line(stage)
             for c in checks:
-                mark = {"passed": "✓", "failed": "✗", "skipped": "-"}.get(c.status, "?")
+                mark = {"passed": "✓", "failed": "✗", "skipped": "-"}.get(c.status, "·")
                 earned = c.points if c.status == "passed" else 0
                 tr.write_line("  %s %-5s %-58s %d/%d" % (mark, c.label, c.title[:58], earned, c.points))
             got = sum(c.points for c in self._scored(stage) if c.status == "passed")
             out_of = sum(c.points for c in self._scored(stage))
             rows.append((stage, got, out_of))
             total, maximum = total + got, maximum + out_of
+        if any(c.status == "not run" for c in self.checks.values()):
+            tr.write_line("(· = not run: the run stopped early, e.g. with -x or Ctrl-C; scores 0)")
         tr.write_line("")
         tr.write_line("%-14s %s" % ("stage", "points"))
         for stage, got, out_of in rows:

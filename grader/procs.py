@@ -23,6 +23,7 @@ from grader.wire import WAIT, Conversation, Peer
 POSIX = os.name == "posix"
 START_TIMEOUT = 5.0     # how long a server may take to start listening
 STOP_GRACE = 1.0        # SIGTERM, then this long, then SIGKILL
+DYING_GRACE = 0.2       # how long a failure report waits for a crashing program to end
 TAIL_BYTES = 3000       # how much of a program's output a failure shows
 
 
@@ -53,6 +54,7 @@ class Program:
     def __init__(self, argv: list[str], label: str, stdin: bool = False, cwd=None) -> None:
         self.label = label
         self.argv = argv
+        self.started = time.monotonic()
         self.folder = Path(tempfile.mkdtemp(prefix="chatkit-"))
         self.stdout_path = self.folder / "stdout"
         self.stderr_path = self.folder / "stderr"
@@ -84,7 +86,9 @@ class Program:
 
     def describe(self) -> str:
         """What a failure report should say about this program."""
-        status = self.exit_status()
+        # A program that just crashed may still be on its way out: give it a moment,
+        # so the report can say it exited (and show the traceback it printed).
+        status = self.wait_exit(DYING_GRACE)
         out, err = tail(self.stdout_path), tail(self.stderr_path)
         if status is None and not err.strip():
             return ""
@@ -135,8 +139,10 @@ class Program:
 #
 # Starting Python takes ~50 ms, and the grader starts a fresh program for every
 # check. So when a check starts a program, the grader also starts a spare copy
-# for the next check of the same stage. It gets no input and no connection
-# before its own check takes it: every check still meets a fresh program.
+# for the next check of the same stage (and at the start of the run, one for
+# each stage's first check). A spare gets no input and no connection before its
+# own check takes it: every check still meets a fresh program. Its time limit
+# to start counts from when it was started.
 _spares: dict = {}
 
 
@@ -171,6 +177,16 @@ def discard_spares() -> None:
         _spares.popitem()[1].discard()
 
 
+def launch_server(script: Path, port: int) -> Program:
+    return Program([sys.executable, str(script), "--host", "127.0.0.1", "--port", str(port)],
+                   "server")
+
+
+def spare_server(script: Path) -> Spare:
+    port = free_port()
+    return Spare(launch_server(script, port), port)
+
+
 class ServerUnderTest:
     """The student's chat server for one check, started on first use."""
 
@@ -197,10 +213,9 @@ class ServerUnderTest:
                 self.program, self.port = spare.program, spare.port
             else:
                 self.port = port or free_port()
-                self.program = self._launch(self.port)
+                self.program = launch_server(self.script, self.port)
             if port is None:
-                spare_port = free_port()
-                keep_spare(self.script, Spare(self._launch(spare_port), spare_port))
+                keep_spare(self.script, spare_server(self.script))   # for the next check
             self.conv.programs = [p for p in self.conv.programs if p.label != "server"]
             self.conv.programs.append(self.program)
             self.conv.log("(started %s --host 127.0.0.1 --port %d)" % (
@@ -222,15 +237,11 @@ class ServerUnderTest:
                        "it exited with status %s before accepting a connection" % status,
                        "run it yourself: python %s --port 7777 — its error is below." % self._short_script())
 
-    def _launch(self, port: int) -> Program:
-        return Program([sys.executable, str(self.script), "--host", "127.0.0.1",
-                        "--port", str(port)], "server")
-
     def _short_script(self) -> str:
         return "%s/%s/chat_server.py" % (self.stage_dir.parent.name, self.stage_dir.name)
 
     def _wait_until_listening(self) -> socket.socket | None:
-        deadline = time.monotonic() + START_TIMEOUT
+        deadline = self.program.started + START_TIMEOUT   # a spare may have started earlier
         while time.monotonic() < deadline and self.program.exit_status() is None:
             try:
                 return socket.create_connection(("127.0.0.1", self.port), timeout=0.5)

@@ -171,22 +171,33 @@ class Peer:
                 self.closed = True
             self.reader.feed(data)
 
+    # How the transcript words things; the scripted server (clientside.py) rewords them.
+    def heard(self, text: str) -> str:
+        """A message that reached us: 'alice    ← server  'HELLO alice''."""
+        return "%-8s ← server  %s" % (self.label, text)
+
+    def they_closed(self) -> str:
+        return "the server closed %s's connection" % self.label
+
+    def nothing_heard(self) -> str:
+        return "%s receives nothing" % self.label
+
     def describe_event(self, kind: str, payload, timeout: float = WAIT) -> str:
         if kind == MESSAGE:
-            return "%s ← server  %s" % (self.label, show(payload))
+            return self.heard(show(payload))
         if kind == CLOSED:
-            return "the server closed %s's connection" % self.label
+            return self.they_closed()
         if kind == TIMEOUT:
             return "nothing within %.1f s (timed out waiting)" % timeout
-        return "bytes that are not a valid message header: %s" % show(payload)
+        return ("bytes that are not a valid message header (4 digits, at most 1024): %s"
+                % show(payload))
 
     def receive(self, what: str, hint: str, timeout: float = WAIT) -> bytes:
         """The next payload; fail with `what` as the expectation if none comes."""
         kind, payload = self.read_event(timeout)
         if kind != MESSAGE:
-            self.conv.fail("%s ← server  %s" % (self.label, what),
-                           self.describe_event(kind, payload, timeout), hint)
-        self.conv.log("%-8s ← server  %s" % (self.label, show(payload)))
+            self.conv.fail(self.heard(what), self.describe_event(kind, payload, timeout), hint)
+        self.conv.log(self.heard(show(payload)))
         return payload
 
     def expect(self, expected: bytes | str, hint: str, timeout: float = WAIT) -> None:
@@ -195,36 +206,34 @@ class Peer:
             expected = expected.encode("utf-8")
         kind, payload = self.read_event(timeout)
         if kind == MESSAGE and payload == expected:
-            self.conv.log("%-8s ← server  %s" % (self.label, show(payload)))
+            self.conv.log(self.heard(show(payload)))
             return
-        self.conv.fail("%s ← server  %s" % (self.label, show(expected)),
-                       self.describe_event(kind, payload, timeout), hint)
+        self.conv.fail(self.heard(show(expected)), self.describe_event(kind, payload, timeout),
+                       hint)
 
     def expect_error(self, hint: str, timeout: float = WAIT) -> None:
         """The next message must be an ERROR reply (only the word ERROR is checked)."""
         kind, payload = self.read_event(timeout)
         if kind == MESSAGE and payload.split(b" ", 1)[0] == b"ERROR":
-            self.conv.log("%-8s ← server  %s" % (self.label, show(payload)))
+            self.conv.log(self.heard(show(payload)))
             return
-        self.conv.fail("%s ← server  'ERROR <reason>'" % self.label,
-                       self.describe_event(kind, payload, timeout), hint)
+        self.conv.fail(self.heard("'ERROR <reason>'"), self.describe_event(kind, payload, timeout),
+                       hint)
 
     def expect_closed(self, hint: str, timeout: float = WAIT) -> None:
-        """The server must close this connection (and send nothing more)."""
+        """The other side must close this connection (and send nothing more)."""
         kind, payload = self.read_event(timeout)
         if kind == CLOSED:
-            self.conv.log("%-8s ← server  (connection closed)" % self.label)
+            self.conv.log(self.they_closed())
             return
-        self.conv.fail("the server closes %s's connection" % self.label,
-                       self.describe_event(kind, payload, timeout), hint)
+        self.conv.fail(self.they_closed(), self.describe_event(kind, payload, timeout), hint)
 
     def expect_silence(self, hint: str, duration: float = QUIET) -> None:
         """Nothing may arrive for `duration` seconds."""
         kind, payload = self.read_event(duration)
         if kind == TIMEOUT:
             return
-        self.conv.fail("%s receives nothing" % self.label,
-                       self.describe_event(kind, payload, duration), hint)
+        self.conv.fail(self.nothing_heard(), self.describe_event(kind, payload, duration), hint)
 
     # --- leaving -----------------------------------------------------------
     def close(self, note: str = "closes its connection") -> None:

@@ -242,11 +242,14 @@ class ServerUnderTest:
 
     def _wait_until_listening(self) -> socket.socket | None:
         deadline = self.program.started + START_TIMEOUT   # a spare may have started earlier
-        while time.monotonic() < deadline and self.program.exit_status() is None:
-            try:
+        while self.program.exit_status() is None:
+            try:   # always try once: a spare started long ago may well be listening
                 return socket.create_connection(("127.0.0.1", self.port), timeout=0.5)
             except OSError:
-                time.sleep(0.01)
+                pass
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.01)
         return None
 
     def _ensure_started(self) -> None:

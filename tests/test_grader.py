@@ -16,6 +16,7 @@ from gradekit import IMPLS, KIT, grade, grade_many, processes_mentioning
 STAGES = ["1_echo", "2_naming", "3_messaging", "4_exit"]
 SOLUTIONS = KIT / "solutions"
 SOLUTION_RUNS = 3
+CEILING = 10.0    # seconds: the most one full grading of the solutions may take (target: 3 s)
 
 
 def impl_with(tmp_path, **folders):
@@ -45,13 +46,14 @@ def test_solutions_score_full_marks(solution_runs):
         assert out_of > 0 and got == out_of, "%s: %d/%d" % (stage, got, out_of)
 
 
-def test_solutions_score_full_marks_every_time(solution_runs, record_property):
+def test_solutions_score_full_marks_every_time(solution_runs, record_property, report):
     seconds = [round(run.seconds, 2) for run in solution_runs]
     record_property("grader_seconds_on_solutions", seconds)
-    print("grader wall time on solutions, %d runs: %s s" % (len(seconds), seconds))
+    report("grader wall time on the solutions (all stages), %d runs: %s s" % (len(seconds), seconds))
     for run in solution_runs:
         assert run.score == run.max_score, run.failed()
-        assert run.seconds < 30, "one grading of the solutions took %.1f s" % run.seconds
+    median = sorted(seconds)[len(seconds) // 2]
+    assert median <= CEILING, "grading the solutions took %.1f s (ceiling %.0f s)" % (median, CEILING)
 
 
 def test_results_json_has_gradescope_fields(solution_runs):

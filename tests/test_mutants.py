@@ -239,12 +239,18 @@ def test_fault_is_caught(graded, name):
            describe_failed(grade, fault.stage)))
 
 
-def test_mutation_score(graded, record_property):
+def test_mutation_score(graded, record_property, report):
     caught = [f.name for f in CATALOG if is_caught(graded[f.name], f)]
     missed = [f.name for f in CATALOG if f.name not in caught]
     seconds = sorted(round(graded[f.name].seconds, 1) for f in CATALOG)
     record_property("mutation_score", "%d/%d" % (len(caught), len(CATALOG)))
-    print("mutation score: %d/%d caught (%.0f%%); missed: %s; grading time per fault: "
+    report("planted faults, the stage graded, and the checks that caught each:")
+    for fault in CATALOG:
+        grade = graded[fault.name]
+        caught_by = sorted(set(fault.catches) & set(grade.failed(fault.stage)))
+        report("  %-28s %-12s %5s/%-3s caught by %s" % (
+            fault.name, fault.stage, *grade.stage_score(fault.stage), ", ".join(caught_by) or "-"))
+    report("mutation score: %d/%d caught (%.0f%%); missed: %s; grading time per fault: "
           "median %.1f s, max %.1f s" % (len(caught), len(CATALOG),
                                          100.0 * len(caught) / len(CATALOG),
                                          ", ".join(missed) or "none",

@@ -81,17 +81,17 @@ def stage_options(name: str) -> tuple:
 
 
 @pytest.fixture(scope="module")
-def gradings():
+def gradings(report):
     """Every pathology graded on all four stages, three gradings at a time."""
     started = time.monotonic()
     runs = grade_many([(PATHOLOGICAL, stage_options(name), {"CHATKIT_PATHOLOGY": name})
                        for name in PATHOLOGIES], workers=3)
     total = time.monotonic() - started
     by_name = dict(zip(PATHOLOGIES, runs))
-    print("\ngrader wall time per pathology (all four stages):")
+    report("grader wall time per pathology (all four stages):")
     for name, run in by_name.items():
-        print("  %-24s %5.1f s  %3d/%d" % (name, run.seconds, run.score, run.max_score))
-    print("  %-24s %5.1f s  (3 at a time)" % ("total", total))
+        report("  %-24s %5.1f s  %3d/%d" % (name, run.seconds, run.score, run.max_score))
+    report("  %-24s %5.1f s  (3 at a time)" % ("total", total))
     return by_name, total
 
 

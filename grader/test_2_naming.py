@@ -1,12 +1,11 @@
 """Stage 2, naming: NAME and GET_NAMES, invalid names and commands, replies to the sender."""
 
+from grader.chat import HINT_NAME, named
 from grader.checks import check
 from grader.wire import frame
 
 STAGE = "2_naming"
 
-HINT_NAME = ("'NAME <name>' gets 'HELLO <name>' when the name is free or already yours "
-             "(README § Stage 2).")
 HINT_NAMES = ("'GET_NAMES' gets 'NAMES' followed by every name now held, sorted, each after "
               "one space: 'NAMES alice bob' (README § Stage 2).")
 HINT_VALID = ("A valid name is 1 to 16 characters (len() of the decoded text, not of the "
@@ -16,14 +15,6 @@ HINT_GOES_ON = ("After an ERROR the connection stays open: reply, then go on rea
                 "client's next command (README § Stage 2).")
 HINT_FRAMING = ("TCP is a byte stream: keep a buffer per client and take out only complete "
                 "messages (README § Framing).")
-
-
-def named(server, name, label=None):
-    """A new client that has taken `name` (NAME name → HELLO name)."""
-    peer = server.connect(label or name)
-    peer.send("NAME " + name)
-    peer.expect("HELLO " + name, hint=HINT_NAME)
-    return peer
 
 
 def expect_names(peer, names, hint=HINT_NAMES):

@@ -4,13 +4,12 @@ import selectors
 import threading
 import time
 
+from grader.chat import HINT_MSG, exchange, named
 from grader.checks import check
 from grader.wire import FrameReader, frame, show
 
 STAGE = "3_messaging"
 
-HINT_MSG = ("'MSG <name> <text>' pushes 'FROM <sender> <text>' to the recipient and replies "
-            "'SENT <name>' to the sender (README § Stage 3).")
 HINT_TEXT = ("the text is everything after the second space, kept exactly: split with "
              "text.split(' ', 2) or partition(' '), never with split() (README § Stage 3).")
 HINT_ONLY_RECIPIENT = ("a MSG goes to its recipient only: look the recipient up by name and "
@@ -28,28 +27,6 @@ FLOOD_COUNT = 8200      # check 10: messages alice sends to bob, who never reads
 FLOOD_TEXT = 1000       # ... each with this many bytes of text: about 8.3 MB in all
 FLOOD_LIMIT = 10.0      # check 10: how long the server may take to answer all of them
 FLOOD_PACE = 0.02       # check 10: carol and dave talk at most this often during the flood
-
-
-def named(server, name):
-    """A new client, labelled `name`, that has taken that name (NAME name → HELLO name)."""
-    peer = server.connect(name)
-    peer.send("NAME " + name)
-    peer.expect("HELLO " + name, hint="naming from stage 2 must still work in stage 3: 'NAME "
-                                      "%s' gets 'HELLO %s' (README § Stage 2)." % (name, name))
-    return peer
-
-
-def exchange(sender, recipient, sender_name, recipient_name, text, hint=HINT_MSG):
-    """sender sends 'MSG recipient text'; the recipient gets the FROM, the sender the SENT.
-
-    The two arrive on different sockets, so their order is not fixed: each socket is
-    read on its own. The recipient's FROM must be its next message, so this also
-    proves that nothing else reached the recipient before it.
-    """
-    sender.send("MSG %s %s" % (recipient_name, text))
-    recipient.expect("FROM %s %s" % (sender_name, text), hint=hint)
-    sender.expect("SENT " + recipient_name, hint="the sender of a delivered MSG gets the reply "
-                                                 "'SENT <name>' (README § Stage 3).")
 
 
 @check(1, "MSG delivers FROM to the recipient and SENT to the sender", points=2, needs=None)

@@ -5,6 +5,7 @@ import time
 
 import pytest
 
+from grader.chat import exchange, named
 from grader.checks import check
 from grader.wire import MESSAGE, frame, show
 
@@ -27,15 +28,6 @@ CTRL_C_LIMIT = 5.0      # how long the server may take to exit after Ctrl-C
 RESET_BURST = 50        # check 7: GET_NAMES sent just before the connection is reset
 
 
-def named(server, name, label=None):
-    """A new client that has taken `name` (NAME name → HELLO name)."""
-    peer = server.connect(label or name)
-    peer.send("NAME " + name)
-    peer.expect("HELLO " + name, hint="naming from stage 2 must still work in stage 4: "
-                                      "'NAME %s' gets 'HELLO %s' (README § Stage 2)." % (name, name))
-    return peer
-
-
 def says_exit(peer, hint=HINT_EXIT):
     """peer sends EXIT: it must get BYE, and then the server must close the connection."""
     peer.send("EXIT")
@@ -43,14 +35,6 @@ def says_exit(peer, hint=HINT_EXIT):
     peer.expect_closed(hint="after BYE the server closes the connection: send BYE first "
                             "(wait until its bytes are written), then unregister and close "
                             "the socket (README § Stage 4).")
-
-
-def exchange(sender, recipient, sender_name, recipient_name, text, hint):
-    """sender sends 'MSG recipient text'; the recipient gets the FROM, the sender the SENT."""
-    sender.send("MSG %s %s" % (recipient_name, text))
-    recipient.expect("FROM %s %s" % (sender_name, text), hint=hint)
-    sender.expect("SENT " + recipient_name, hint="the sender of a delivered MSG gets the reply "
-                                                 "'SENT <name>' (README § Stage 3).")
 
 
 def wait_for_names(asker, expected, hint):

@@ -12,6 +12,9 @@ carries its number, title and points. Everything about scoring lives here.
 from __future__ import annotations
 
 import json
+import os
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +23,8 @@ import pytest
 
 from grader.checks import STAGES
 from grader.clientside import spare_client
-from grader.procs import ServerUnderTest, discard_spares, keep_spare, spare_server
+from grader.procs import (ServerUnderTest, discard_spares, keep_spare, spare_server,
+                          stop_everything)
 from grader.wire import Conversation
 
 KIT_ROOT = Path(__file__).resolve().parent.parent
@@ -58,12 +62,39 @@ def pytest_configure(config):
         "markers", "check(number, title, points, needs): a scored check of the chat kit grader")
     if config.pluginmanager.has_plugin("chatkit-grader"):
         return
+    set_up_signals()
     impl = Path(config.getoption("--impl") or KIT_ROOT / "stages").resolve()
     if not impl.is_dir():
         raise pytest.UsageError("--impl %s: no such directory" % impl)
     grader = Grader(impl, parse_stages(config.getoption("--stage")),
                     config.getoption("--results"))
     config.pluginmanager.register(grader, "chatkit-grader")
+
+
+def pytest_unconfigure(config):
+    stop_everything()   # normally nothing is left by now; after Ctrl-C there may be
+
+
+def set_up_signals() -> None:
+    """Two signal matters of the grader's own process.
+
+    SIGINT: a job started in the background (`pytest grader &`, some CI runners)
+    ignores Ctrl-C, and the programs it starts would inherit that, so check 4.8's
+    Ctrl-C would be ignored by a correct server. So we make SIGINT count again.
+
+    SIGTERM: if the grader itself is terminated (say, by a platform's time limit),
+    the programs it started, each in a process group of its own, must not outlive it.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def on_sigterm(signum, frame):
+        stop_everything()
+        os._exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
 
 
 @dataclass

@@ -49,6 +49,9 @@ def tail(path: Path, limit: int = TAIL_BYTES) -> str:
     return ("…" + text) if size > limit else text
 
 
+RUNNING: set = set()   # every Program started and not yet stopped (see stop_everything)
+
+
 class Program:
     """One started program: its process, its output files, how to stop it."""
 
@@ -67,6 +70,7 @@ class Program:
             self.proc = subprocess.Popen(
                 argv, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
                 stdout=out, stderr=err, cwd=cwd, env=env, **group)
+        RUNNING.add(self)
 
     def exit_status(self):
         """The exit status, or None while it runs."""
@@ -134,6 +138,21 @@ class Program:
             self.proc.kill()
             self.wait_exit(5.0)
         shutil.rmtree(self.folder, ignore_errors=True)
+        RUNNING.discard(self)
+
+
+def stop_all(programs) -> None:
+    """Stop several programs at once: one that ignores SIGTERM costs STOP_GRACE once."""
+    stoppers = [threading.Thread(target=program.stop) for program in programs]
+    for stopper in stoppers:
+        stopper.start()
+    for stopper in stoppers:
+        stopper.join()
+
+
+def stop_everything() -> None:
+    """The safety net: stop every program still running (end of run, Ctrl-C, SIGTERM)."""
+    stop_all(list(RUNNING))
 
 
 # --- spares: the next check's program, started while this one runs ---------------
@@ -176,12 +195,12 @@ def discard_spares() -> None:
     """Stop every spare nobody took (the grader calls this at the end of the run).
 
     All at once: a program that ignores SIGTERM costs its STOP_GRACE once, not once each."""
-    stoppers = [threading.Thread(target=spare.discard) for spare in _spares.values()]
+    spares = list(_spares.values())
     _spares.clear()
-    for stopper in stoppers:
-        stopper.start()
-    for stopper in stoppers:
-        stopper.join()
+    stop_all(spare.program for spare in spares)
+    for spare in spares:
+        if spare.listener is not None:
+            spare.listener.close()
 
 
 def launch_server(script: Path, port: int) -> Program:

@@ -22,6 +22,7 @@ from pathlib import Path
 KIT = Path(__file__).resolve().parent.parent
 IMPLS = KIT / "tests" / "impls"
 POSIX = os.name == "posix"
+KILL_GRACE = 5.0   # seconds the grader gets to clean up after SIGTERM
 
 
 @dataclass
@@ -93,11 +94,17 @@ def grade_many(jobs: list[tuple], workers: int = 3) -> list[Grade]:
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
+    """SIGTERM first, so the grader can stop the programs it started; then SIGKILL."""
     if POSIX:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                return
+            try:
+                proc.wait(KILL_GRACE)
+            except subprocess.TimeoutExpired:
+                pass
     else:
         proc.kill()
 

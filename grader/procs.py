@@ -203,6 +203,56 @@ def discard_spares() -> None:
             spare.listener.close()
 
 
+def listens(program: Program, port: int) -> bool:
+    """Is it `program` (or a process it started) that listens on `port`?
+
+    Linux tells, through /proc; elsewhere we can't, and trust that it is.
+    """
+    inodes = listening_sockets(port)
+    if inodes is None:
+        return True
+    pid = program.proc.pid
+    return holds(pid, inodes) or any(holds(member, inodes) for member in session_members(pid))
+
+
+def holds(pid: int, sockets: set[str]) -> bool:
+    """Has process `pid` one of these sockets open?"""
+    try:
+        return any(os.readlink(fd) in sockets for fd in (Path("/proc") / str(pid) / "fd").iterdir())
+    except OSError:
+        return False
+
+
+def listening_sockets(port: int) -> set[str] | None:
+    """Linux: the sockets listening on `port`, as /proc names them ('socket:[1234]')."""
+    found = set()
+    for table in (Path("/proc/net/tcp"), Path("/proc/net/tcp6")):
+        try:
+            lines = table.read_text().splitlines()[1:]
+        except OSError:
+            return None
+        for line in lines:
+            fields = line.split()
+            listening = fields[3] == "0A"
+            if listening and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                found.add("socket:[%s]" % fields[9])
+    return found or None
+
+
+def session_members(session: int) -> list[int]:
+    """Every other process in the program's session (the ones it started)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        try:
+            # /proc/PID/stat: "pid (name) state ppid pgrp session ..."
+            if entry.name.isdigit() and int(entry.name) != session and \
+                    int((entry / "stat").read_text().rsplit(")", 1)[1].split()[3]) == session:
+                members.append(int(entry.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return members
+
+
 def launch_server(script: Path, port: int) -> Program:
     return Program([sys.executable, str(script), "--host", "127.0.0.1", "--port", str(port)],
                    "server")
@@ -240,13 +290,22 @@ class ServerUnderTest:
             else:
                 self.port = port or free_port()
                 self.program = launch_server(self.script, self.port)
-            if port is None:
+            if port is None and attempt == 0:
                 keep_spare(self.script, spare_server(self.script))   # for the next check
             self.conv.programs = [p for p in self.conv.programs if p.label != "server"]
             self.conv.programs.append(self.program)
             self.conv.log("(started %s --host 127.0.0.1 --port %d)" % (
                 self._short_script(), self.port))
             self._spare = self._wait_until_listening()
+            if self._spare is not None and port is None and not listens(self.program, self.port):
+                # The port was free when we picked it, but another program (another
+                # grading running alongside) took it first: that is whom we reached.
+                self._spare.close()
+                self._spare = None
+                self.program.stop()
+                self.conv.log("(port %d was taken by another program: trying another port)"
+                              % self.port)
+                continue
             if self._spare is not None:
                 return
             if port is None and b"in use" in self.program.stderr() and attempt < 2:

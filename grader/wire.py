@@ -19,6 +19,8 @@ MAX_PAYLOAD = 1024
 WAIT = 2.0          # how long we wait for a reply before calling it missing
 QUIET = 0.3         # how long "nothing arrives" must hold to count as silence
 TRANSCRIPT_LINES = 40
+HEADER_PAUSE = 0.02  # send_bytewise: the pause after each header byte ...
+BYTE_PAUSE = 0.002   # ... and after each payload byte
 
 
 def frame(payload: bytes | str) -> bytes:
@@ -121,12 +123,17 @@ class Peer:
         self._sendall(data)
 
     def send_bytewise(self, payload: bytes | str) -> None:
-        """Send one framed message one byte at a time, each byte its own write."""
+        """Send one framed message one byte at a time, each byte its own write.
+
+        The pauses are the point, not a synchronisation: they make each byte its
+        own TCP segment, and give the server time to read half a header (a
+        server that assumes recv(4) returns 4 bytes must get the chance to fail).
+        """
         data = frame(payload)
         self._log_out("%s, one byte at a time" % show(payload))
         for i in range(len(data)):
             self._sendall(data[i:i + 1])
-            time.sleep(0.002)   # let each byte leave as its own TCP segment
+            time.sleep(HEADER_PAUSE if i < HEADER_SIZE else BYTE_PAUSE)
 
     def _log_out(self, text: str) -> None:
         self.conv.log("%-8s → server  %s" % (self.label, text))

@@ -208,11 +208,18 @@ def listens(program: Program, port: int) -> bool:
 
     Linux tells, through /proc; elsewhere we can't, and trust that it is.
     """
-    inodes = listening_sockets(port)
-    if inodes is None:
-        return True
     pid = program.proc.pid
-    return holds(pid, inodes) or any(holds(member, inodes) for member in session_members(pid))
+    found_any = False
+    # IPv4 first: reading a table costs ~5 ms, and the server was given 127.0.0.1.
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        inodes = listening_sockets(table, port)
+        if inodes is None:
+            return True   # no /proc: we can't tell
+        found_any = found_any or bool(inodes)
+        if inodes and (holds(pid, inodes) or
+                       any(holds(member, inodes) for member in session_members(pid))):
+            return True
+    return not found_any   # nobody listens there any more: let the check find out
 
 
 def holds(pid: int, sockets: set[str]) -> bool:
@@ -223,20 +230,19 @@ def holds(pid: int, sockets: set[str]) -> bool:
         return False
 
 
-def listening_sockets(port: int) -> set[str] | None:
-    """Linux: the sockets listening on `port`, as /proc names them ('socket:[1234]')."""
+def listening_sockets(table: str, port: int) -> set[str] | None:
+    """Linux: the sockets of one /proc table listening on `port`, as /proc names them
+    ('socket:[1234]'); None without /proc."""
+    try:
+        lines = Path(table).read_text().splitlines()[1:]
+    except OSError:
+        return None
     found = set()
-    for table in (Path("/proc/net/tcp"), Path("/proc/net/tcp6")):
-        try:
-            lines = table.read_text().splitlines()[1:]
-        except OSError:
-            return None
-        for line in lines:
-            fields = line.split()
-            listening = fields[3] == "0A"
-            if listening and int(fields[1].rsplit(":", 1)[1], 16) == port:
-                found.add("socket:[%s]" % fields[9])
-    return found or None
+    for line in lines:
+        fields = line.split()
+        if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:   # 0A: LISTEN
+            found.add("socket:[%s]" % fields[9])
+    return found
 
 
 def session_members(session: int) -> list[int]:

@@ -157,7 +157,7 @@ def stop_everything() -> None:
 
 # --- spares: the next check's program, started while this one runs ---------------
 #
-# Starting Python takes ~50 ms, and the grader starts a fresh program for every
+# Starting Python takes ~0.1 s, and the grader starts a fresh program for every
 # check. So when a check starts a program, the grader also starts a spare copy
 # for the next check of the same stage (and at the start of the run, one for
 # each stage's first check). A spare gets no input and no connection before its

@@ -1,0 +1,47 @@
+"""The teachers' tools: `python -m grader COMMAND ...`.
+
+    python -m grader batch SUBMISSIONS --out OUT     grade a whole class
+    python -m grader gradescope --out autograder.zip the Gradescope autograder
+    python -m grader handout --out PATH               the student copy of the kit
+    python -m grader load --impl DIR --stage N        how many clients, how fast
+
+Grading one implementation stays `pytest grader --impl DIR`. Each command lives
+in its own module (grader/<command>.py) with a `main(argv) -> int`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+COMMANDS = {
+    "batch": "grade every submission of a class: grades.csv, checks.csv, report.html",
+    "gradescope": "build the autograder zip to upload to Gradescope",
+    "handout": "write the student copy of the kit (no solutions/, no tests/)",
+    "load": "measure how many clients a server holds, and how fast",
+}
+
+
+def usage() -> str:
+    lines = ["usage: python -m grader COMMAND [options]", "", "commands:"]
+    lines += ["  %-11s %s" % (name, what) for name, what in COMMANDS.items()]
+    lines += ["", "`python -m grader COMMAND --help` tells more; grading one folder is "
+                  "`pytest grader --impl DIR`."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    if command not in COMMANDS:
+        print("python -m grader: no command %r\n\n%s" % (command, usage()), file=sys.stderr)
+        return 2
+    module = importlib.import_module("grader." + command)
+    return module.main(rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

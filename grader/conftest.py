@@ -67,8 +67,29 @@ def pytest_configure(config):
     if not impl.is_dir():
         raise pytest.UsageError("--impl %s: no such directory" % impl)
     grader = Grader(impl, parse_stages(config.getoption("--stage")),
-                    config.getoption("--results"))
+                    results_path(config.getoption("--results")))
     config.pluginmanager.register(grader, "chatkit-grader")
+    if config.pluginmanager.hasplugin("timeout"):
+        config.pluginmanager.register(CheckTimer(grader), "chatkit-check-timer")
+
+
+def results_path(option: str | None) -> Path | None:
+    """--results FILE, checked before any grading: its folder is created if need be,
+    so a typo costs one line now, not the whole run's results at the end."""
+    if option is None:
+        return None
+    path = Path(option).resolve()
+    if path.is_dir():
+        raise pytest.UsageError("--results %s: that is a folder; give a file name, "
+                                "e.g. %s" % (option, Path(option) / "results.json"))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8"):
+            pass   # can we write there? (creates an empty file, filled at the end)
+    except OSError as error:
+        raise pytest.UsageError("--results %s: cannot write there (%s)"
+                                % (option, error.strerror or error)) from None
+    return path
 
 
 def pytest_unconfigure(config):
@@ -116,7 +137,7 @@ class Check:
 class Grader:
     """Collects the checks, enforces their dependencies, and keeps the score."""
 
-    def __init__(self, impl: Path, stages: list[str], results_path: str | None) -> None:
+    def __init__(self, impl: Path, stages: list[str], results_path: Path | None) -> None:
         self.impl = impl
         self.stages = stages
         self.results_path = results_path
@@ -182,7 +203,7 @@ class Grader:
             return
         needed = self._find(check.stage, check.needs)
         if needed is not None and needed.status == "failed":
-            pytest.fail("Blocked by check %s (%s), which failed: fix that one first.\n"
+            pytest.fail("Blocked by check %s (%s), which failed: fix that one first. "
                         "This check needs it, so it was not run and scores 0."
                         % (needed.label, needed.title), pytrace=False)
 
@@ -191,6 +212,24 @@ class Grader:
             if check.stage == stage and check.number == number:
                 return check
         return None
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item, call):
+        """Title a check's failure section with its number and title ('1.3 A message
+        sent one byte at a time'), the names the table and 'Blocked by' use."""
+        outcome = yield
+        report = outcome.get_result()
+        check = self.checks.get(item.nodeid)
+        if check is not None and report.location is not None:
+            path, line, _ = report.location
+            report.location = (path, line, "%s %s" % (check.label, check.title))
+
+    def pytest_sessionstart(self, session):
+        """pytest's 'short test summary' would repeat every failure below the score
+        table, pushing the table off a student's screen: leave it out unless asked (-r)."""
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None and session.config.option.reportchars == "fE":
+            reporter.reportchars = ""
 
     def pytest_runtest_logreport(self, report):
         check = self.checks.get(report.nodeid)
@@ -218,6 +257,7 @@ class Grader:
         tr.section("chat kit: %s" % self.impl)
         total = maximum = 0
         rows = []
+        width = max(len(c.title) for c in self.checks.values())
         for stage in self.stages:
             checks = sorted((c for c in self.checks.values() if c.stage == stage),
                             key=lambda c: c.number)
@@ -227,7 +267,7 @@ class Grader:
             for c in checks:
                 mark = {"passed": "✓", "failed": "✗", "skipped": "-"}.get(c.status, "·")
                 earned = c.points if c.status == "passed" else 0
-                tr.write_line("  %s %-5s %-58s %d/%d" % (mark, c.label, c.title[:58], earned, c.points))
+                tr.write_line("  %s %-5s %-*s %d/%d" % (mark, c.label, width, c.title, earned, c.points))
             got = sum(c.points for c in self._scored(stage) if c.status == "passed")
             out_of = sum(c.points for c in self._scored(stage))
             rows.append((stage, got, out_of))
@@ -239,11 +279,31 @@ class Grader:
         for stage, got, out_of in rows:
             tr.write_line("%-14s %3d / %d" % (stage, got, out_of))
         tr.write_line("%-14s %3d / %d" % ("total", total, maximum), bold=True)
+        self._recall_first_failure(tr)
+
+    def _recall_first_failure(self, tr) -> None:
+        """Below the table, the essentials of the first failed check (what was expected,
+        what came, the hint), so a student's last screen holds both."""
+        failed = [c for c in sorted(self.checks.values(),
+                                    key=lambda c: (STAGES.index(c.stage), c.number))
+                  if c.status == "failed" and not c.output.startswith("Blocked by")]
+        if not failed:
+            return
+        first = failed[0]
+        tr.write_line("")
+        tr.write_line("Fix first: %s %s (its whole story is above)" % (first.label, first.title),
+                      bold=True)
+        for line in essentials(first.output):
+            tr.write_line("  " + line)
+        todo = next((line for line in first.output.splitlines() if "not implemented yet" in line
+                     and line.lstrip(" |").startswith("TODO")), None)
+        if todo:
+            tr.write_line("  " + todo.lstrip(" |"))
 
     def pytest_sessionfinish(self, session, exitstatus):
         discard_spares()
         if self.results_path:
-            Path(self.results_path).write_text(json.dumps(self.results(), indent=2,
+            self.results_path.write_text(json.dumps(self.results(), indent=2,
                                                           ensure_ascii=False), encoding="utf-8")
 
     def results(self) -> dict:
@@ -266,6 +326,69 @@ class Grader:
             "visibility": "visible",
             "tests": tests,
         }
+
+
+def essentials(output: str, limit: int = 8) -> list[str]:
+    """The Expected/Got/Hint lines of a failure (or its first lines if it has none)."""
+    lines = output.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith("Expected:")), None)
+    if start is None:
+        return lines[:limit]
+    kept = []
+    for line in lines[start:]:
+        if line.startswith("The ") and ("standard" in line or "exited" in line):
+            break   # the program's output follows: above, in the full story
+        kept.append(line)
+    return kept[:limit]
+
+
+CHECK_TIME_LIMIT = ("a program that never answers is usually stuck: an endless loop, or a "
+                    "blocking call (recv, accept, input) where it should go back to select.")
+
+
+class CheckTimer:
+    """A check that runs past CHECK_TIMEOUT fails with a sentence, not a stack dump.
+
+    pytest-timeout stops a check that hangs; its own way also prints the stacks of
+    all the grader's threads, which tell a student nothing. Where SIGALRM exists,
+    we set the timer ourselves (pytest-timeout's own hook for that) and fail the
+    check with CHECK_TIME_LIMIT; elsewhere pytest-timeout does it its usual way.
+    """
+
+    def __init__(self, grader: "Grader") -> None:
+        self.grader = grader
+        self.previous = None
+
+    def _ours(self, item) -> bool:
+        return (item.nodeid in self.grader.checks and hasattr(signal, "setitimer")
+                and threading.current_thread() is threading.main_thread())
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_timeout_set_timer(self, item, settings):
+        if not self._ours(item):
+            return None
+
+        def stop_the_check(signum, frame):
+            expected = "the check to finish within %g s" % settings.timeout
+            got = "it was still running after %g s, so the grader stopped it" % settings.timeout
+            conversation = item.funcargs.get("conversation")
+            if conversation is not None:   # the story so far, and the programs' output
+                conversation.fail(expected, got, CHECK_TIME_LIMIT)
+            pytest.fail("Expected: %s\nGot:      %s\nHint:     %s"
+                        % (expected, got, CHECK_TIME_LIMIT), pytrace=False)
+
+        self.previous = signal.signal(signal.SIGALRM, stop_the_check)
+        signal.setitimer(signal.ITIMER_REAL, settings.timeout)
+        return True
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_timeout_cancel_timer(self, item):
+        if not self._ours(item):
+            return None
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        if self.previous is not None:
+            signal.signal(signal.SIGALRM, self.previous)
+        return True
 
 
 # --- fixtures the checks use -------------------------------------------------

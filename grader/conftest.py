@@ -84,11 +84,11 @@ def results_path(option: str | None) -> Path | None:
                                 "e.g. %s" % (option, Path(option) / "results.json"))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a", encoding="utf-8"):
-            pass   # can we write there? (creates an empty file, filled at the end)
     except OSError as error:
-        raise pytest.UsageError("--results %s: cannot write there (%s)"
+        raise pytest.UsageError("--results %s: cannot create its folder (%s)"
                                 % (option, error.strerror or error)) from None
+    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise pytest.UsageError("--results %s: cannot write there (permission denied)" % option)
     return path
 
 

@@ -126,3 +126,37 @@ def test_failure_output_shows_exchange_expectation_and_hint(tmp_path):
 
 def test_no_process_left_behind(solution_runs):
     assert processes_mentioning(str(SOLUTIONS)) == []
+
+
+def test_results_path_is_checked_before_grading(tmp_path):
+    """A --results folder that can't be made is one usage line at once, not a traceback
+    after the whole grading; a missing folder is created."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    for target in (blocker / "r.json", tmp_path):
+        done = subprocess.run([sys.executable, "-m", "pytest", "grader", "--results", str(target)],
+                              cwd=KIT, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 4, (target, done.stdout, done.stderr)
+        assert "--results" in done.stderr and "Traceback" not in done.stderr + done.stdout
+    nested = tmp_path / "new" / "folder" / "r.json"
+    done = subprocess.run([sys.executable, "-m", "pytest", "grader", "--impl", str(SOLUTIONS),
+                           "--stage", "1", "-k", "echoes_one_message", "--results", str(nested)],
+                          cwd=KIT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout[-2000:]
+    assert json.loads(nested.read_text(encoding="utf-8"))["score"] == 2
+
+
+def test_a_students_screen_ends_with_the_table_and_what_to_fix(tmp_path):
+    """Failures are titled '2.1 <title>'; below the score table, 'Fix first:' repeats the
+    first failure's expectation and hint; no short summary or timeout banner follows."""
+    run = grade(impl_with(tmp_path, **{"2_naming": "1_echo"}), "--stage", "2")
+    out = run.output
+    assert "_ 2.1 NAME alice gets HELLO alice _" in out, out[:3000]
+    assert "test_name_gets_hello" not in out
+    table = out.index("total ")
+    fix_first = out.index("Fix first: 2.1 NAME alice gets HELLO alice")
+    assert table < fix_first
+    tail = out[fix_first:]
+    assert "Expected: alice    ← server  'HELLO alice'" in tail and "Hint:" in tail
+    assert "short test summary" not in out
+    assert "timeout:" not in out.split("collected", 1)[0], "pytest-timeout's banner is shown"

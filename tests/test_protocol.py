@@ -28,7 +28,7 @@ def feed_in_pieces(data, size):
 
 # --- constants ---------------------------------------------------------------
 
-def test_constants_match_the_spec():
+def test_constants_match_the_readme():
     assert (protocol.SERVER_IP, protocol.LISTEN_IP, protocol.SERVER_PORT) == (
         "127.0.0.1", "0.0.0.0", 7777)
     assert protocol.MAX_MSG_LENGTH == 1024

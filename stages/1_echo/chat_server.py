@@ -29,8 +29,8 @@ import socket
 import sys
 
 # `import protocol` must find protocol.py from any working directory.  In the kit
-# it is two folders up (kit/stages/1_echo/chat_server.py); a hand-in may instead
-# keep it next to the stage folders.  So Python looks in both, the nearer first.
+# it is two folders up (kit/protocol.py, for kit/stages/1_echo/); a hand-in may
+# instead keep it next to the stage folders.  Python looks in both, nearer first.
 STAGE_FOLDER = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.dirname(STAGE_FOLDER), os.path.dirname(os.path.dirname(STAGE_FOLDER))]
 
@@ -124,7 +124,7 @@ def receive_from(client):
     #   select() calls this function again when more arrives.
     #   A client goes in one of two ways: recv() returns b"" (it closed its end), or
     #   raises an OSError (its connection failed: reset, say).  Treat both alike:
-    #   remove_client(), and the others carry on.  One OSError means no harm:
+    #   remove_client(), and the others carry on.  One kind of OSError is harmless:
     #   BlockingIOError only says there was nothing to read after all.
     #   Pitfall: a client whose b"" is ignored stays in select(), which then reports
     #   it readable again and again: the server spins at full speed.

@@ -32,8 +32,8 @@ import socket
 import sys
 
 # `import protocol` must find protocol.py from any working directory.  In the kit
-# it is two folders up (kit/stages/1_echo/chat_server.py); a hand-in may instead
-# keep it next to the stage folders.  So Python looks in both, the nearer first.
+# it is two folders up (kit/protocol.py, for kit/stages/1_echo/); a hand-in may
+# instead keep it next to the stage folders.  Python looks in both, nearer first.
 STAGE_FOLDER = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.dirname(STAGE_FOLDER), os.path.dirname(os.path.dirname(STAGE_FOLDER))]
 

@@ -16,8 +16,9 @@ tells us which ones are ready, so the server never waits on a single client:
 
 Your part: TODO 4.1 to 4.3 below (README § Stage 4).  Everything from
 stages 1 to 3 is here and works, clients that close or vanish included.
-Until TODO 4.2 is done, EXIT gets "ERROR not implemented yet: EXIT (TODO
-4.2)", and the server says so once on standard error.
+Until TODO 4.2 is done, EXIT gets the reply
+"ERROR not implemented yet: EXIT (TODO 4.2)", and the server says so once
+on standard error.
 
     python chat_server.py [--host HOST] [--port PORT] [--verbose]
 """

@@ -84,23 +84,36 @@ class Decoder:
 
     Give it every chunk recv() returns; it keeps an unfinished message until
     the rest arrives.  Use one Decoder per connection.
+
+    A bad header does not raise: the messages that came before it are still
+    whole and good, so feed() returns them, and `error` says what went wrong.
+    Handle those payloads as usual, then check `error`.
     """
 
     def __init__(self):
         self.buffer = bytearray()   # received bytes not yet part of a whole message
+        self.error = None           # a ProtocolError once a bad header has arrived
 
     def feed(self, data):
         """Add received bytes; return the list of payloads (bytes) now complete.
 
         The list may be empty (only part of a message so far) or hold several
-        payloads (several messages arrived together).  A bad header raises
-        ProtocolError: from there on we cannot know where messages start, so
-        the connection is useless and should be closed.
+        payloads (several messages arrived together).  If a bad header arrives,
+        the list holds the payloads before it, and self.error is set: from there
+        on we cannot know where messages start, so every later call returns an
+        empty list, and the connection should be closed.
         """
-        self.buffer += data
         payloads = []
+        if self.error is not None:
+            return payloads   # the stream is broken: nothing after it can be trusted
+        self.buffer += data
         while len(self.buffer) >= LENGTH_FIELD_SIZE:
-            length = _payload_length(self.buffer[:LENGTH_FIELD_SIZE])
+            try:
+                length = _payload_length(self.buffer[:LENGTH_FIELD_SIZE])
+            except ProtocolError as error:
+                self.error = error
+                self.buffer.clear()
+                break
             end = LENGTH_FIELD_SIZE + length
             if len(self.buffer) < end:
                 break   # the rest of this message has not arrived yet

@@ -28,7 +28,7 @@ def feed_in_pieces(data, size):
 
 # --- constants ---------------------------------------------------------------
 
-def test_constants_match_the_spec():
+def test_constants_match_the_readme():
     assert (protocol.SERVER_IP, protocol.LISTEN_IP, protocol.SERVER_PORT) == (
         "127.0.0.1", "0.0.0.0", 7777)
     assert protocol.MAX_MSG_LENGTH == 1024
@@ -124,6 +124,14 @@ def test_payload_bytes_are_kept_exactly():
 
 
 # --- Decoder: bad headers ----------------------------------------------------
+# A bad header does not raise: feed() returns the whole payloads that came
+# before it, sets `error`, and returns nothing more after it.
+
+def test_no_error_while_the_stream_is_good():
+    decoder = Decoder()
+    assert decoder.feed(b"0002hi00") == [b"hi"]
+    assert decoder.error is None
+
 
 @pytest.mark.parametrize("header", [
     b"abcd", b" 123", b"123 ", b"-001", b"+001", b"1_00", b"0x10", b"12\n4",
@@ -131,29 +139,67 @@ def test_payload_bytes_are_kept_exactly():
     "١٢٣٤".encode("utf-8"),       # Arabic-Indic digits
 ])
 def test_header_that_is_not_4_ascii_digits(header):
-    with pytest.raises(ProtocolError):
-        Decoder().feed(header + b"xxxxxxxxxxxx")
+    decoder = Decoder()
+    assert decoder.feed(header + b"xxxxxxxxxxxx") == []
+    assert isinstance(decoder.error, ProtocolError)
+    assert "4 ASCII digits" in str(decoder.error)
 
 
 @pytest.mark.parametrize("header", [b"1025", b"9999"])
 def test_header_announcing_too_much(header):
-    with pytest.raises(ProtocolError, match="1024"):
-        Decoder().feed(header)
+    decoder = Decoder()
+    assert decoder.feed(header) == []
+    assert isinstance(decoder.error, ProtocolError)
+    assert "1024" in str(decoder.error)
+
+
+def test_header_announcing_exactly_1024_is_no_error():
+    decoder = Decoder()
+    assert decoder.feed(b"1024") == []
+    assert decoder.error is None
 
 
 def test_bad_header_is_found_when_its_last_byte_arrives():
     decoder = Decoder()
     assert decoder.feed(b"10") == []
     assert decoder.feed(b"2") == []
-    with pytest.raises(ProtocolError):
-        decoder.feed(b"5")
+    assert decoder.error is None
+    assert decoder.feed(b"5") == []
+    assert isinstance(decoder.error, ProtocolError)
+
+
+def test_messages_before_a_bad_header_in_the_same_chunk_come_out():
+    decoder = Decoder()
+    assert decoder.feed(b"0002hi0000abcd0002no") == [b"hi", b""]
+    assert isinstance(decoder.error, ProtocolError)
+
+
+@pytest.mark.parametrize("size", [1, 3, 6])
+def test_messages_before_a_bad_header_in_pieces_come_out(size):
+    decoder = Decoder()
+    data = b"0002hi0003one1025" + b"x" * 1025 + b"0002no"
+    payloads = []
+    for i in range(0, len(data), size):
+        payloads += decoder.feed(data[i:i + size])
+    assert payloads == [b"hi", b"one"]
+    assert "1025" in str(decoder.error)
+
+
+def test_nothing_comes_out_after_a_bad_header():
+    decoder = Decoder()
+    assert decoder.feed(b"0002hiabcd") == [b"hi"]
+    error = decoder.error
+    assert decoder.feed(b"0002ok") == []     # even a well-framed message: the stream is lost
+    assert decoder.feed(b"") == []
+    assert decoder.error is error            # the first error is kept
 
 
 def test_bad_header_after_a_good_message():
     decoder = Decoder()
     assert decoder.feed(b"0002hi") == [b"hi"]
-    with pytest.raises(ProtocolError):
-        decoder.feed(b"abcd")
+    assert decoder.error is None
+    assert decoder.feed(b"abcd") == []
+    assert isinstance(decoder.error, ProtocolError)
 
 
 # --- recv_exactly and recv_message over a real socket pair -------------------

@@ -11,6 +11,7 @@ has caught up.
 
 import os
 import select
+import shutil
 import signal
 import socket
 import struct
@@ -389,6 +390,54 @@ def test_server_runs_from_inside_its_folder(start_server, stage):
         b"Chat server (stage %s) listening on 127.0.0.1:%d" % (stage[0].encode(), server.port))
 
 
+@pytest.mark.parametrize("stage", STAGES)
+def test_messages_before_a_bad_header_are_handled_first(start_server, stage):
+    """Whole messages in the same write as a bad header get their replies, then ERROR."""
+    server = start_server(stage)
+    if stage == "1_echo":
+        requests, replies = ["one", ""], ["one", ""]
+    else:
+        requests, replies = ["NAME ann", "GET_NAMES"], ["HELLO ann", "NAMES ann"]
+    bad = server.connect()
+    bad.send_raw(b"".join(frame(r) for r in requests) + b"abcd" + frame("never read"))
+    for reply in replies:
+        bad.expect(reply)
+    bad.expect_error()
+    bad.expect_closed()
+    if stage != "1_echo":   # its name went with it
+        other = server.connect()
+        other.send("GET_NAMES")
+        other.expect("NAMES")
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_protocol_next_to_the_stage_folders(launch, tmp_path, stage):
+    """A hand-in of the stage folders plus protocol.py in one folder runs as it is."""
+    hand_in = tmp_path / "hand-in"
+    shutil.copytree(SOLUTIONS / stage, hand_in / stage)
+    shutil.copy(ROOT / "protocol.py", hand_in / "protocol.py")
+    port = free_port()
+    program = launch([sys.executable, str(hand_in / stage / "chat_server.py"),
+                      "--host", "127.0.0.1", "--port", str(port)], cwd=tmp_path)
+    wait_listening(program, port)
+    peer = Peer(port)
+    try:
+        roundtrip(peer, stage, "handed")
+    finally:
+        peer.close()
+
+
+@pytest.mark.parametrize("program", ["chat_server.py", "chat_client.py"])
+@pytest.mark.parametrize("stage", STAGES)
+def test_a_port_out_of_range_is_one_clear_line(stage, program):
+    done = subprocess.run([sys.executable, str(SOLUTIONS / stage / program), "--port", "99999"],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2, done
+    assert "Traceback" not in done.stderr
+    error = [line for line in done.stderr.splitlines() if "error:" in line]
+    assert len(error) == 1 and "--port" in error[0] and "65535" in error[0], done.stderr
+
+
 # --- stage 1: echo ---------------------------------------------------------------
 
 def test_echo_is_byte_exact(start_server):
@@ -575,6 +624,14 @@ def test_exit_flow(start_server):
     unnamed.expect_closed()
 
 
+def test_nothing_after_exit_not_even_a_bad_header(start_server):
+    server = start_server("4_exit")
+    alice = named(server, "alice")
+    alice.send_raw(frame("EXIT") + b"abcd")   # BYE is the last reply: no ERROR after it
+    alice.expect("BYE")
+    alice.expect_closed()
+
+
 def test_vanishing_clients_are_cleaned_up(start_server):
     server = start_server("4_exit")
     watcher = named(server, "watcher")
@@ -695,6 +752,56 @@ def test_client_stage_4_server_gone(start_server, launch):
     client.write("NAME dora")
     wait_output(client, "HELLO dora")
     server.program.stop()                     # the server is killed
+    assert client.wait() == 1
+    assert client.stderr() == b"The server closed the connection.\n"
+
+
+class FakeServer:
+    """A listening socket the test owns, so it can send the client anything."""
+
+    def __init__(self):
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(WAIT)
+        self.port = self.listener.getsockname()[1]
+
+    def accept(self):
+        sock, _ = self.listener.accept()
+        sock.settimeout(WAIT)
+        return sock
+
+    def close(self):
+        self.listener.close()
+
+
+@pytest.fixture
+def fake_server():
+    server = FakeServer()
+    yield server
+    server.close()
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_client_reports_a_framing_error_as_one(launch, fake_server, stage):
+    """Messages before the bad header are printed; then the client says what broke."""
+    client = start_client(launch, stage, fake_server.port)
+    link = fake_server.accept()
+    link.sendall(frame("first") + b"abcd" + frame("never shown"))
+    assert client.wait() == 1
+    assert client.stdout() == b"first\n"
+    stderr = client.stderr().decode("utf-8")
+    assert "framing" in stderr and "closed the connection" not in stderr, stderr
+    assert "Traceback" not in stderr
+    link.close()
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_client_when_the_server_resets(launch, fake_server, stage):
+    client = start_client(launch, stage, fake_server.port)
+    link = fake_server.accept()
+    link.sendall(frame("hello"))
+    wait_output(client, "hello")
+    link.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    link.close()                              # a reset, not a close
     assert client.wait() == 1
     assert client.stderr() == b"The server closed the connection.\n"
 

@@ -3,7 +3,8 @@
 Many clients at once, and messages may arrive in any pieces: the server
 rebuilds each message from its framing (see protocol.py), sends it back
 unchanged, and answers bytes that break the framing with "ERROR <reason>"
-before closing that connection.
+before closing that connection.  A client that closes, or whose connection
+fails, is removed; the others carry on.
 
 One thread serves every client.  Sockets are non-blocking and a selector
 tells us which ones are ready, so the server never waits on a single client:
@@ -23,10 +24,13 @@ import selectors
 import socket
 import sys
 
-# Let `import protocol` find the kit's protocol.py, two folders up, from any working directory.
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+# `import protocol` must find protocol.py from any working directory.  In the kit
+# it is two folders up (kit/protocol.py, for kit/stages/1_echo/); a hand-in may
+# instead keep it next to the stage folders.  Python looks in both, nearer first.
+STAGE_FOLDER = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [os.path.dirname(STAGE_FOLDER), os.path.dirname(os.path.dirname(STAGE_FOLDER))]
 
-import protocol  # noqa: E402  (must come after the sys.path line)
+import protocol  # noqa: E402  (must come after the sys.path lines)
 
 STAGE = 1
 RECV_SIZE = 4096       # the most bytes we take from a socket in one recv()
@@ -52,6 +56,66 @@ def log(text):
     """Print one line about what happens, only with --verbose."""
     if verbose:
         print(text, flush=True)
+
+
+# --- Clients arriving and leaving -------------------------------------------
+
+def accept_client(listener):
+    """The listening socket is readable: a new client is connecting."""
+    try:
+        sock, address = listener.accept()
+    except OSError:
+        return   # it gave up (reset) before we got to it; the listener is fine
+    # Non-blocking: recv() and send() never wait.  They do what can be done
+    # now (send() may take only part of the bytes) or raise BlockingIOError,
+    # so one slow client can never freeze the server and all the others.
+    sock.setblocking(False)
+    client = Client(sock, address)
+    selector.register(sock, selectors.EVENT_READ, client)
+    log("%s:%d connected" % (address[0], address[1]))
+
+
+def remove_client(client, reason):
+    """Forget a client and free everything it held: its socket."""
+    log("%s:%d %s" % (client.address[0], client.address[1], reason))
+    selector.unregister(client.sock)
+    client.sock.close()
+    client.connected = False
+
+
+# --- Receiving --------------------------------------------------------------
+
+def receive_from(client):
+    """The socket is readable: take the bytes that arrived, and handle them."""
+    try:
+        data = client.sock.recv(RECV_SIZE)
+    except BlockingIOError:
+        return   # nothing to read after all; select will tell us again
+    except OSError:
+        # The connection failed: most often reset (ConnectionResetError), because
+        # the client closed its socket before reading all we sent it.  Either way
+        # it is gone, just as if it had closed: one way out for both, below.
+        data = b""
+    if not data:   # b"": it closed its end of the connection (or, above, it failed)
+        remove_client(client, "disconnected")
+        return
+    handle_received(client, data)
+
+
+def handle_received(client, data):
+    """Rebuild whole messages from the bytes that arrived; handle each one."""
+    for payload in client.decoder.feed(data):
+        handle_payload(client, payload)
+    if client.decoder.error is not None:
+        # A bad header: we can no longer tell where its messages start.  The
+        # messages before it were handled as usual; now say why, then hang up.
+        start_closing(client)
+        queue_message(client, "%s %s" % (protocol.REPLY_ERROR, client.decoder.error))
+
+
+def handle_payload(client, payload):
+    """Echo: send the payload back to its sender, unchanged (even if empty)."""
+    queue_message(client, payload)
 
 
 # --- Sending ----------------------------------------------------------------
@@ -85,7 +149,7 @@ def send_queued(client):
         sent = client.sock.send(client.outgoing)
     except BlockingIOError:
         return   # not writable after all; select will tell us again
-    except ConnectionError:   # reset or broken pipe: it closed without reading
+    except OSError:   # reset or broken pipe: it closed without reading all we sent
         remove_client(client, "disconnected")
         return
     del client.outgoing[:sent]
@@ -103,60 +167,6 @@ def start_closing(client):
     Call it just before queueing the client's last message (the ERROR).
     """
     client.closing = True
-
-
-# --- Receiving --------------------------------------------------------------
-
-def receive_from(client):
-    """The socket is readable: take the bytes that arrived, handle whole messages."""
-    try:
-        data = client.sock.recv(RECV_SIZE)
-    except BlockingIOError:
-        return   # nothing to read after all; select will tell us again
-    except ConnectionError:
-        # It closed its socket before reading everything we sent it, so its
-        # system reset the connection instead of closing it quietly.
-        remove_client(client, "disconnected")
-        return
-    if not data:   # b"" means the client closed its end of the connection
-        remove_client(client, "disconnected")
-        return
-    try:
-        payloads = client.decoder.feed(data)
-    except protocol.ProtocolError as error:
-        # We can no longer tell where its messages start: say why, then hang up.
-        start_closing(client)
-        queue_message(client, "%s %s" % (protocol.REPLY_ERROR, error))
-        return
-    for payload in payloads:
-        handle_payload(client, payload)
-
-
-def handle_payload(client, payload):
-    """Echo: send the payload back to its sender, unchanged (even if empty)."""
-    queue_message(client, payload)
-
-
-# --- Clients arriving and leaving -------------------------------------------
-
-def accept_client(listener):
-    """The listening socket is readable: a new client is connecting."""
-    sock, address = listener.accept()
-    # Non-blocking: recv() and send() never wait.  They do what can be done
-    # now (send() may take only part of the bytes) or raise BlockingIOError,
-    # so one slow client can never freeze the server and all the others.
-    sock.setblocking(False)
-    client = Client(sock, address)
-    selector.register(sock, selectors.EVENT_READ, client)
-    log("%s:%d connected" % (address[0], address[1]))
-
-
-def remove_client(client, reason):
-    """Forget a client and free everything it held: its socket."""
-    log("%s:%d %s" % (client.address[0], client.address[1], reason))
-    selector.unregister(client.sock)
-    client.sock.close()
-    client.connected = False
 
 
 # --- The event loop ---------------------------------------------------------
@@ -206,7 +216,10 @@ def parse_arguments():
     parser.add_argument("--host", default=protocol.LISTEN_IP, help="address to listen on")
     parser.add_argument("--port", type=int, default=protocol.SERVER_PORT, help="port to listen on")
     parser.add_argument("--verbose", action="store_true", help="print what happens to each client")
-    return parser.parse_args()
+    arguments = parser.parse_args()
+    if not 0 <= arguments.port <= 65535:   # else bind() would fail with a traceback
+        parser.error("argument --port: %d is not a port number (0 to 65535)" % arguments.port)
+    return arguments
 
 
 def main():

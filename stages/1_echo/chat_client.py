@@ -2,7 +2,9 @@
 
 Each line you type is sent as one message; everything the server sends is
 printed on a line of its own, the moment it arrives.  The end of input
-(Ctrl-D, or Ctrl-Z Enter on Windows) closes the connection and exits.
+(Ctrl-D, or Ctrl-Z Enter on Windows) closes the connection and exits.  If
+the server closes the connection, the client says so and exits with status
+1.  Ctrl-C: status 130.
 
 The difficulty: input() blocks until the user presses Enter, but messages
 must show up while the user types nothing.  And select() cannot watch the
@@ -26,26 +28,15 @@ import socket
 import sys
 import threading
 
-# Let `import protocol` find the kit's protocol.py, two folders up, from any working directory.
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+# `import protocol` must find protocol.py from any working directory.  In the kit
+# it is two folders up (kit/protocol.py, for kit/stages/1_echo/); a hand-in may
+# instead keep it next to the stage folders.  Python looks in both, nearer first.
+STAGE_FOLDER = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [os.path.dirname(STAGE_FOLDER), os.path.dirname(os.path.dirname(STAGE_FOLDER))]
 
-import protocol  # noqa: E402  (must come after the sys.path line)
+import protocol  # noqa: E402  (must come after the sys.path lines)
 
 RECV_SIZE = 4096    # the most bytes we take from a socket in one recv()
-
-
-todos_reported = set()   # the TODOs not_implemented() has already reported
-
-
-def not_implemented(todo, what):
-    """The stand-in for a TODO not done yet: say so, once, on standard error.
-
-    Once every TODO is done, nothing calls it any more: delete it.
-    """
-    if todo not in todos_reported:
-        todos_reported.add(todo)
-        print("TODO %s not implemented yet: %s (README § The client)" % (todo, what),
-              file=sys.stderr, flush=True)
 
 
 def strip_line_ending(line):
@@ -73,6 +64,20 @@ def read_lines(stdin, lines, doorbell):
     doorbell.send(b"!")
 
 
+todos_reported = set()   # the TODOs not_implemented() has already reported
+
+
+def not_implemented(todo, what):
+    """The stand-in for a TODO not done yet: say so, once, on standard error.
+
+    Once every TODO is done, nothing calls it any more: delete it.
+    """
+    if todo not in todos_reported:
+        todos_reported.add(todo)
+        print("TODO %s not implemented yet: %s (README § The client)" % (todo, what),
+              file=sys.stderr, flush=True)
+
+
 def show(payload):
     """Print one received payload on its own line, byte for byte."""
     sys.stdout.buffer.write(payload + b"\n")
@@ -82,14 +87,34 @@ def show(payload):
 def send_line(server, line):
     """Send one typed line as a message, unless it is too long for one."""
     # TODO 1.5: Send the line as one framed message (README § The client, § Framing).
-    #   - `line` is bytes (the helper thread reads bytes), so len(line) is its length
-    #     in bytes, the unit the header counts.  Over protocol.MAX_MSG_LENGTH: print
-    #     an error to sys.stderr and return.  A line too long is the user's mistake:
-    #     never send it, cut it, or crash; the client goes on.
-    #   - Otherwise send protocol.frame(line), the 4-digit header and the line, with
-    #     server.sendall(): send() may write only part of the bytes, sendall() loops
-    #     until every byte is written.
+    #   A line over protocol.MAX_MSG_LENGTH bytes can't be one message: print an
+    #   error on sys.stderr and return; the client goes on (never send it, cut it,
+    #   or crash).  Otherwise protocol.frame() gives the bytes to send, and
+    #   server.sendall() sends them all (send() may take only part).
+    #   Pitfall: the limit counts bytes, not characters.  `line` is bytes already
+    #   (the helper thread reads bytes), so its len() is the right count.
     not_implemented("1.5", "typed lines are not sent")
+
+
+def receive_messages(server, decoder):
+    """The server's socket is readable: print every whole message that arrived.
+
+    Returns the exit status once the conversation is over, else None.
+    """
+    data = server.recv(RECV_SIZE)   # if the connection failed, this raises: see main()
+    if not data:   # b"": the server closed the connection
+        print("The server closed the connection.", file=sys.stderr)
+        return 1
+    # TODO 1.6: Print every whole message that arrived (README § The client).
+    #   One recv() may return part of a message, or several: decoder.feed(data)
+    #   keeps the unfinished part and returns the payloads now complete, none, one
+    #   or several.  show() each one, in order.  (A bad header: see just below.)
+    #   Pitfall: printing `data` as it came shows headers, and halves of messages.
+    not_implemented("1.6", "received messages are not printed")
+    if decoder.error is not None:   # a bad header: nothing after it can be read
+        print("The server broke the framing rules: %s." % decoder.error, file=sys.stderr)
+        return 1
+    return None
 
 
 def chat(server):
@@ -101,16 +126,9 @@ def chat(server):
     while True:
         ready, _, _ = select.select([server, doorbell_receiver], [], [])
         if server in ready:
-            data = server.recv(RECV_SIZE)
-            if not data:
-                print("The server closed the connection.", file=sys.stderr)
-                return 1
-            # TODO 1.6: Print every whole message that has arrived (README § The client).
-            #   One recv() may return part of a message, or several messages at once.
-            #   decoder.feed(data) keeps an unfinished message until the rest arrives,
-            #   and returns the payloads now complete (none, one or several): show()
-            #   each one, in order.
-            not_implemented("1.6", "received messages are not printed")
+            status = receive_messages(server, decoder)
+            if status is not None:
+                return status
         if doorbell_receiver in ready:
             doorbell_receiver.recv(RECV_SIZE)   # empty the doorbell; the lines are in the queue
             while not lines.empty():
@@ -126,17 +144,26 @@ def parse_arguments():
     parser = argparse.ArgumentParser(description="Chat client, stage 1.")
     parser.add_argument("--host", default=protocol.SERVER_IP, help="the server's address")
     parser.add_argument("--port", type=int, default=protocol.SERVER_PORT, help="the server's port")
-    return parser.parse_args()
+    arguments = parser.parse_args()
+    if not 0 <= arguments.port <= 65535:   # else connecting would fail with a traceback
+        parser.error("argument --port: %d is not a port number (0 to 65535)" % arguments.port)
+    return arguments
 
 
 def main():
-    """Connect, chat, and exit with the right status."""
+    """Connect, chat, and exit with the right status, never with a traceback."""
     arguments = parse_arguments()
     try:
         server = socket.create_connection((arguments.host, arguments.port))
     except OSError as error:
         sys.exit("Cannot connect to %s:%d: %s" % (arguments.host, arguments.port, error))
-    status = chat(server)
+    try:
+        status = chat(server)
+    except OSError:   # recv() or send() failed, e.g. ConnectionResetError: it is gone
+        print("The server closed the connection.", file=sys.stderr)
+        status = 1
+    except KeyboardInterrupt:   # Ctrl-C
+        status = 130            # what shells report for a program stopped by Ctrl-C
     server.close()
     sys.exit(status)
 

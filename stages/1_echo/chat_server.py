@@ -3,7 +3,8 @@
 Many clients at once, and messages may arrive in any pieces: the server
 rebuilds each message from its framing (see protocol.py), sends it back
 unchanged, and answers bytes that break the framing with "ERROR <reason>"
-before closing that connection.
+before closing that connection.  A client that closes, or whose connection
+fails, is removed; the others carry on.
 
 One thread serves every client.  Sockets are non-blocking and a selector
 tells us which ones are ready, so the server never waits on a single client:
@@ -27,10 +28,13 @@ import selectors
 import socket
 import sys
 
-# Let `import protocol` find the kit's protocol.py, two folders up, from any working directory.
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+# `import protocol` must find protocol.py from any working directory.  In the kit
+# it is two folders up (kit/protocol.py, for kit/stages/1_echo/); a hand-in may
+# instead keep it next to the stage folders.  Python looks in both, nearer first.
+STAGE_FOLDER = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [os.path.dirname(STAGE_FOLDER), os.path.dirname(os.path.dirname(STAGE_FOLDER))]
 
-import protocol  # noqa: E402  (must come after the sys.path line)
+import protocol  # noqa: E402  (must come after the sys.path lines)
 
 STAGE = 1
 RECV_SIZE = 4096       # the most bytes we take from a socket in one recv()
@@ -75,6 +79,87 @@ def not_implemented(todo, what):
     return "%s not implemented yet: %s (TODO %s)" % (protocol.REPLY_ERROR, what, todo)
 
 
+# --- Clients arriving and leaving -------------------------------------------
+
+def accept_client(listener):
+    """The listening socket is readable: a new client is connecting."""
+    try:
+        sock, address = listener.accept()
+    except OSError:
+        return   # it gave up (reset) before we got to it; the listener is fine
+    # TODO 1.1: Start serving the new client (README § Stage 1).  From now on,
+    #   select() must report when this client sends something, and serve_forever()
+    #   must hand its Client (its decoder and its queue: the class above) to
+    #   serve_client().  Register the socket with the selector for
+    #   selectors.EVENT_READ, with the Client as its data, and log() the arrival
+    #   for --verbose.
+    #   The rule: the server never waits on one client, so make the socket
+    #   non-blocking first (sock.setblocking(False)).  recv() and send() then do
+    #   what can be done at once, or raise BlockingIOError.
+    #   Pitfall: a blocking socket freezes the server, and every other client with
+    #   it, as soon as one client is slow.
+    # Until then, every new client is hung up on at once.  (It must be accepted all
+    # the same: a connection nobody accepts keeps the listening socket readable, so
+    # select() would return at once, again and again, and spin the processor.)
+    not_implemented("1.1", "new clients are accepted, then hung up on at once")
+    sock.close()
+
+
+def remove_client(client, reason):
+    """Forget a client and free everything it held: its socket."""
+    log("%s:%d %s" % (client.address[0], client.address[1], reason))
+    selector.unregister(client.sock)
+    client.sock.close()
+    client.connected = False
+
+
+# --- Receiving --------------------------------------------------------------
+
+def receive_from(client):
+    """The socket is readable: take the bytes that arrived, and handle them."""
+    # TODO 1.2: Take the bytes that arrived, and notice a client that has gone
+    #   (README § Stage 1).  Call client.sock.recv(RECV_SIZE) once, and hand what it
+    #   returns to handle_received().  recv() returns what has arrived so far, up to
+    #   RECV_SIZE bytes: maybe half a message, maybe several.  Never loop for more:
+    #   select() calls this function again when more arrives.
+    #   A client goes in one of two ways: recv() returns b"" (it closed its end), or
+    #   raises an OSError (its connection failed: reset, say).  Treat both alike:
+    #   remove_client(), and the others carry on.  One kind of OSError is harmless:
+    #   BlockingIOError only says there was nothing to read after all.
+    #   Pitfall: a client whose b"" is ignored stays in select(), which then reports
+    #   it readable again and again: the server spins at full speed.
+    # Until then, we hang up on a client as soon as it sends anything:
+    not_implemented("1.2", "received bytes are not read: the client is hung up on")
+    remove_client(client, "hung up on (TODO 1.2)")
+
+
+def handle_received(client, data):
+    """Rebuild whole messages from the bytes that arrived; handle each one."""
+    # TODO 1.3: Rebuild whole messages from the bytes, and handle each one
+    #   (README § Framing).  The client's own decoder (a protocol.Decoder) keeps an
+    #   unfinished message until the rest arrives: its feed() returns the payloads
+    #   now complete, none, one or several.  Hand each, in order, to handle_payload().
+    #   A bad header is a framing error: feed() still returns the whole payloads that
+    #   came before it, and sets client.decoder.error.  Handle those first, then
+    #   send "ERROR <reason>" (protocol.REPLY_ERROR) and hang up: start_closing(),
+    #   then queue_message(); send_queued() closes the connection once it is sent.
+    #   Pitfall: closing the socket at once loses the ERROR and the replies before it.
+    # Until then, every client that sends something gets this ERROR, then a close:
+    start_closing(client)
+    queue_message(client, not_implemented("1.3", "messages are not rebuilt from the bytes"))
+
+
+def handle_payload(client, payload):
+    """Echo: send the payload back to its sender, unchanged (even if empty)."""
+    # TODO 1.4: Echo: queue the payload for the client that sent it, unchanged
+    #   (README § Stage 1).  queue_message() frames it and keeps it until
+    #   send_queued() can write it; never send() from here, where the client's
+    #   socket may not be ready.  Pitfall: decoding or stripping the payload changes
+    #   it.  An empty payload is a message too, and comes back empty.
+    # Until then, every message gets this ERROR instead of its echo:
+    queue_message(client, not_implemented("1.4", "echo"))
+
+
 # --- Sending ----------------------------------------------------------------
 # We never call send() just because we have something to say: a client that
 # stops reading fills its socket's buffer, and then send() would block (or,
@@ -106,7 +191,7 @@ def send_queued(client):
         sent = client.sock.send(client.outgoing)
     except BlockingIOError:
         return   # not writable after all; select will tell us again
-    except ConnectionError:   # reset or broken pipe: it closed without reading
+    except OSError:   # reset or broken pipe: it closed without reading all we sent
         remove_client(client, "disconnected")
         return
     del client.outgoing[:sent]
@@ -124,72 +209,6 @@ def start_closing(client):
     Call it just before queueing the client's last message (the ERROR).
     """
     client.closing = True
-
-
-# --- Receiving --------------------------------------------------------------
-
-def receive_from(client):
-    """The socket is readable: take the bytes that arrived, handle whole messages."""
-    # TODO 1.2: Take the bytes that arrived, and notice a client that has left
-    #   (README § Stage 1).
-    #   - data = client.sock.recv(RECV_SIZE) returns what has arrived so far, up to
-    #     RECV_SIZE bytes: maybe half a message, maybe several.  Call it once, never
-    #     in a loop waiting for more: select() calls us again when more arrives.
-    #   - BlockingIOError: nothing to read after all; just return.
-    #   - An empty result (b"") means the client closed its end; ConnectionError
-    #     means its connection was reset.  Either way it is gone: call
-    #     remove_client(client, "disconnected") and return.  The others carry on.
-    # TODO 1.3: Rebuild the messages and hand on each one (README § Framing).
-    #   - payloads = client.decoder.feed(data).  The client's own Decoder keeps
-    #     an unfinished message until the rest arrives, and returns the payloads
-    #     now complete: none, one or several.
-    #   - It raises protocol.ProtocolError on a bad header: from there on we can't
-    #     tell where messages start.  Call start_closing(client), then queue
-    #     "ERROR <reason>" with queue_message(); send_queued() sends it and then
-    #     closes the connection.  Return.
-    #   - For each payload, in order: handle_payload(client, payload).
-    # Until both are done, we hang up on a client as soon as it sends anything:
-    not_implemented("1.2", "received bytes are not read: the client is hung up on")
-    remove_client(client, "hung up on (TODO 1.2)")
-
-
-def handle_payload(client, payload):
-    """Echo: send the payload back to its sender, unchanged (even if empty)."""
-    # TODO 1.4: Echo (README § Stage 1): queue the payload, unchanged, for the client
-    #   that sent it, with queue_message().  Queued, not sent: send_queued() writes it
-    #   when select() reports that the client's socket can take it.
-    # Until then, every message gets this ERROR instead of its echo:
-    queue_message(client, not_implemented("1.4", "echo"))
-
-
-# --- Clients arriving and leaving -------------------------------------------
-
-def accept_client(listener):
-    """The listening socket is readable: a new client is connecting."""
-    sock, address = listener.accept()
-    # TODO 1.1: Serve the new client (README § Stage 1).
-    #   - sock.setblocking(False).  Non-blocking: recv() and send() never wait.  They
-    #     do what can be done now (send() may take only part of the bytes) or raise
-    #     BlockingIOError, so one slow client can never freeze the server and all
-    #     the others.
-    #   - client = Client(sock, address): its decoder and its queue of bytes to send.
-    #   - selector.register(sock, selectors.EVENT_READ, client).  From then on,
-    #     select() reports when the client sends something, and serve_forever()
-    #     hands `client` (the key's data) to serve_client().
-    #   - log("%s:%d connected" % (address[0], address[1])), shown with --verbose.
-    # Until then, every new client is hung up on at once.  (It must be accepted all
-    # the same: a connection nobody accepts keeps the listening socket readable, so
-    # select() would return at once, again and again, and spin the processor.)
-    not_implemented("1.1", "new clients are accepted, then hung up on at once")
-    sock.close()
-
-
-def remove_client(client, reason):
-    """Forget a client and free everything it held: its socket."""
-    log("%s:%d %s" % (client.address[0], client.address[1], reason))
-    selector.unregister(client.sock)
-    client.sock.close()
-    client.connected = False
 
 
 # --- The event loop ---------------------------------------------------------
@@ -239,7 +258,10 @@ def parse_arguments():
     parser.add_argument("--host", default=protocol.LISTEN_IP, help="address to listen on")
     parser.add_argument("--port", type=int, default=protocol.SERVER_PORT, help="port to listen on")
     parser.add_argument("--verbose", action="store_true", help="print what happens to each client")
-    return parser.parse_args()
+    arguments = parser.parse_args()
+    if not 0 <= arguments.port <= 65535:   # else bind() would fail with a traceback
+        parser.error("argument --port: %d is not a port number (0 to 65535)" % arguments.port)
+    return arguments
 
 
 def main():

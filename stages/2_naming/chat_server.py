@@ -31,10 +31,13 @@ import selectors
 import socket
 import sys
 
-# Let `import protocol` find the kit's protocol.py, two folders up, from any working directory.
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+# `import protocol` must find protocol.py from any working directory.  In the kit
+# it is two folders up (kit/protocol.py, for kit/stages/1_echo/); a hand-in may
+# instead keep it next to the stage folders.  Python looks in both, nearer first.
+STAGE_FOLDER = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [os.path.dirname(STAGE_FOLDER), os.path.dirname(os.path.dirname(STAGE_FOLDER))]
 
-import protocol  # noqa: E402  (must come after the sys.path line)
+import protocol  # noqa: E402  (must come after the sys.path lines)
 
 STAGE = 2
 RECV_SIZE = 4096       # the most bytes we take from a socket in one recv()
@@ -81,6 +84,128 @@ def not_implemented(todo, what):
     return "%s not implemented yet: %s (TODO %s)" % (protocol.REPLY_ERROR, what, todo)
 
 
+# --- Clients arriving and leaving -------------------------------------------
+
+def accept_client(listener):
+    """The listening socket is readable: a new client is connecting."""
+    try:
+        sock, address = listener.accept()
+    except OSError:
+        return   # it gave up (reset) before we got to it; the listener is fine
+    # Non-blocking: recv() and send() never wait.  They do what can be done
+    # now (send() may take only part of the bytes) or raise BlockingIOError,
+    # so one slow client can never freeze the server and all the others.
+    sock.setblocking(False)
+    client = Client(sock, address)
+    selector.register(sock, selectors.EVENT_READ, client)
+    log("%s:%d connected" % (address[0], address[1]))
+
+
+def remove_client(client, reason):
+    """Forget a client and free everything it held: its socket and its name."""
+    log("%s:%d %s" % (client.address[0], client.address[1], reason))
+    selector.unregister(client.sock)
+    client.sock.close()
+    client.connected = False
+    release_name(client)
+
+
+# --- Receiving --------------------------------------------------------------
+
+def receive_from(client):
+    """The socket is readable: take the bytes that arrived, and handle them."""
+    try:
+        data = client.sock.recv(RECV_SIZE)
+    except BlockingIOError:
+        return   # nothing to read after all; select will tell us again
+    except OSError:
+        # The connection failed: most often reset (ConnectionResetError), because
+        # the client closed its socket before reading all we sent it.  Either way
+        # it is gone, just as if it had closed: one way out for both, below.
+        data = b""
+    if not data:   # b"": it closed its end of the connection (or, above, it failed)
+        remove_client(client, "disconnected")
+        return
+    handle_received(client, data)
+
+
+def handle_received(client, data):
+    """Rebuild whole messages from the bytes that arrived; handle each one."""
+    for payload in client.decoder.feed(data):
+        handle_payload(client, payload)
+    if client.decoder.error is not None:
+        # A bad header: we can no longer tell where its messages start.  The
+        # messages before it were handled as usual; now say why, then hang up.
+        start_closing(client)
+        queue_message(client, "%s %s" % (protocol.REPLY_ERROR, client.decoder.error))
+
+
+def handle_payload(client, payload):
+    """Run one command and queue its reply (every command gets exactly one)."""
+    # TODO 2.1: Run the command, and queue exactly one reply for the client that
+    #   sent it (README § Stage 2).  Echo is gone: every payload is one command now.
+    #   Decode it as UTF-8 first: bytes that are not UTF-8 raise UnicodeDecodeError,
+    #   and get "ERROR <reason>" (the connection stays open).
+    #   The command is the text up to the first space, its argument all the rest
+    #   (str.partition()).  NAME goes to take_name() and GET_NAMES to list_names(),
+    #   which return the reply; anything else, the empty payload too, gets
+    #   "ERROR <reason>".  Compare with protocol.CMD_NAME and protocol.CMD_GET_NAMES.
+    #   Pitfalls: GET_NAMES takes no argument ("GET_NAMES now" is unknown); and
+    #   str.split() would lose the spaces of "NAME a b", whose name "a b" is invalid.
+    # Until then, every command gets an ERROR that names it:
+    command = payload.decode("utf-8", "replace").partition(" ")[0]
+    queue_message(client, not_implemented("2.1", command[:30] or "commands"))
+
+
+# --- Commands: each returns the reply for the client that sent it -----------
+
+def is_valid_name(name):
+    """1 to 16 characters (not bytes), none of them whitespace."""
+    # TODO 2.2: Return True only for a valid name (README § Stage 2): 1 to
+    #   protocol.MAX_NAME_LENGTH characters, none of them whitespace.  `name` is a
+    #   str, so len() counts characters, as the rule does ("zoë" is 3 characters,
+    #   4 bytes).  Pitfall: looking only for " " lets tabs and other Unicode spaces
+    #   through; str.isspace() knows them all.
+    # Until then, every name is accepted:
+    not_implemented("2.2", "the name rules: every name is accepted")
+    return True
+
+
+def take_name(client, name):
+    """NAME <name>: the client gets the name if it is valid and nobody else has it."""
+    # TODO 2.3: Give the client the name if it may have it, and return the reply
+    #   (README § Stage 2).  An invalid name (is_valid_name()), or one that another
+    #   client holds, gets "ERROR <reason>" and changes nothing; asking again for
+    #   your own name is fine.  `names` maps every name held to its Client, so one
+    #   look-up tells who holds a name.  On success, record the name in client.name
+    #   and in `names`, and reply "HELLO <name>" (protocol.REPLY_HELLO).
+    #   Pitfall: a rename must free the old name at once (release_name()), or it
+    #   stays taken for good.
+    return not_implemented("2.3", "NAME")
+
+
+def release_name(client):
+    """Free the client's name, if it has one, so that others can take it."""
+    if client.name is not None:
+        # TODO 2.4: Free the client's name (README § Stage 2): take it out of
+        #   `names`, and forget it in client.name.  take_name() calls this for a
+        #   rename; remove_client() and start_closing() call it when the client
+        #   leaves.  Pitfall: a name left in `names` outlives its client, and then
+        #   nobody can ever take it.
+        not_implemented("2.4", "names are never freed")
+
+
+def list_names():
+    """GET_NAMES: "NAMES" and every name now held, sorted."""
+    # TODO 2.5: Return the reply to GET_NAMES (README § Stage 2): "NAMES"
+    #   (protocol.REPLY_NAMES), then every name now held, sorted by plain string
+    #   order, each after a single space; "NAMES" alone when nobody has a name.
+    #   sorted() gives the keys of `names` in order, and str.join() puts a separator
+    #   between strings.  Pitfall: a space at the end, or two in a row.
+    return not_implemented("2.5", "GET_NAMES")
+
+
+
 # --- Sending ----------------------------------------------------------------
 # We never call send() just because we have something to say: a client that
 # stops reading fills its socket's buffer, and then send() would block (or,
@@ -112,7 +237,7 @@ def send_queued(client):
         sent = client.sock.send(client.outgoing)
     except BlockingIOError:
         return   # not writable after all; select will tell us again
-    except ConnectionError:   # reset or broken pipe: it closed without reading
+    except OSError:   # reset or broken pipe: it closed without reading all we sent
         remove_client(client, "disconnected")
         return
     del client.outgoing[:sent]
@@ -131,124 +256,6 @@ def start_closing(client):
     Its name is free from now on.
     """
     client.closing = True
-    release_name(client)
-
-
-# --- Receiving --------------------------------------------------------------
-
-def receive_from(client):
-    """The socket is readable: take the bytes that arrived, handle whole messages."""
-    try:
-        data = client.sock.recv(RECV_SIZE)
-    except BlockingIOError:
-        return   # nothing to read after all; select will tell us again
-    except ConnectionError:
-        # It closed its socket before reading everything we sent it, so its
-        # system reset the connection instead of closing it quietly.
-        remove_client(client, "disconnected")
-        return
-    if not data:   # b"" means the client closed its end of the connection
-        remove_client(client, "disconnected")
-        return
-    try:
-        payloads = client.decoder.feed(data)
-    except protocol.ProtocolError as error:
-        # We can no longer tell where its messages start: say why, then hang up.
-        start_closing(client)
-        queue_message(client, "%s %s" % (protocol.REPLY_ERROR, error))
-        return
-    for payload in payloads:
-        handle_payload(client, payload)
-
-
-def handle_payload(client, payload):
-    """Run one command and queue its reply (every command gets exactly one)."""
-    # TODO 2.1: Run the command (README § Stage 2).  Echo is gone: every payload
-    #   is one command now, and gets exactly one reply, queued for its sender.
-    #   - Decode the payload: text = payload.decode("utf-8").  Bytes that are not
-    #     UTF-8 raise UnicodeDecodeError: reply "ERROR <reason>" (the connection
-    #     stays open) and return.
-    #   - Split off the command: command, _, argument = text.partition(" ").
-    #     partition() cuts at the first space only, so the argument of "NAME a b"
-    #     is "a b" (an invalid name, which take_name() must refuse).
-    #   - Choose the reply:
-    #       command == protocol.CMD_NAME    -> reply = take_name(client, argument)
-    #       text == protocol.CMD_GET_NAMES  -> reply = list_names()
-    #         (the whole text: "GET_NAMES now" is an unknown command)
-    #       anything else, the empty payload too -> reply = "ERROR <reason>"
-    #   - queue_message(client, reply).
-    # Until then, every command gets an ERROR that names it:
-    command = payload.decode("utf-8", "replace").partition(" ")[0]
-    queue_message(client, not_implemented("2.1", command[:30] or "commands"))
-
-
-# --- Commands: each returns the reply for the client that sent it -----------
-
-def is_valid_name(name):
-    """1 to 16 characters (not bytes), none of them whitespace."""
-    # TODO 2.2: Return True only for a valid name (README § Stage 2): 1 to
-    #   protocol.MAX_NAME_LENGTH characters, and no whitespace among them (test each
-    #   character with str.isspace(), which knows tabs and Unicode spaces too).
-    #   `name` is a str, so len(name) counts characters: "zoë" is 3 (and 4 bytes).
-    # Until then, every name is accepted:
-    not_implemented("2.2", "the name rules: every name is accepted")
-    return True
-
-
-def take_name(client, name):
-    """NAME <name>: the client gets the name if it is valid and nobody else has it."""
-    # TODO 2.3: Give the client the name, if it may have it (README § Stage 2).
-    #   Return the reply; handle_payload() queues it.
-    #   - not is_valid_name(name): return "ERROR <reason>"; nothing changes.
-    #   - `names` maps every name held to its Client, so names.get(name) tells at
-    #     once who holds it.  Another client: return "ERROR <reason>" (taken).
-    #     This same client: fine, asking for your own name again gets HELLO.
-    #   - Otherwise call release_name(client) first (a rename frees the old name at
-    #     once), then record the new one in client.name and in names[name], and
-    #     return "HELLO <name>" (protocol.REPLY_HELLO).
-    return not_implemented("2.3", "NAME")
-
-
-def release_name(client):
-    """Free the client's name, if it has one, so that others can take it."""
-    # TODO 2.4: Delete the client's name from `names`, and set client.name to None
-    #   (README § Stage 2).  take_name() calls this for a rename; remove_client()
-    #   and start_closing() call it when a client leaves, so that no name outlives
-    #   its client.
-    if client.name is not None:
-        not_implemented("2.4", "names are never freed")
-
-
-def list_names():
-    """GET_NAMES: "NAMES" and every name now held, sorted."""
-    # TODO 2.5: Return "NAMES" (protocol.REPLY_NAMES) followed by every name now held,
-    #   sorted, each after one space: "NAMES alice bob", or "NAMES" alone when nobody
-    #   has a name (README § Stage 2).  sorted(names) gives the keys of `names` in
-    #   order, and " ".join(...) puts single spaces between strings.
-    return not_implemented("2.5", "GET_NAMES")
-
-
-
-# --- Clients arriving and leaving -------------------------------------------
-
-def accept_client(listener):
-    """The listening socket is readable: a new client is connecting."""
-    sock, address = listener.accept()
-    # Non-blocking: recv() and send() never wait.  They do what can be done
-    # now (send() may take only part of the bytes) or raise BlockingIOError,
-    # so one slow client can never freeze the server and all the others.
-    sock.setblocking(False)
-    client = Client(sock, address)
-    selector.register(sock, selectors.EVENT_READ, client)
-    log("%s:%d connected" % (address[0], address[1]))
-
-
-def remove_client(client, reason):
-    """Forget a client and free everything it held: its socket and its name."""
-    log("%s:%d %s" % (client.address[0], client.address[1], reason))
-    selector.unregister(client.sock)
-    client.sock.close()
-    client.connected = False
     release_name(client)
 
 
@@ -299,7 +306,10 @@ def parse_arguments():
     parser.add_argument("--host", default=protocol.LISTEN_IP, help="address to listen on")
     parser.add_argument("--port", type=int, default=protocol.SERVER_PORT, help="port to listen on")
     parser.add_argument("--verbose", action="store_true", help="print what happens to each client")
-    return parser.parse_args()
+    arguments = parser.parse_args()
+    if not 0 <= arguments.port <= 65535:   # else bind() would fail with a traceback
+        parser.error("argument --port: %d is not a port number (0 to 65535)" % arguments.port)
+    return arguments
 
 
 def main():

@@ -1,0 +1,217 @@
+"""Every TODO is graded: leave exactly one TODO undone, and the grader notices.
+
+The skeletons in stages/ are the solutions with each TODO's code cut out and
+replaced by a `# TODO N.k:` block and a stand-in.  So the program with exactly
+one TODO left undone is derived from the skeleton itself: line by line, the
+solution and the skeleton differ in places (difflib), and each place belongs
+to one TODO (its `# TODO N.k` line is there) or is a pure addition with no TODO
+(the not_implemented() helper, the "Your part" paragraph), which changes
+nothing while nothing calls it.  The variant for TODO N.k is the solution with
+that TODO's places and the pure additions taken from the skeleton.
+
+TODO_MAP names, for every TODO, the checks that must fail when it is left
+undone.  Each variant is graded by the real grader (only its stage, and only
+the server's or the client's checks, whichever file the TODO is in); the named
+checks must fail and the stage must lose points.  With no TODO undone, the
+program must be the solution's code once docstrings and the unused stand-in
+helper are taken out (compared as syntax trees): the pure additions are inert.
+And the map's keys must be exactly the TODO numbers in stages/: a new TODO
+without a check that catches it fails here.
+"""
+
+import ast
+import difflib
+import re
+import shutil
+
+import pytest
+
+from gradekit import KIT, grade_many
+
+STAGES = ["1_echo", "2_naming", "3_messaging", "4_exit"]
+PROGRAMS = {"server": "chat_server.py", "client": "chat_client.py"}
+TODO_LINE = re.compile(r"^\s*# TODO (\d+\.\d+)\b", re.MULTILINE)
+WORKERS = 3   # gradings at once
+
+# TODO -> the checks that catch it when it is left undone.
+TODO_MAP = {
+    "1.1": ["1.1"],            # new clients hung up on: not even one echo
+    "1.2": ["1.1"],            # bytes never read: hung up on
+    "1.3": ["1.1"],            # no messages rebuilt: ERROR and a close
+    "1.4": ["1.1"],            # no echo
+    "1.5": ["1.20"],           # client: typed lines not sent
+    "1.6": ["1.24", "1.25"],   # client: received messages not printed
+    "2.1": ["2.1"],            # no command runs
+    "2.2": ["2.6", "2.7"],     # every name accepted: spaces, 17 characters
+    "2.3": ["2.1"],            # NAME never gives a name
+    "2.4": ["2.4"],            # a rename keeps the old name taken
+    "2.5": ["2.2"],            # GET_NAMES not answered
+    "3.1": ["3.1"],            # MSG not delivered
+    "3.2": ["3.14"],           # no 1 MiB limit: the lagging client is never disconnected
+    "4.1": ["4.12"],           # commands after EXIT (same write) still handled
+    "4.2": ["4.1"],            # EXIT not answered
+    "4.3": ["4.8"],            # Ctrl-C: a traceback, sockets left open
+    "4.4": ["4.26", "4.27", "4.29"],   # client: BYE does not end it
+    "4.5": ["4.27"],           # client: end of input leaves without EXIT
+}
+
+
+# --- deriving the variants from the skeletons ---------------------------------
+
+def read_lines(path):
+    return path.read_text(encoding="utf-8").splitlines(keepends=True)
+
+
+def places(stage, program):
+    """The places where skeleton and solution differ: [(todo or None, solution, skeleton)].
+
+    Equal stretches come as (None, lines, lines).  A place with no TODO must be a
+    pure addition to the solution; a place may not hold two TODOs.
+    """
+    solution = read_lines(KIT / "solutions" / stage / PROGRAMS[program])
+    skeleton = read_lines(KIT / "stages" / stage / PROGRAMS[program])
+    matcher = difflib.SequenceMatcher(None, solution, skeleton, autojunk=False)
+    found = []
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        ours, theirs = solution[i1:i2], skeleton[j1:j2]
+        todos = set(TODO_LINE.findall("".join(theirs)))
+        where = "stages/%s/%s, lines %d-%d" % (stage, PROGRAMS[program], j1 + 1, j2)
+        assert len(todos) <= 1, "%s: one change holds TODOs %s; keep them apart" % (
+            where, sorted(todos))
+        assert todos or tag in ("equal", "insert"), (
+            "%s: this change to the solution belongs to no TODO (no '# TODO N.k' line in it):\n%s"
+            % (where, "".join(theirs) or "(lines deleted)"))
+        found.append((todos.pop() if todos else None, ours, theirs))
+    return found
+
+
+def variant(stage, program, undone):
+    """The program's text with TODO `undone` (None: no TODO) left as in the skeleton."""
+    text = []
+    for todo, ours, theirs in places(stage, program):
+        pure_addition = todo is None and not ours
+        text += theirs if pure_addition or (todo is not None and todo == undone) else ours
+    return "".join(text)
+
+
+def todos_in(stage, program):
+    return sorted(set(TODO_LINE.findall(
+        (KIT / "stages" / stage / PROGRAMS[program]).read_text(encoding="utf-8"))))
+
+
+def all_todos():
+    """{todo: (stage, program)} for every TODO in stages/."""
+    return {todo: (stage, program)
+            for stage in STAGES for program in PROGRAMS for todo in todos_in(stage, program)}
+
+
+def todo_key(todo):
+    return tuple(int(part) for part in todo.split("."))
+
+
+def batches():
+    """The variants, grouped so that one grading covers at most one of each stage.
+
+    Returns [(program, {stage: todo})]: a grader run costs a Python and pytest
+    start-up, so the server's 1.1, 2.1, 3.1 and 4.1 are graded in one run.
+    """
+    todos = {}   # (program, stage) -> its TODOs, in order
+    for todo, (stage, program) in sorted(all_todos().items(), key=lambda kv: todo_key(kv[0])):
+        todos.setdefault((program, stage), []).append(todo)
+    grouped = []
+    for program in PROGRAMS:
+        lists = {stage: found for (p, stage), found in todos.items() if p == program}
+        for i in range(max(len(found) for found in lists.values())):
+            grouped.append((program, {stage: found[i] for stage, found in lists.items()
+                                      if i < len(found)}))
+    return grouped
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    """Every variant graded: {todo: (Grade, stage)}."""
+    root = tmp_path_factory.mktemp("todos")
+    shutil.copy(KIT / "protocol.py", root / "protocol.py")   # two folders up, as in the kit
+    jobs, contents = [], []
+    for n, (program, batch) in enumerate(batches()):
+        impl = root / ("%s-%d" % (program, n))
+        for stage, todo in batch.items():
+            (impl / stage).mkdir(parents=True)
+            for other, name in PROGRAMS.items():
+                text = variant(stage, other, todo if other == program else None)
+                (impl / stage / name).write_text(text, encoding="utf-8")
+        only = "test_client_" if program == "client" else "not test_client_"
+        stages = ",".join(stage[0] for stage in batch)
+        jobs.append((impl, ("--stage", stages, "-k", only), None))
+        contents.append(batch)
+    runs = grade_many(jobs, workers=WORKERS)
+    return {todo: (run, stage)
+            for run, batch in zip(runs, contents) for stage, todo in batch.items()}
+
+
+# --- the tests -------------------------------------------------------------------
+
+def test_the_map_names_every_todo_in_the_skeletons():
+    found = sorted(all_todos())
+    assert found, "no '# TODO N.k:' line found in stages/"
+    missing = sorted(set(found) - set(TODO_MAP))
+    stale = sorted(set(TODO_MAP) - set(found))
+    assert not missing, ("TODOs with no check in TODO_MAP: %s. Say which check fails when "
+                         "each is left undone." % missing)
+    assert not stale, "TODO_MAP names TODOs the skeletons no longer have: %s" % stale
+    for todo, checks in TODO_MAP.items():
+        assert checks and all(c.split(".")[0] == todo.split(".")[0] for c in checks), (
+            todo, checks)
+
+
+@pytest.mark.parametrize("stage", STAGES)
+@pytest.mark.parametrize("program", PROGRAMS)
+def test_every_change_belongs_to_one_todo_or_adds_code(stage, program):
+    """The derivation holds: each place holds one TODO at most, and a place with none
+    only adds lines (places() checks both); the solutions hold no TODO."""
+    solution = (KIT / "solutions" / stage / PROGRAMS[program]).read_text(encoding="utf-8")
+    assert not TODO_LINE.search(solution)
+    found = {todo for todo, _, _ in places(stage, program)} - {None}
+    assert found == set(todos_in(stage, program))
+
+
+def without_additions(tree):
+    """The module with docstrings and the stand-in helper (not_implemented) taken out."""
+    helper = {"not_implemented", "todos_reported"}
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if not isinstance(body, list):
+            continue
+        if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+            body = body[1:]   # the docstring
+        node.body = [n for n in body if not (
+            isinstance(n, ast.FunctionDef) and n.name in helper
+            or isinstance(n, ast.Assign) and {getattr(t, "id", None) for t in n.targets} & helper)]
+    return ast.dump(tree)
+
+
+@pytest.mark.parametrize("stage", STAGES)
+@pytest.mark.parametrize("program", PROGRAMS)
+def test_the_pure_additions_change_nothing(stage, program):
+    """With no TODO undone, the program is the solution plus docstrings and the unused
+    stand-in helper: the same code once those are taken out."""
+    solution = (KIT / "solutions" / stage / PROGRAMS[program]).read_text(encoding="utf-8")
+    assert without_additions(ast.parse(variant(stage, program, None))) == without_additions(
+        ast.parse(solution))
+    assert "not_implemented(" not in solution
+
+
+@pytest.mark.parametrize("todo", sorted(TODO_MAP, key=todo_key))
+def test_each_todo_left_undone_is_caught(graded, todo):
+    run, stage = graded[todo]
+    numbers = {t["number"] for t in run.tests(stage)}
+    absent = [c for c in TODO_MAP[todo] if c not in numbers]
+    assert not absent, ("TODO %s: the grader has no check %s (graded: %s)"
+                        % (todo, ", ".join(absent), ", ".join(sorted(numbers, key=todo_key))))
+    failed = run.failed(stage)
+    escaped = [c for c in TODO_MAP[todo] if c not in failed]
+    assert not escaped, ("TODO %s left undone, yet check %s passed. Failed: %s"
+                         % (todo, ", ".join(escaped), ", ".join(failed) or "none"))
+    got, out_of = run.stage_score(stage)
+    assert got < out_of, "TODO %s left undone, yet %s scored %d of %d" % (todo, stage, got, out_of)
+

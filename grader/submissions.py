@@ -85,7 +85,7 @@ class Prepared:
     fingerprint: str = ""
 
     def describe(self) -> str:
-        return "\n".join(["Graded: %s." % self.found] + self.notes)
+        return "\n".join(["Your work was found in %s." % self.found] + self.notes)
 
     def cleanup(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
@@ -113,7 +113,7 @@ def prepare(source: Path, stages: list[str] | None = None, readable: bool = Fals
                                         % base.name)
             base = unpack(base, folder / "unpacked")
         elif not base.is_dir():
-            raise SubmissionProblem(NO_SUBMISSION, "Nothing was submitted.")
+            raise SubmissionProblem(NO_SUBMISSION, "Nothing was submitted. " + EXPECTED)
         else:
             lone = lone_zip(base)
             if lone is not None:   # a .zip uploaded as it was, and nothing else
@@ -186,7 +186,8 @@ def relative(path: Path, base: Path) -> str:
 def arrange(base: Path, folder: Path, stages: list[str]) -> Prepared:
     """Find the work in `base` and copy it into folder/impl (see the module's doc)."""
     if not has_files(base):
-        raise SubmissionProblem(NO_SUBMISSION, "The submission is empty: no files in it.")
+        raise SubmissionProblem(NO_SUBMISSION, "The submission is empty: no files in it. "
+                                + EXPECTED)
     impl = folder / "impl"
     impl.mkdir()
     candidates = find_candidates(base)
@@ -197,8 +198,10 @@ def arrange(base: Path, folder: Path, stages: list[str]) -> Prepared:
     budget = Budget()
     if candidates:
         holder, kit_root = candidates[0]
-        kind = "a copy of the kit" if holder != kit_root else "the stage folders"
-        found = "%s (%s)" % (relative(holder, base), kind)
+        if holder != kit_root:
+            found = "%s (a copy of the kit: the stage folders in stages/)" % relative(kit_root, base)
+        else:
+            found = "%s (the stage folders)" % relative(holder, base)
         present = stage_folders(holder)
         for stage in stages:
             if stage in present:
@@ -474,10 +477,9 @@ def score_table(output: str) -> str:
     lines = output.rstrip().splitlines()
     for i in range(len(lines) - 1, -1, -1):
         if lines[i].split()[:2] == ["stage", "points"]:
-            end = i + 1
-            while end < len(lines) and lines[end].strip() and not lines[end].startswith("="):
-                end += 1
-            return "\n".join(lines[i:end])
+            for end in range(i + 1, len(lines)):
+                if lines[end].split()[:1] == ["total"]:
+                    return "\n".join(lines[i:end + 1])
     return ""
 
 

@@ -183,6 +183,13 @@ def relative(path: Path, base: Path) -> str:
     return "the top of the submission" if rel == "." else rel + "/"
 
 
+def where(holder: Path, kit_root: Path, base: Path) -> str:
+    """Where stage folders were found, in words: 'chat-kit-main/ (a copy of the kit ...)'."""
+    if holder != kit_root:
+        return "%s (a copy of the kit: the stage folders in stages/)" % relative(kit_root, base)
+    return "%s (the stage folders)" % relative(holder, base)
+
+
 def arrange(base: Path, folder: Path, stages: list[str]) -> Prepared:
     """Find the work in `base` and copy it into folder/impl (see the module's doc)."""
     if not has_files(base):
@@ -192,16 +199,13 @@ def arrange(base: Path, folder: Path, stages: list[str]) -> Prepared:
     impl.mkdir()
     candidates = find_candidates(base)
     if len(candidates) > 1:
-        places = ", ".join(relative(c, base) for c, _ in candidates)
+        places = ", ".join(where(holder, kit_root, base) for holder, kit_root in candidates)
         raise SubmissionProblem(ERROR, "Found more than one copy of the stage folders: %s. "
                                        "Submit exactly one." % places)
     budget = Budget()
     if candidates:
         holder, kit_root = candidates[0]
-        if holder != kit_root:
-            found = "%s (a copy of the kit: the stage folders in stages/)" % relative(kit_root, base)
-        else:
-            found = "%s (the stage folders)" % relative(holder, base)
+        found = where(holder, kit_root, base)
         present = stage_folders(holder)
         for stage in stages:
             if stage in present:

@@ -34,8 +34,9 @@ from datetime import datetime
 from pathlib import Path
 
 from grader.checks import STAGES
-from grader.submissions import (ERROR, NO_SUBMISSION, Prepared, SubmissionProblem, error_explanation,
-                                grade, is_junk, prepare, timeout_explanation, zero_results)
+from grader.submissions import (ERROR, NO_SUBMISSION, Prepared, SubmissionProblem,
+                                error_explanation, grade, is_junk, prepare, stop,
+                                timeout_explanation, zero_results)
 
 GRADES_COLUMNS = ["student", *STAGES, "total", "max_score", "status", "seconds"]
 CHECKS_COLUMNS = ["student", "check", "title", "stage", "score", "max_score", "status"]
@@ -283,6 +284,8 @@ def grade_prepared(entry: Entry, prepared: Prepared, options: Options,
                         run_as=options.run_as, on_start=live.add)
     finally:
         live.discard_finished()
+    if live.stopping:   # interrupted: this grading was cut short, it says nothing of the work
+        raise KeyboardInterrupt
     about = header(entry.student, [prepared.describe()])
     state = {"fingerprint": prepared.fingerprint, "run_as": options.run_as,
              "timeout": options.timeout}
@@ -307,6 +310,7 @@ class LiveProcesses:
         self.lock = threading.Lock()
         self.procs: set = set()
         self.started: dict = {}
+        self.stopping = False
 
     def add(self, proc) -> None:
         with self.lock:
@@ -330,7 +334,7 @@ class LiveProcesses:
             self.started = {p: t for p, t in self.started.items() if p in self.procs}
 
     def stop_all(self) -> None:
-        from grader.submissions import stop
+        self.stopping = True
         with self.lock:
             procs = list(self.procs)
         for proc in procs:

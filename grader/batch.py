@@ -278,7 +278,7 @@ def grade_one(entry: Entry, prepared: Prepared, options: Options, live: "LivePro
 def grade_prepared(entry: Entry, prepared: Prepared, options: Options,
                    live: "LiveProcesses") -> Row:
     work = prepared.folder / "grading"
-    work.mkdir()
+    work.mkdir(mode=0o700)   # the results: never readable by a --run-as user
     try:
         grading = grade(prepared.impl, options.stage_args, options.timeout, work,
                         run_as=options.run_as, on_start=live.add)

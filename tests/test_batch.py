@@ -27,7 +27,7 @@ import pytest
 from gradekit import KIT, POSIX, _kill_group, processes_mentioning
 
 sys.path.insert(0, str(KIT))
-from grader import submissions  # noqa: E402
+from grader import batch, submissions  # noqa: E402
 from grader.submissions import SubmissionProblem, prepare  # noqa: E402
 
 SOLUTION = KIT / "solutions" / "1_echo"
@@ -263,7 +263,7 @@ def test_rerun_grades_only_the_late_submission(graded):
     assert not processes_mentioning("chatkit-submission-"), "programs left running"
 
 
-def test_bad_input_is_one_line(tmp_path):
+def test_bad_input_is_one_line(tmp_path, capsys):
     (tmp_path / "subs").mkdir()
     (tmp_path / "file").write_text("x")
     cases = [([tmp_path / "missing", "--out", tmp_path / "o"], "no such folder"),
@@ -272,8 +272,16 @@ def test_bad_input_is_one_line(tmp_path):
              ([tmp_path / "subs", "--out", tmp_path / "o", "--jobs", 0], "--jobs"),
              ([tmp_path / "subs", "--out", tmp_path / "o", "--stage", 9], "no such stage")]
     for args, phrase in cases:
-        code, stdout, stderr, _ = run_batch(*args, limit=30)
-        assert code == 2 and phrase in stderr and "Traceback" not in stderr, (args, stderr)
+        try:
+            code = batch.main([str(a) for a in args])
+        except SystemExit as exit:   # argparse's own usage errors
+            code = exit.code
+        stderr = capsys.readouterr().err
+        assert code == 2 and phrase in stderr.strip().splitlines()[-1], (args, stderr)
+    # The same through the command line, as a teacher types it: no traceback.
+    code, stdout, stderr, _ = run_batch(tmp_path / "missing", "--out", tmp_path / "o", limit=30)
+    assert code == 2 and stderr.strip() == "python -m grader batch: no such folder: %s" % (
+        tmp_path / "missing")
     code, stdout, stderr, _ = run_batch(tmp_path / "subs", "--out", tmp_path / "o", limit=30)
     assert code == 0 and read_csv(tmp_path / "o" / "grades.csv") == [GRADES_HEADER]
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -230,13 +231,26 @@ def grade_submission(root: Path, started: float) -> tuple[dict, str]:
     return zero_results(about + "\n\n" + reason, seconds), grading.output
 
 
+def stopped_from_outside(signum, frame):
+    """SIGTERM (run_autograder's last-resort time limit): end like Ctrl-C, which stops
+    the grading and still writes results.json."""
+    raise KeyboardInterrupt
+
+
 def run_autograder() -> int:
     started = time.monotonic()
     root = Path(os.environ.get("AUTOGRADER_ROOT", "/autograder"))
     results_path = root / "results" / "results.json"
     output = ""
+    signal.signal(signal.SIGTERM, stopped_from_outside)
     try:
         results, output = grade_submission(root, started)
+    except KeyboardInterrupt:
+        results = zero_results(
+            "The autograder was stopped before it finished grading your submission (it "
+            "ran past its time limit), so it scores 0. Run `python -m pytest grader` on "
+            "your own copy to see which checks take long, or tell your teacher.",
+            time.monotonic() - started)
     except BaseException:   # our own crash: the student still gets a result
         results = zero_results(
             "The autograder itself failed while grading your submission. This is not "

@@ -424,6 +424,9 @@ def grade(impl: Path, stages: list[str] | None, timeout: float, work: Path,
         except subprocess.TimeoutExpired:
             stop(proc)
             code, timed_out = None, True
+        except BaseException:   # Ctrl-C or SIGTERM for us: the grader must not outlive us
+            stop(proc)
+            raise
     seconds = round(time.monotonic() - started, 1)
     output = read_tail(output_path)
     if timed_out:

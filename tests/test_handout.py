@@ -93,7 +93,7 @@ def test_handout_is_graded_where_it_lands(tmp_path):
     results = json.loads((out / "r.json").read_text(encoding="utf-8"))
     assert results["max_score"] == 24 and results["score"] < 24 and len(results["tests"]) == 17
     assert "not implemented yet" in results["tests"][0]["output"]
-    assert "INTERNALERROR" not in output and "Traceback" not in output.split("=" * 20)[0]
+    assert "INTERNALERROR" not in output
 
 
 def test_handout_as_a_zip_and_bad_paths(tmp_path):

@@ -682,7 +682,7 @@ def student_table(rows: list[Row], stages: list[str]) -> list[str]:
 def details(rows: list[Row], per_student: int = 3, length: int = 1500) -> list[str]:
     """Why each student lost points: the reason, or their first few failures (cut short)."""
     out = ["<h2>Details</h2>",
-           "<p>For each student: why it was not graded, or the first %d failed checks "
+           "<p>For each student: why it was not graded, or their first %d failures "
            "(the whole story is in their feedback.txt).</p>" % per_student]
     for row in rows:
         failures = [t for t in row.tests() if t["status"] != "passed"]
@@ -693,11 +693,16 @@ def details(rows: list[Row], per_student: int = 3, length: int = 1500) -> list[s
         if row.status != "graded":
             out.append("<pre>%s</pre>" % esc(cut(row.reason, length)))
             continue
-        for t in failures[:per_student]:
+        # A check blocked by an earlier failure says only that: show the failures themselves.
+        blocked = [t for t in failures if t.get("output", "").startswith("Blocked by check")]
+        shown = [t for t in failures if t not in blocked][:per_student]
+        for t in shown:
             out.append("<p><b>%s</b></p><pre>%s</pre>" % (esc(t["name"]),
                                                          esc(cut(t.get("output", ""), length))))
-        if len(failures) > per_student:
-            out.append("<p>… and %d more failed checks.</p>" % (len(failures) - per_student))
+        rest = len(failures) - len(shown)
+        if rest:
+            out.append("<p>… and %d more failed checks (%d of them blocked by an earlier "
+                       "failure).</p>" % (rest, len(blocked)))
     return out
 
 

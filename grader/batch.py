@@ -1,0 +1,735 @@
+"""Grade a whole class: `python -m grader batch SUBMISSIONS --out OUT`.
+
+SUBMISSIONS holds one folder or one .zip per student (the name, without .zip,
+is the student's). Each submission is copied into a private folder
+(grader/submissions.py), graded by the real grader in a process group of its
+own under a time limit, several at once (--jobs), and written up:
+
+    OUT/grades.csv            one row per student, always
+    OUT/checks.csv            one row per student and check
+    OUT/<student>/results.json, feedback.txt   what that student would see
+    OUT/report.html           the class at a glance, for the teacher
+
+Running it again with the same OUT grades only the submissions that changed
+(or are new); --force grades them all again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import html
+import json
+import os
+import signal
+import statistics
+import sys
+import threading
+import time
+import urllib.parse
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from grader.checks import STAGES
+from grader.submissions import (ERROR, NO_SUBMISSION, Prepared, SubmissionProblem,
+                                error_explanation, grade, is_junk, prepare, stop,
+                                timeout_explanation, zero_results)
+
+GRADES_COLUMNS = ["student", *STAGES, "total", "max_score", "status", "seconds"]
+CHECKS_COLUMNS = ["student", "check", "title", "stage", "score", "max_score", "status"]
+DEFAULT_TIMEOUT = 300.0
+STATE_FILE = "grading.json"     # OUT/<student>/grading.json: what was graded, to skip it next time
+RESERVED = {"grades.csv", "checks.csv", "report.html", "con", "prn", "aux", "nul",
+            *("com%d" % i for i in range(1, 10)), *("lpt%d" % i for i in range(1, 10))}
+
+
+class BadInput(Exception):
+    """A mistake in the command line: one line of explanation, no traceback."""
+
+
+@dataclass
+class Entry:
+    student: str
+    paths: list[Path]
+    folder: str = ""           # OUT/<folder>: the student's name made safe as a folder name
+
+
+@dataclass
+class Row:
+    """Everything about one student: their row in grades.csv and their checks."""
+    student: str
+    folder: str
+    status: str
+    seconds: float = 0.0
+    results: dict | None = None
+    reason: str = ""           # why not graded (status other than "graded")
+    reused: bool = False
+
+    def tests(self) -> list[dict]:
+        return (self.results or {}).get("tests", []) if self.status == "graded" else []
+
+    def stage_points(self, stage: str) -> tuple[int, int]:
+        tests = [t for t in self.tests() if stage in t.get("tags", [])]
+        return sum(t["score"] for t in tests), sum(t["max_score"] for t in tests)
+
+    @property
+    def total(self) -> int:
+        return (self.results or {}).get("score", 0) if self.status == "graded" else 0
+
+    @property
+    def max_score(self):
+        return (self.results or {}).get("max_score", "") if self.status == "graded" else ""
+
+
+@dataclass
+class Options:
+    submissions: Path
+    out: Path
+    jobs: int
+    timeout: float
+    force: bool
+    stages: list[str]
+    run_as: str | None
+    stage_args: list[str] = field(default_factory=list)
+
+
+# --- the command line ---------------------------------------------------------------
+
+def parse(argv: list[str]) -> Options:
+    parser = argparse.ArgumentParser(
+        prog="python -m grader batch",
+        description="Grade every submission in SUBMISSIONS (one folder or .zip per student) "
+                    "and write grades.csv, checks.csv, report.html and a folder per student "
+                    "to OUT.")
+    parser.add_argument("submissions", metavar="SUBMISSIONS",
+                        help="folder with one folder or .zip per student")
+    parser.add_argument("--out", required=True, metavar="OUT", help="folder for the results")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, metavar="N",
+                        help="gradings at once (default: the number of cores, %(default)s)")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+                        help="time limit for one student's grading (default %(default).0f)")
+    parser.add_argument("--force", action="store_true",
+                        help="grade everyone again, even submissions unchanged since the last run")
+    parser.add_argument("--stage", action="append", default=[], metavar="N",
+                        help="grade only this stage (1-4 or a name); repeat for several")
+    parser.add_argument("--run-as", metavar="USER", default=None,
+                        help="run the students' programs as USER (when grading as root)")
+    args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error("--jobs must be 1 or more")
+    if args.timeout <= 0:
+        parser.error("--timeout must be more than 0 seconds")
+    stages = []
+    for value in args.stage:
+        for v in (x.strip() for x in value.split(",") if x.strip()):
+            match = [s for s in STAGES if v in (s, s[0], s[2:])]
+            if not match:
+                parser.error("--stage %s: no such stage; use 1-4 or one of %s"
+                             % (v, ", ".join(STAGES)))
+            stages += match
+    stages = [s for s in STAGES if s in stages]
+    options = Options(Path(args.submissions), Path(args.out), args.jobs, args.timeout,
+                      args.force, stages or list(STAGES), args.run_as, stages)
+    check_paths(options)
+    return options
+
+
+def check_paths(options: Options) -> None:
+    subs, out = options.submissions, options.out
+    if not subs.exists():
+        raise BadInput("no such folder: %s" % subs)
+    if not subs.is_dir():
+        raise BadInput("%s is not a folder (SUBMISSIONS holds one folder or .zip per student)"
+                       % subs)
+    if out.exists() and not out.is_dir():
+        raise BadInput("--out %s is a file, not a folder" % out)
+    subs_real, out_real = subs.resolve(), out.resolve()
+    if out_real == subs_real or subs_real in out_real.parents:
+        raise BadInput("--out %s is inside SUBMISSIONS: it would be graded as a student; "
+                       "put it elsewhere" % out)
+    if options.run_as:
+        try:
+            import pwd
+            pwd.getpwnam(options.run_as)
+        except ImportError:
+            raise BadInput("--run-as works on Linux and macOS only")
+        except KeyError:
+            raise BadInput("--run-as %s: no such user" % options.run_as)
+
+
+# --- who submitted what ---------------------------------------------------------------
+
+def list_entries(submissions: Path) -> list[Entry]:
+    """One Entry per student, sorted by name; hidden files and system junk are skipped."""
+    by_student: dict[str, list[Path]] = {}
+    for path in sorted(submissions.iterdir()):
+        if path.name.startswith(".") or is_junk(path.name):
+            continue
+        name = path.name[:-4] if path.is_file() and path.name.lower().endswith(".zip") else path.name
+        by_student.setdefault(name, []).append(path)
+    entries = [Entry(s, paths) for s, paths in sorted(by_student.items())]
+    used: set[str] = set()
+    for entry in entries:
+        entry.folder = safe_folder(entry.student, used)
+    return entries
+
+
+def safe_folder(student: str, used: set[str]) -> str:
+    """The student's name as a folder name that is safe everywhere and unique."""
+    name = "".join("_" if ch in '<>:"/\\|?*' or ord(ch) < 32 else ch for ch in student)
+    name = name.strip().rstrip(". ")
+    if not name or name.startswith(".") or name.casefold() in RESERVED:
+        name = "_" + name
+    unique, n = name, 2
+    while unique.casefold() in used:
+        unique, n = "%s~%d" % (name, n), n + 1
+    used.add(unique.casefold())
+    return unique
+
+
+# --- one student ---------------------------------------------------------------------
+
+def read_json(path: Path) -> dict | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write a file whole or not at all (an interrupted run leaves no half file)."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, path)
+
+
+def write_student(out: Path, row: Row, feedback: str, state: dict) -> None:
+    folder = out / row.folder
+    folder.mkdir(parents=True, exist_ok=True)
+    results = row.results if row.status == "graded" else zero_results(row.reason, row.seconds)
+    write_text(folder / "results.json", json.dumps(results, indent=2, ensure_ascii=False))
+    write_text(folder / "feedback.txt", feedback.rstrip() + "\n")
+    write_text(folder / STATE_FILE, json.dumps(dict(state, student=row.student, status=row.status,
+                                                    seconds=row.seconds), indent=2,
+                                               ensure_ascii=False))
+
+
+def header(student: str, lines: list[str]) -> str:
+    return "\n".join(["Chat kit grading: %s" % student, *lines, "", ""])
+
+
+def not_graded(student: str, status: str, reason: str) -> str:
+    return header(student, ["Not graded (%s):" % status]) + reason
+
+
+def look_at(entry: Entry, options: Options) -> tuple[Row | None, Prepared | None]:
+    try:
+        return look_at_unsafe(entry, options)
+    except Exception as error:   # a bug of ours, or the disk: this row says so, the rest go on
+        return problem(entry, options, ERROR, "The batch failed on this submission: %r"
+                       % error), None
+
+
+def look_at_unsafe(entry: Entry, options: Options) -> tuple[Row | None, Prepared | None]:
+    """Prepare one submission. Returns (a finished Row, None) when it needs no grading
+    (not gradable, or unchanged since the last run), else (None, the prepared copy)."""
+    out = options.out
+    if len(entry.paths) > 1:
+        names = " and ".join(p.name + ("/" if p.is_dir() else "") for p in entry.paths)
+        return problem(entry, options, ERROR,
+                       "Two submissions for the same student: %s. Keep only one." % names), None
+    try:
+        prepared = prepare(entry.paths[0], options.stages, readable=bool(options.run_as))
+    except SubmissionProblem as issue:
+        return problem(entry, options, issue.status, issue.message), None
+    state = read_json(out / entry.folder / STATE_FILE) or {}
+    results = read_json(out / entry.folder / "results.json")
+    unchanged = (not options.force and state.get("fingerprint") == prepared.fingerprint
+                 and state.get("run_as") == options.run_as and results is not None
+                 and (out / entry.folder / "feedback.txt").is_file())
+    reusable = unchanged and (
+        state.get("status") == "graded" and isinstance(results.get("tests"), list)
+        or state.get("status") == "timeout" and options.timeout <= state.get("timeout", 0))
+    if reusable:
+        prepared.cleanup()
+        return Row(entry.student, entry.folder, state["status"], state.get("seconds", 0.0),
+                   results, state.get("reason", ""), reused=True), None
+    return None, prepared
+
+
+def problem(entry: Entry, options: Options, status: str, message: str) -> Row:
+    row = Row(entry.student, entry.folder, status, 0.0, None, message)
+    write_student(options.out, row, not_graded(entry.student, status, message),
+                  {"reason": message})
+    return row
+
+
+def grade_one(entry: Entry, prepared: Prepared, options: Options, live: "LiveProcesses") -> Row:
+    try:
+        return grade_prepared(entry, prepared, options, live)
+    finally:
+        prepared.cleanup()
+
+
+def grade_prepared(entry: Entry, prepared: Prepared, options: Options,
+                   live: "LiveProcesses") -> Row:
+    work = prepared.folder / "grading"
+    work.mkdir(mode=0o700)   # the results: never readable by a --run-as user
+    try:
+        grading = grade(prepared.impl, options.stage_args, options.timeout, work,
+                        run_as=options.run_as, on_start=live.add)
+    finally:
+        live.discard_finished()
+    if live.stopping:   # interrupted: this grading was cut short, it says nothing of the work
+        raise KeyboardInterrupt
+    about = header(entry.student, [prepared.describe()])
+    state = {"fingerprint": prepared.fingerprint, "run_as": options.run_as,
+             "timeout": options.timeout}
+    if grading.status == "graded":
+        row = Row(entry.student, entry.folder, "graded", grading.seconds, grading.results)
+        feedback = about + grading.output
+    else:
+        reason = (timeout_explanation(options.timeout, grading.output)
+                  if grading.status == "timeout" else error_explanation(grading))
+        row = Row(entry.student, entry.folder, grading.status, grading.seconds, None, reason)
+        feedback = (about + reason + "\n\nEverything the grader printed:\n" + grading.output)
+        state["reason"] = reason
+    write_student(options.out, row, feedback, state)
+    return row
+
+
+class LiveProcesses:
+    """The graders running now, so that Ctrl-C (or SIGTERM) can stop them all,
+    and when each started, for the estimate of the time left."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.procs: set = set()
+        self.started: dict = {}
+        self.stopping = False
+
+    def add(self, proc) -> None:
+        with self.lock:
+            self.procs.add(proc)
+            self.started[proc] = time.monotonic()
+
+    def time_left(self, durations: list[float], waiting: int, jobs: int) -> float:
+        """Seconds until all is graded, if each grading takes the mean so far."""
+        if not durations:
+            return 0.0
+        mean = statistics.mean(durations)
+        now = time.monotonic()
+        with self.lock:
+            running = [max(0.0, mean - (now - self.started[p]))
+                       for p in self.procs if p.poll() is None]
+        return (sum(running) + waiting * mean) / jobs
+
+    def discard_finished(self) -> None:
+        with self.lock:
+            self.procs = {p for p in self.procs if p.poll() is None}
+            self.started = {p: t for p, t in self.started.items() if p in self.procs}
+
+    def stop_all(self) -> None:
+        self.stopping = True
+        with self.lock:
+            procs = list(self.procs)
+        for proc in procs:
+            if proc.poll() is None:
+                stop(proc)
+
+
+# --- the whole class ------------------------------------------------------------------
+
+def clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return "%d:%02d" % (seconds // 60, seconds % 60) if seconds < 3600 else \
+        "%d:%02d:%02d" % (seconds // 3600, seconds // 60 % 60, seconds % 60)
+
+
+def describe_row(row: Row) -> str:
+    if row.status == "graded":
+        return "%s/%s" % (row.total, row.max_score)
+    return row.status
+
+
+def run(options: Options) -> int:
+    started = time.monotonic()
+    options.out.mkdir(parents=True, exist_ok=True)
+    entries = list_entries(options.submissions)
+    say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
+    say("batch: %d submission%s in %s; stages %s"
+        % (len(entries), "" if len(entries) == 1 else "s", options.submissions,
+           ", ".join(options.stages)))
+    rows: list[Row] = []
+    pending: list[tuple[Entry, Prepared]] = []
+    live = LiveProcesses()
+    pool = ThreadPoolExecutor(max_workers=options.jobs)
+    try:
+        # 1. Look at every submission (copy, check the layout, fingerprint): quick.
+        for entry, (row, prepared) in zip(entries, pool.map(lambda e: look_at(e, options),
+                                                            entries)):
+            if row is not None:
+                rows.append(row)
+            else:
+                pending.append((entry, prepared))
+        reused = sum(r.reused for r in rows)
+        say("batch: %d unchanged since the last run, %d not gradable, %d to grade "
+            "(%d at once, at most %s each)" % (reused, len(rows) - reused, len(pending),
+                                               options.jobs, clock(options.timeout)))
+        # 2. Grade the rest, several at once, with a progress line per student.
+        futures = {pool.submit(grade_one, entry, prepared, options, live): entry
+                   for entry, prepared in pending}
+        durations: list[float] = []
+        for done, future in enumerate(as_completed(futures), 1):
+            entry = futures[future]
+            try:
+                row = future.result()
+            except Exception as error:   # a bug of ours must not lose the other rows
+                row = Row(entry.student, entry.folder, ERROR, 0.0, None,
+                          "The batch failed on this submission: %r" % error)
+                write_student(options.out, row, not_graded(entry.student, ERROR, row.reason), {})
+            rows.append(row)
+            durations.append(row.seconds)
+            waiting = max(0, len(pending) - done - options.jobs)
+            left = live.time_left(durations, waiting, options.jobs)
+            say("[%*d/%d] %s: %s in %.1f s · %s elapsed, about %s left"
+                % (len(str(len(pending))), done, len(pending), row.student, describe_row(row),
+                   row.seconds, clock(time.monotonic() - started), clock(left)))
+    except KeyboardInterrupt:
+        pool.shutdown(wait=False, cancel_futures=True)
+        live.stop_all()
+        for _, prepared in pending:
+            prepared.cleanup()
+        say("batch: interrupted; the students graded so far have their folders in %s, "
+            "but grades.csv, checks.csv and report.html were not written." % options.out)
+        return 130
+    pool.shutdown()
+    rows.sort(key=lambda r: r.student)
+    write_grades(options.out / "grades.csv", rows, options.stages)
+    write_checks(options.out / "checks.csv", rows)
+    (options.out / "report.html").write_text(report(rows, options), encoding="utf-8")
+    print(summary(rows, options, time.monotonic() - started))
+    return 0
+
+
+def class_max(rows: list[Row]):
+    maxima = Counter(r.max_score for r in rows if r.status == "graded")
+    return maxima.most_common(1)[0][0] if maxima else ""
+
+
+def write_grades(path: Path, rows: list[Row], stages: list[str]) -> None:
+    maximum = class_max(rows)
+    with open(path, "w", encoding="utf-8-sig", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(GRADES_COLUMNS)
+        for row in rows:
+            points = [row.stage_points(s)[0] if s in stages else "" for s in STAGES]
+            writer.writerow([row.student, *points, row.total,
+                             row.max_score if row.status == "graded" else maximum,
+                             row.status, "%.1f" % row.seconds])
+
+
+def all_checks(rows: list[Row]) -> list[dict]:
+    """Every check seen in any graded row, in the grader's order: number, title, stage, max."""
+    seen: dict[str, dict] = {}
+    for row in rows:
+        for t in row.tests():
+            seen.setdefault(t["number"], {
+                "number": t["number"], "title": title_of(t), "stage": stage_of(t),
+                "max_score": t["max_score"]})
+    return sorted(seen.values(), key=check_order)
+
+
+def check_order(check: dict):
+    stage = check["stage"]
+    number = check["number"].split(".")[-1]
+    return (STAGES.index(stage) if stage in STAGES else len(STAGES),
+            int(number) if number.isdigit() else 0, check["number"])
+
+
+def title_of(test: dict) -> str:
+    name = test.get("name", "")
+    prefix = test.get("number", "") + " "
+    return name[len(prefix):] if name.startswith(prefix) else name
+
+
+def stage_of(test: dict) -> str:
+    tags = test.get("tags") or [""]
+    return tags[0]
+
+
+def write_checks(path: Path, rows: list[Row]) -> None:
+    checks = all_checks(rows)
+    with open(path, "w", encoding="utf-8-sig", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(CHECKS_COLUMNS)
+        for row in rows:
+            if row.status == "graded":
+                for t in sorted(row.tests(), key=lambda t: check_order(
+                        {"stage": stage_of(t), "number": t["number"]})):
+                    writer.writerow([row.student, t["number"], title_of(t), stage_of(t),
+                                     t["score"], t["max_score"], t["status"]])
+            else:
+                for c in checks:
+                    writer.writerow([row.student, c["number"], c["title"], c["stage"], 0,
+                                     c["max_score"], "not run"])
+
+
+def summary(rows: list[Row], options: Options, seconds: float) -> str:
+    counts = Counter(r.status for r in rows)
+    graded = [r for r in rows if r.status == "graded"]
+    parts = ["%d %s" % (counts[s], s) for s in ("graded", "timeout", "error", NO_SUBMISSION)
+             if counts[s]]
+    lines = ["Done in %s: %d student%s: %s (%d unchanged since the last run, not graded again)."
+             % (clock(seconds), len(rows), "" if len(rows) == 1 else "s",
+                ", ".join(parts) or "none", sum(r.reused for r in rows))]
+    if graded:
+        totals = [r.total for r in graded]
+        lines.append("Total points of the graded: mean %.1f, median %g, of %s."
+                     % (statistics.mean(totals), statistics.median(totals), class_max(rows)))
+        failed = failure_counts(rows)
+        worst = [c for c in all_checks(rows) if failed.get(c["number"])]
+        worst.sort(key=lambda c: -failed[c["number"]])
+        for c in worst[:3]:
+            lines.append("  most failed: %s %s (%d of %d)"
+                         % (c["number"], c["title"], failed[c["number"]], len(graded)))
+    lines.append("Wrote %s, %s, %s and a folder per student."
+                 % tuple(options.out / n for n in ("grades.csv", "checks.csv", "report.html")))
+    return "\n".join(lines)
+
+
+def failure_counts(rows: list[Row]) -> Counter:
+    return Counter(t["number"] for r in rows for t in r.tests() if t["status"] != "passed")
+
+
+# --- report.html --------------------------------------------------------------------------
+# One page, no script, no network: plain HTML and CSS, inline SVG for the charts.
+# Everything that comes from a submission (names, program output) goes through esc().
+
+def esc(value) -> str:
+    return html.escape(str(value), quote=True)
+
+
+STYLE = """
+body { font: 14px/1.4 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em; color: #222; }
+h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { margin-top: 1.8em; font-size: 1.25em; }
+.meta { color: #555; } .charts { display: flex; flex-wrap: wrap; gap: 1.5em; }
+figure { margin: 0; } figcaption { font-weight: 600; margin-bottom: 0.3em; }
+table { border-collapse: collapse; } th, td { border: 1px solid #ccc; padding: 2px 6px; }
+th { background: #f3f3f3; text-align: left; } td.num { text-align: right; }
+.grid td, .grid th { padding: 1px 3px; text-align: center; font-size: 12px; }
+.grid th.name, .grid td.name { text-align: left; white-space: nowrap; }
+.grid th.check { writing-mode: vertical-rl; transform: rotate(180deg); font-weight: normal; }
+.pass { background: #c8ebc8; } .fail { background: #f5b5b5; } .none { background: #e4e4e4; color: #777; }
+.status-graded { } .status-timeout, .status-error { color: #a00; font-weight: 600; }
+.status-no { color: #777; }
+.bar { display: inline-block; height: 0.8em; background: #d66; vertical-align: middle; }
+pre { white-space: pre-wrap; background: #f7f7f7; border: 1px solid #ddd; padding: 0.5em;
+      font-size: 12px; max-width: 60em; }
+* { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
+@media print { body { margin: 0; font-size: 11px; } h2 { break-after: avoid; }
+               tr, figure, pre { break-inside: avoid; } a { color: inherit; text-decoration: none; } }
+"""
+
+
+def report(rows: list[Row], options: Options) -> str:
+    graded = [r for r in rows if r.status == "graded"]
+    counts = Counter(r.status for r in rows)
+    checks = all_checks(rows)
+    failed = failure_counts(rows)
+    # The checks most students failed come first: they tell the teacher what to explain again.
+    ordered = sorted(checks, key=lambda c: (-failed.get(c["number"], 0), check_order(c)))
+    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+             '<meta name="viewport" content="width=device-width, initial-scale=1">',
+             "<title>Chat kit: class report</title><style>%s</style></head><body>" % STYLE,
+             "<h1>Chat kit: class report</h1>",
+             '<p class="meta">%d students: %s. Stages graded: %s. Written %s from %s.</p>'
+             % (len(rows), esc(", ".join("%d %s" % (counts[s], s) for s in
+                                         ("graded", "timeout", "error", NO_SUBMISSION)
+                                         if counts[s]) or "none"),
+                esc(", ".join(options.stages)), esc(datetime.now().strftime("%Y-%m-%d %H:%M")),
+                esc(options.submissions))]
+    parts += distributions(rows, options.stages)
+    parts += failed_checks(ordered, failed, len(graded))
+    parts += grid(rows, ordered)
+    parts += student_table(rows, options.stages)
+    parts += details(rows)
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def histogram(label: str, scores: list[int], maximum: int) -> str:
+    """An inline SVG bar chart: how many students got each score (or range of scores)."""
+    width, height, bottom = 300, 130, 20
+    bins = min(maximum + 1, 12) if maximum > 0 else 1
+    size = (maximum + 1) / bins
+    counts = [0] * bins
+    for score in scores:
+        counts[min(int(score / size), bins - 1)] += 1
+    tallest = max(counts) or 1
+    bar = width / bins
+    svg = ['<svg width="%d" height="%d" viewBox="0 0 %d %d" role="img" aria-label="%s">'
+           % (width, height, width, height, esc(label))]
+    for i, count in enumerate(counts):
+        h = (height - bottom - 14) * count / tallest
+        x, y = i * bar, height - bottom - h
+        low, high = int(i * size), int((i + 1) * size) - 1
+        text = str(low) if high <= low else "%d–%d" % (low, high)
+        svg.append('<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="#5b8def">'
+                   '<title>%s points: %d students</title></rect>'
+                   % (x + 1, y, bar - 2, h, esc(text), count))
+        if count:
+            svg.append('<text x="%.1f" y="%.1f" font-size="10" text-anchor="middle">%d</text>'
+                       % (x + bar / 2, y - 2, count))
+        if bins <= 12:
+            svg.append('<text x="%.1f" y="%d" font-size="9" text-anchor="middle">%s</text>'
+                       % (x + bar / 2, height - 6, esc(text)))
+    svg.append('<line x1="0" y1="%d" x2="%d" y2="%d" stroke="#888"/></svg>'
+               % (height - bottom, width, height - bottom))
+    return "".join(svg)
+
+
+def distributions(rows: list[Row], stages: list[str]) -> list[str]:
+    graded = [r for r in rows if r.status == "graded"]
+    out = ["<h2>Scores per stage</h2>"]
+    if not graded:
+        return out + ["<p>No submission was graded.</p>"]
+    not_graded = len(rows) - len(graded)
+    out.append("<p>%d graded students%s. Bars: how many students got that many points.</p>"
+               % (len(graded), " (the %d not graded are left out)" % not_graded
+                  if not_graded else ""))
+    out.append('<div class="charts">')
+    for stage in stages:
+        points = [r.stage_points(stage) for r in graded]
+        maximum = max(m for _, m in points)
+        scores = [p for p, _ in points]
+        out.append("<figure><figcaption>%s: mean %.1f of %d</figcaption>%s</figure>"
+                   % (esc(stage), statistics.mean(scores), maximum,
+                      histogram(stage, scores, maximum)))
+    totals = [r.total for r in graded]
+    maximum = max(r.max_score for r in graded)
+    out.append("<figure><figcaption>total: mean %.1f of %d</figcaption>%s</figure></div>"
+               % (statistics.mean(totals), maximum, histogram("total", totals, maximum)))
+    return out
+
+
+def failed_checks(ordered: list[dict], failed: Counter, graded: int) -> list[str]:
+    out = ["<h2>Checks, most failed first</h2>"]
+    if not graded:
+        return out + ["<p>No submission was graded.</p>"]
+    out.append("<table><tr><th>check</th><th>title</th><th>points</th>"
+               "<th>failed by</th></tr>")
+    for c in ordered:
+        n = failed.get(c["number"], 0)
+        out.append('<tr><td>%s</td><td>%s</td><td class="num">%s</td>'
+                   '<td><span class="bar" style="width:%.1fem"></span> %d of %d</td></tr>'
+                   % (esc(c["number"]), esc(c["title"]), esc(c["max_score"]),
+                      8.0 * n / graded, n, graded))
+    out.append("</table>")
+    return out
+
+
+def grid(rows: list[Row], ordered: list[dict]) -> list[str]:
+    out = ["<h2>Students × checks</h2>"]
+    if not ordered:
+        return out + ["<p>No submission was graded.</p>"]
+    out.append("<p>✓ passed, ✗ failed, · not graded. Columns: the checks most students "
+               "failed first.</p>")
+    out.append('<table class="grid"><tr><th class="name">student</th><th>total</th>'
+               + "".join('<th class="check" title="%s">%s</th>'
+                         % (esc(c["title"]), esc(c["number"])) for c in ordered) + "</tr>")
+    for row in rows:
+        by_number = {t["number"]: t for t in row.tests()}
+        cells = []
+        for c in ordered:
+            t = by_number.get(c["number"])
+            if t is None:
+                cells.append('<td class="none">·</td>')
+            elif t["status"] == "passed":
+                cells.append('<td class="pass">✓</td>')
+            else:
+                cells.append('<td class="fail" title="%s">✗</td>' % esc(c["title"]))
+        total = esc(row.total) if row.status == "graded" else esc(row.status)
+        out.append('<tr><td class="name" dir="auto">%s</td><td class="num">%s</td>%s</tr>'
+                   % (esc(row.student), total, "".join(cells)))
+    out.append("</table>")
+    return out
+
+
+def student_table(rows: list[Row], stages: list[str]) -> list[str]:
+    out = ["<h2>Students</h2>",
+           "<table><tr><th>student</th>%s<th>total</th><th>status</th><th>seconds</th>"
+           "<th>feedback</th></tr>" % "".join("<th>%s</th>" % esc(s) for s in stages)]
+    for row in rows:
+        stage_cells = "".join('<td class="num">%s</td>' % (
+            "%d/%d" % row.stage_points(s) if row.status == "graded" else "0") for s in stages)
+        link = urllib.parse.quote(row.folder) + "/feedback.txt"
+        status_class = "status-" + row.status.split()[0]
+        out.append('<tr><td dir="auto">%s</td>%s<td class="num">%s</td>'
+                   '<td class="%s">%s</td><td class="num">%.1f</td>'
+                   '<td><a href="%s">feedback.txt</a></td></tr>'
+                   % (esc(row.student), stage_cells,
+                      esc("%s/%s" % (row.total, row.max_score)) if row.status == "graded" else 0,
+                      esc(status_class), esc(row.status), row.seconds, esc(link)))
+    out.append("</table>")
+    return out
+
+
+def details(rows: list[Row], per_student: int = 3, length: int = 1500) -> list[str]:
+    """Why each student lost points: the reason, or their first few failures (cut short)."""
+    out = ["<h2>Details</h2>",
+           "<p>For each student: why it was not graded, or their first %d failures "
+           "(the whole story is in their feedback.txt).</p>" % per_student]
+    for row in rows:
+        failures = [t for t in row.tests() if t["status"] != "passed"]
+        if row.status == "graded" and not failures:
+            continue
+        out.append('<h3 dir="auto">%s: %s</h3>'
+                   % (esc(row.student), esc(describe_row(row))))
+        if row.status != "graded":
+            out.append("<pre>%s</pre>" % esc(cut(row.reason, length)))
+            continue
+        # A check blocked by an earlier failure says only that: show the failures themselves.
+        blocked = [t for t in failures if t.get("output", "").startswith("Blocked by check")]
+        shown = [t for t in failures if t not in blocked][:per_student]
+        for t in shown:
+            out.append("<p><b>%s</b></p><pre>%s</pre>" % (esc(t["name"]),
+                                                         esc(cut(t.get("output", ""), length))))
+        rest = len(failures) - len(shown)
+        if rest:
+            out.append("<p>… and %d more failed checks (%d of them blocked by an earlier "
+                       "failure).</p>" % (rest, len(blocked)))
+    return out
+
+
+def cut(text: str, length: int) -> str:
+    return text if len(text) <= length else text[:length] + "\n[… cut here; see feedback.txt]"
+
+
+# --- entry point --------------------------------------------------------------------------
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        options = parse(argv)
+    except BadInput as error:
+        print("python -m grader batch: %s" % error, file=sys.stderr)
+        return 2
+    if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGTERM"):
+        # Terminated (say, by a scheduler's time limit): stop the graders like Ctrl-C does.
+        def on_sigterm(signum, frame):
+            raise KeyboardInterrupt
+        signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        return run(options)
+    except OSError as error:
+        print("python -m grader batch: %s" % error, file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,156 @@
+"""`python -m grader handout` and the GitHub Classroom workflow.
+
+The handout is written, looked at (no solutions/, no tests/, a README made for
+students) and graded where it lands, as a student would: `python -m pytest
+grader --stage 1` in the handout. The Classroom workflow is read as plain
+text (PyYAML is not a dependency), and each of its grading steps is run for
+real in a student repository made from the handout with the reference
+solutions in stages/: every step must pass and its max-score must be that
+stage's points in the grader.
+"""
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from gradekit import KIT, POSIX, _kill_group
+
+sys.path.insert(0, str(KIT))
+from grader.handout import workflow_for  # noqa: E402
+
+STAGES = ["1_echo", "2_naming", "3_messaging", "4_exit"]
+WORKFLOW = KIT / "classroom" / "classroom.yml"
+
+
+def run(command: list[str], cwd: Path, limit: float = 120) -> tuple[int, str]:
+    proc = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, start_new_session=POSIX)
+    try:
+        output, _ = proc.communicate(timeout=limit)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        raise AssertionError("%s did not finish within %d s" % (command, limit))
+    return proc.returncode, output.decode("utf-8", "replace")
+
+
+def handout(out: Path, *args) -> str:
+    code, output = run([sys.executable, "-m", "grader", "handout", "--out", str(out), *args],
+                       KIT, limit=60)
+    assert code == 0, output
+    return output
+
+
+def steps(text: str) -> list[dict]:
+    """The workflow's steps: each a dict of its `key: value` lines (nested `with:` flattened)."""
+    found, current = [], None
+    for line in text.splitlines():
+        if line.startswith("    - name: "):
+            current = {"name": line.split(": ", 1)[1]}
+            found.append(current)
+        elif current is not None and re.match(r"^ {6,}[\w-]+: ", line):
+            key, value = line.strip().split(": ", 1)
+            current[key] = value
+    return found
+
+
+def graders(text: str) -> list[dict]:
+    return [s for s in steps(text)
+            if s.get("uses") == "classroom-resources/autograding-command-grader@v1"]
+
+
+def test_handout_has_no_solutions_and_a_students_readme(tmp_path):
+    out = tmp_path / "chat-kit"
+    handout(out, "--stages", "2", "--classroom")
+    top = sorted(p.name for p in out.iterdir())
+    assert top == sorted([".github", ".gitignore", "LICENSE", "README.md", "grader",
+                          "protocol.py", "pyproject.toml", "requirements.txt", "stages"])
+    assert sorted(p.name for p in (out / "stages").iterdir()) == STAGES[:2]
+    readme = (out / "README.md").read_text(encoding="utf-8")
+    assert readme.index("## Start here") < readme.index("## For students")
+    assert "python -m pytest grader --stage 1" in readme
+    for absent in ("pytest tests", "kit-only", "handout-only", "## For instructors",
+                   "## Layout", "solutions/"):
+        assert absent not in readme, "the handout README mentions %r" % absent
+    assert "first 2 stages (1_echo, 2_naming)" in readme
+    kit_readme = (KIT / "README.md").read_text(encoding="utf-8")
+    assert "python -m pytest tests" in kit_readme and "## For instructors" in kit_readme
+    workflow = (out / ".github" / "workflows" / "classroom.yml").read_text(encoding="utf-8")
+    assert [s["id"] for s in graders(workflow)] == ["stage1", "stage2"]
+    assert "runners: stage1,stage2\n" in workflow and "STAGE3_RESULTS" not in workflow
+
+
+def test_handout_is_graded_where_it_lands(tmp_path):
+    out = tmp_path / "chat-kit"
+    handout(out)
+    code, output = run([sys.executable, "-m", "pytest", "grader", "--stage", "1", "-q",
+                        "--results", "r.json"], out)
+    assert code == 1, "the skeletons should fail stage 1:\n" + output
+    results = json.loads((out / "r.json").read_text(encoding="utf-8"))
+    assert results["max_score"] == 24 and results["score"] < 24 and len(results["tests"]) == 17
+    assert "not implemented yet" in results["tests"][0]["output"]
+    assert "INTERNALERROR" not in output
+
+
+def test_handout_as_a_zip_and_bad_paths(tmp_path):
+    handout(tmp_path / "kit.zip", "--stages", "1")
+    with zipfile.ZipFile(tmp_path / "kit.zip") as zf:
+        names = zf.namelist()
+    assert all(n.startswith("kit/") for n in names)
+    assert "kit/stages/1_echo/chat_server.py" in names and "kit/README.md" in names
+    assert not [n for n in names if n.split("/")[1] in ("solutions", "tests", ".ci")]
+    assert not [n for n in names if n.startswith("kit/stages/2_naming")]
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("x")
+    for args, phrase in [(["--out", str(tmp_path / "full")], "not an empty folder"),
+                         (["--out", str(tmp_path / "h"), "--stages", "5"], "--stages")]:
+        code, output = run([sys.executable, "-m", "grader", "handout", *args], KIT, limit=30)
+        assert code == 2 and phrase in output and "Traceback" not in output, output
+
+
+def test_classroom_workflow_reads_right():
+    text = WORKFLOW.read_text(encoding="utf-8")
+    assert "\t" not in text
+    found = graders(text)
+    assert [s["id"] for s in found] == ["stage1", "stage2", "stage3", "stage4"]
+    for number, step in enumerate(found, 1):
+        assert step["command"] == "python -m pytest grader --stage %d" % number
+        assert step["test-name"] == step["name"] and int(step["timeout"]) <= 10
+    reporter = [s for s in steps(text)
+                if s.get("uses") == "classroom-resources/autograding-grading-reporter@v1"]
+    assert len(reporter) == 1 and reporter[0]["runners"] == "stage1,stage2,stage3,stage4"
+    for step in found:
+        assert reporter[0]["%s_RESULTS" % step["id"].upper()] == \
+            '"${{steps.%s.outputs.result}}"' % step["id"]
+    assert graders(workflow_for(text, 3))[-1]["id"] == "stage3"
+
+
+def test_classroom_steps_give_the_points_they_claim(tmp_path, report):
+    """Each step's command, run for real in a student repository holding the solutions."""
+    repo = tmp_path / "repo"
+    handout(repo, "--classroom")
+    for stage in STAGES:
+        shutil.rmtree(repo / "stages" / stage)
+        shutil.copytree(KIT / "solutions" / stage, repo / "stages" / stage)
+    found = graders((repo / ".github" / "workflows" / "classroom.yml").read_text("utf-8"))
+
+    def grade(step):
+        command = step["command"].split()
+        assert command[0] == "python"
+        results = repo / ("%s.json" % step["id"])
+        code, output = run([sys.executable, *command[1:], "--results", str(results)], repo)
+        return step, code, output, json.loads(results.read_text(encoding="utf-8"))
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for step, code, output, results in pool.map(grade, found):
+            assert code == 0, "%s failed on the solutions:\n%s" % (step["name"], output[-3000:])
+            assert results["max_score"] == int(step["max-score"]), \
+                "%s claims %s points, the grader gives %s" % (step["name"], step["max-score"],
+                                                             results["max_score"])
+            assert results["score"] == results["max_score"]
+    report("classroom: the 4 workflow steps pass on the solutions, %d points in all"
+           % sum(int(s["max-score"]) for s in found))

@@ -2,7 +2,7 @@
 
 The kit's planted-bug corpus (tests/test_mutants.py) runs the real grader on
 this implementation once per mistake, to prove the grader catches it. With no
-fault selected this is a correct implementation of every stage (SPEC.md): a
+fault selected this is a correct implementation of every stage (README § The protocol): a
 select-based server and a client whose stdin is read by a thread of its own.
 
 The mistake is chosen by the environment variable CHATKIT_FAULT (the grader
@@ -29,6 +29,8 @@ MAX_MSG = 1024
 MAX_NAME = 16
 MAX_BACKLOG = 1024 * 1024
 PORT = 7777
+# The word every error reply starts with (the error_misspelt mistake types it wrong).
+ERROR = "EROR" if FAULT == "error_misspelt" else "ERROR"
 
 
 def frame(payload: bytes) -> bytes:
@@ -183,7 +185,7 @@ class Server:
         if FAULT == "no_error_on_bad_header":
             self.drop(conn)
             return
-        self.queue(conn, frame(b"ERROR " + reason.encode("utf-8")))
+        self.queue(conn, frame((ERROR + " " + reason).encode("utf-8")))
         conn.inbuf = b""
         if FAULT == "error_no_close":
             return
@@ -239,7 +241,7 @@ class Server:
             try:
                 text = payload.decode("utf-8")
             except UnicodeDecodeError:
-                self.reply(conn, "ERROR the message is not valid UTF-8")
+                self.reply(conn, ERROR + " the message is not valid UTF-8")
                 if FAULT == "invalid_utf8_closes":
                     conn.closing = True
                 return
@@ -261,7 +263,7 @@ class Server:
             handler = commands.get(command)
         if handler is None or (command in ("GET_NAMES", "EXIT") and spaced) or (
                 command in ("NAME", "MSG") and not spaced):
-            self.reply(conn, "ERROR unknown command")
+            self.reply(conn, ERROR + " unknown command")
             return
         handler(conn, rest, text)
 
@@ -281,13 +283,14 @@ class Server:
         if FAULT == "name_split_words":
             words = text.split()
             name = words[1] if len(words) > 1 else ""
-        if not self.valid_name(name):
-            self.reply(conn, "ERROR invalid name")
+        checked = conn.name is not None or FAULT != "validates_only_renames"
+        if checked and not self.valid_name(name):
+            self.reply(conn, ERROR + " invalid name")
             return
         holder = self.names.get(name)
         if FAULT != "duplicate_names" and holder is not None and (
                 holder is not conn or FAULT == "own_name_error"):
-            self.reply(conn, "ERROR the name %s is taken" % name)
+            self.reply(conn, ERROR + " the name %s is taken" % name)
             return
         if conn.name is not None and FAULT != "rename_keeps_old":
             if self.names.get(conn.name) is conn:
@@ -304,6 +307,11 @@ class Server:
             self.reply(conn, "NAMES " + ",".join(names))
         elif FAULT == "names_trailing_space":
             self.reply(conn, "NAMES " + " ".join(names))
+        elif FAULT == "names_space_after_each":
+            reply = "NAMES "
+            for name in names:
+                reply += name + " "
+            self.reply(conn, reply)
         else:
             self.reply(conn, "".join(["NAMES"] + [" " + n for n in names]))
 
@@ -315,20 +323,20 @@ class Server:
         if FAULT == "text_stripped":
             body = body.strip()
         if conn.name is None and FAULT != "msg_unnamed_allowed":
-            self.reply(conn, "ERROR choose a name first")
+            self.reply(conn, ERROR + " choose a name first")
             return
         if not body and FAULT != "msg_empty_text_allowed":
-            self.reply(conn, "ERROR no text")
+            self.reply(conn, ERROR + " no text")
             return
         if to == conn.name and FAULT != "msg_self_allowed":
-            self.reply(conn, "ERROR you can't send to yourself")
+            self.reply(conn, ERROR + " you can't send to yourself")
             return
         if FAULT == "crash_unknown_recipient":
             target = self.names[to]
         else:
             target = self.names.get(to)
         if target is None:
-            self.reply(conn, "ERROR no such name: %s" % to)
+            self.reply(conn, ERROR + " no such name: %s" % to)
             return
         push = "FROM %s %s" % (conn.name, body)
         if FAULT == "bob_sent_hi":

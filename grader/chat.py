@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import functools
 import re
+import time
 
 import pytest
 
-from grader.wire import MESSAGE, QUIET, show
+from grader.wire import MESSAGE, QUIET, frame, show
 
 HINT_NAME = ("'NAME <name>' gets 'HELLO <name>' when the name is free or already yours; "
              "naming keeps working in every stage from 2 on (README § Stage 2).")
@@ -24,6 +25,16 @@ HINT_MSG = ("'MSG <name> <text>' pushes 'FROM <sender> <text>' to the recipient 
             "'SENT <name>' to the sender (README § Stage 3).")
 HINT_NAMES = ("'GET_NAMES' gets 'NAMES' followed by every name now held, sorted, each after "
               "one space: 'NAMES alice bob' (README § Stage 2).")
+HINT_UNNAMED_LEAVES = ("A client that never took a name may leave too, by closing or by a "
+                       "reset: clean it up like any other (unregister, close), and free its "
+                       "name only if it has one: 'del names[client.name]' with no name raises "
+                       "and stops the server (README § Stage 2).")
+HINT_SPLIT_CHARACTER = ("one recv() may end in the middle of a character: 'é' is two bytes "
+                        "in UTF-8 and they may arrive in two reads. Keep the raw bytes in the "
+                        "buffer and decode only a whole payload, never each chunk recv() "
+                        "returns (README § Framing, § Stage 2).")
+
+SPLIT_PAUSE = 0.05   # send_split_character: the pause between the two halves of a character
 
 
 def named(server, name, label=None):
@@ -57,6 +68,43 @@ def exchange(sender, recipient, sender_name, recipient_name, text, hint=HINT_MSG
         recipient.conv.fail(recipient.heard(show(expected)), got, hint)
     sender.expect("SENT " + recipient_name, hint="the sender of a delivered MSG gets the reply "
                                                  "'SENT <name>' (README § Stage 3).")
+
+
+def unnamed_clients_leave(server):
+    """Stages 2-4: ghost (no name) asks GET_NAMES and closes; rude (no name) asks and is
+    reset; alice is still served (two round trips), and a newcomer can take a name."""
+    alice = named(server, "alice")
+    ghost = server.connect("ghost")
+    expect_names(ghost, ["alice"])
+    ghost.close("closes its connection (it never took a name)")
+    rude = server.connect("rude")
+    expect_names(rude, ["alice"])
+    rude.reset()
+    for _ in range(2):   # both left before alice asks: two round trips prove the server lives
+        expect_names(alice, ["alice"], hint=HINT_UNNAMED_LEAVES)
+    newcomer = server.connect("newcomer")
+    newcomer.send("NAME bob")
+    newcomer.expect("HELLO bob", hint=HINT_UNNAMED_LEAVES)
+
+
+def send_split_character(peer, payload):
+    """Send one framed message in two writes, cut inside its first non-ASCII character,
+    with a pause between them so that they reach the server as two reads."""
+    data = frame(payload)
+    cut = next(i for i, byte in enumerate(data) if byte >= 0x80) + 1
+    peer.send_raw(data[:cut], note="%s, cut after the first byte of a character"
+                  % show(data[:cut]))
+    time.sleep(SPLIT_PAUSE)   # not a synchronisation: it makes the two halves two reads
+    peer.send_raw(data[cut:], note="the rest, %s" % show(data[cut:]))
+
+
+def split_character_message(server):
+    """Stages 3-4: 'MSG bob héllo' in two writes, cut inside 'é', reaches bob whole."""
+    alice = named(server, "alice")
+    bob = named(server, "bob")
+    send_split_character(alice, "MSG bob héllo")
+    bob.expect("FROM alice héllo", hint=HINT_SPLIT_CHARACTER)
+    alice.expect("SENT bob", hint=HINT_MSG)
 
 
 # --- GET_NAMES: who holds a name ------------------------------------------------------

@@ -7,16 +7,13 @@ elsewhere a near miss ('EROR') still counts as the refusal it is, and what the
 refusal changed (nothing) is judged by GET_NAMES.
 """
 
-import time
-
-from grader.chat import (HINT_NAME, HINT_NAMES, expect_names, expect_names_reply, format_problem,
-                         named, names_listed)
+from grader.chat import (HINT_NAME, HINT_NAMES, HINT_SPLIT_CHARACTER, expect_names,
+                         expect_names_reply, format_problem, named, names_listed,
+                         send_split_character, unnamed_clients_leave)
 from grader.checks import check
 from grader.wire import MESSAGE, frame, show
 
 STAGE = "2_naming"
-
-SPLIT_PAUSE = 0.05   # check 17: the pause between the two halves of a character
 HINT_VALID = ("A valid name is 1 to 16 characters (len() of the decoded text, not of the "
               "bytes), none of them whitespace (c.isspace()); the name is everything after "
               "'NAME ', so never split() or strip() it (README § Stage 2).")
@@ -24,16 +21,6 @@ HINT_GOES_ON = ("After an ERROR the connection stays open: reply, then go on rea
                 "client's next command (README § Stage 2).")
 HINT_FRAMING = ("TCP is a byte stream: keep a buffer per client and take out only complete "
                 "messages (README § Framing).")
-
-
-HINT_UNNAMED_LEAVES = ("A client that never took a name may leave too, by closing or by a "
-                       "reset: clean it up like any other (unregister, close), and free its "
-                       "name only if it has one: names.pop(name) or 'del names[name]' with no "
-                       "name raises and stops the server (README § Stage 2).")
-HINT_SPLIT_CHARACTER = ("one recv() may end in the middle of a character: 'ë' is two bytes "
-                        "in UTF-8 and they may arrive in two reads. Keep the raw bytes in the "
-                        "buffer and decode only a whole payload, never each chunk recv() "
-                        "returns (README § Framing, § Stage 2).")
 
 
 @check(1, "NAME alice gets HELLO alice", points=2, needs=None)
@@ -276,23 +263,11 @@ def test_framing_still_works(server):
                                         "the others carry on. " + HINT_NAMES)
 
 
-@check(16, "A client without a name closes, another is reset: the server carries on")
+@check(16, "Clients without a name leave (close, reset); the server goes on")
 def test_unnamed_clients_leave(server):
     """ghost (no name) asks GET_NAMES and closes; rude (no name) asks and is reset; alice is
     still served (two round trips), and a newcomer can take a name."""
-    alice = named(server, "alice")
-    ghost = server.connect("ghost")
-    expect_names(ghost, ["alice"])
-    ghost.close("closes its connection (it never took a name)")
-    rude = server.connect("rude")
-    expect_names(rude, ["alice"])
-    rude.reset()
-    # Both left before alice asks; two round trips prove the server handled them and lives.
-    for _ in range(2):
-        expect_names(alice, ["alice"], hint=HINT_UNNAMED_LEAVES)
-    newcomer = server.connect("newcomer")
-    newcomer.send("NAME bob")
-    newcomer.expect("HELLO bob", hint=HINT_UNNAMED_LEAVES)
+    unnamed_clients_leave(server)
 
 
 @check(17, "A command whose character is split across two reads")
@@ -303,17 +278,6 @@ def test_character_split_across_reads(server):
     send_split_character(alice, "NAME zoë")
     alice.expect("HELLO zoë", hint=HINT_SPLIT_CHARACTER)
     expect_names(alice, ["zoë"], hint=HINT_SPLIT_CHARACTER)
-
-
-def send_split_character(peer, payload):
-    """Send one framed message in two writes, cut inside its first non-ASCII character,
-    with a pause between them so that they reach the server as two reads."""
-    data = frame(payload)
-    cut = next(i for i, byte in enumerate(data) if byte >= 0x80) + 1
-    peer.send_raw(data[:cut], note="%s, cut after the first byte of a character"
-                  % show(data[:cut]))
-    time.sleep(SPLIT_PAUSE)   # not a synchronisation: it makes the two halves two reads
-    peer.send_raw(data[cut:], note="the rest, %s" % show(data[cut:]))
 
 
 @check(18, "A first NAME is checked too: spaces or 17 characters get ERROR")

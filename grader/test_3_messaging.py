@@ -12,9 +12,9 @@ import time
 
 
 from grader.chat import (HINT_MSG, HINT_NAME, basic_check, exchange, expect_names, named,
-                         needs_a_server_that_answers)
+                         needs_a_server_that_answers, split_character_message,
+                         unnamed_clients_leave)
 from grader.checks import check
-from grader.test_2_naming import HINT_SPLIT_CHARACTER, HINT_UNNAMED_LEAVES, send_split_character
 from grader.wire import MESSAGE, WAIT, FrameReader, Peer, frame, is_refusal, show
 
 STAGE = "3_messaging"
@@ -600,26 +600,11 @@ def test_backlog_limit(server, conversation):
 def test_unnamed_clients_leave(server):
     """ghost (no name) asks GET_NAMES and closes; rude (no name) asks and is reset; alice is
     still served (two round trips), and a newcomer can take a name."""
-    alice = named(server, "alice")
-    ghost = server.connect("ghost")
-    expect_names(ghost, ["alice"])
-    ghost.close("closes its connection (it never took a name)")
-    rude = server.connect("rude")
-    expect_names(rude, ["alice"])
-    rude.reset()
-    for _ in range(2):   # both left before alice asks: two round trips prove the server lives
-        expect_names(alice, ["alice"], hint=HINT_UNNAMED_LEAVES)
-    newcomer = server.connect("newcomer")
-    newcomer.send("NAME bob")
-    newcomer.expect("HELLO bob", hint=HINT_UNNAMED_LEAVES)
+    unnamed_clients_leave(server)
 
 
 @check(16, "A MSG whose character is split across two reads")
 def test_character_split_across_reads(server):
     """'MSG bob héllo' is sent in two writes, 50 ms apart, cut between the two bytes of
     'é': bob gets 'FROM alice héllo'."""
-    alice = named(server, "alice")
-    bob = named(server, "bob")
-    send_split_character(alice, "MSG bob héllo")
-    bob.expect("FROM alice héllo", hint=HINT_SPLIT_CHARACTER)
-    alice.expect("SENT bob", hint=HINT_MSG)
+    split_character_message(server)

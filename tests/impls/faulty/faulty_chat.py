@@ -82,6 +82,8 @@ class Server:
             if listening:
                 readers.append(self.listener)
             writers = [c.sock for c in self.conns.values() if c.out]
+            if FAULT == "always_in_write_set":
+                writers = [c.sock for c in self.conns.values()]   # "so we never miss a chance"
             readable, writable, _ = select.select(readers, writers, [], 1.0)
             for sock in readable:
                 if sock is self.listener:
@@ -123,17 +125,27 @@ class Server:
         except ConnectionResetError:
             if FAULT == "crash_on_reset":
                 raise
+            self.forget_name(conn)
             self.drop(conn, release=FAULT != "name_kept_after_reset")
             return
         except OSError:
             self.drop(conn)
             return
         if not data:
+            if FAULT == "ignores_eof":
+                return                  # the socket stays in the select set, readable for ever
             if FAULT == "closed_left_in_select":
                 conn.sock.close()       # ... but it stays in self.conns, so in the select set
                 return
+            self.forget_name(conn)
             self.drop(conn, release=FAULT != "name_kept_after_close")
             return
+        if FAULT == "decode_each_chunk" and self.stage >= 2:
+            try:
+                data.decode("utf-8")    # "check the text as it comes in"
+            except UnicodeDecodeError:
+                self.reply(conn, ERROR + " the message is not valid UTF-8")
+                return
         if FAULT == "one_recv_one_message":
             self.got_message = True
             self.handle(conn, data[HEADER:])
@@ -141,8 +153,28 @@ class Server:
         conn.inbuf += data
         self.take_messages(conn)
 
+    def forget_name(self, conn: Conn) -> None:
+        """The crash_unnamed_leaves mistake: 'del names[conn.name]' for a client that left."""
+        if FAULT == "crash_unnamed_leaves" and self.stage >= 2:
+            del self.names[conn.name]   # KeyError: None, for a client that never took a name
+            conn.name = None
+
+    def bad_header_ahead(self, conn: Conn) -> bool:
+        """Is there a bad header anywhere after the whole messages in the buffer?"""
+        at = 0
+        while len(conn.inbuf) - at >= HEADER:
+            header = conn.inbuf[at:at + HEADER]
+            if not header.isdigit() or int(header) > MAX_MSG:
+                return True
+            at += HEADER + int(header)
+        return False
+
     def take_messages(self, conn: Conn) -> None:
-        while conn.sock in self.conns and not conn.closing:
+        if FAULT == "bad_header_loses_messages" and self.bad_header_ahead(conn):
+            # payloads = decoder.feed(data) raised: the whole messages before it are lost
+            self.framing_error(conn, "bad header")
+            return
+        while conn.sock in self.conns and (not conn.closing or FAULT == "commands_after_exit"):
             if len(conn.inbuf) < HEADER:
                 if FAULT == "header_single_recv":
                     conn.inbuf = b""    # header = sock.recv(4): a short read is lost
@@ -201,12 +233,39 @@ class Server:
             conn.sock.sendall(data)
             conn.sock.setblocking(False)
             return
+        if FAULT == "remove_while_iterating" and not conn.out and conn.sock in self.conns:
+            try:                        # send at once; queue only what the socket did not take
+                data = data[conn.sock.send(data):]
+            except BlockingIOError:
+                pass
+            except OSError:
+                self.drop(conn)
+                return
+            if not data:
+                return
         conn.out.append(data)
         conn.pending += len(data)
-        if self.stage >= 3 and conn.pending > MAX_BACKLOG:
-            self.drop(conn)
+        if self.stage >= 3 and conn.pending > MAX_BACKLOG and FAULT != "no_backlog_limit":
+            self.drop(conn, release=FAULT != "backlog_keeps_name")
 
     def write(self, conn: Conn) -> None:
+        if not conn.out:                # (only the always_in_write_set mistake gets here)
+            return
+        if FAULT == "remove_while_iterating":
+            for data in conn.out:       # removing from the list it loops over skips the next
+                try:
+                    sent = conn.sock.send(data)
+                except BlockingIOError:
+                    return
+                except OSError:
+                    self.drop(conn)
+                    return
+                conn.pending -= sent
+                if sent < len(data):
+                    conn.out[conn.out.index(data)] = data[sent:]
+                    return
+                conn.out.remove(data)
+            return
         at = -1 if FAULT == "lifo_out_queue" else 0
         try:
             sent = conn.sock.send(conn.out[at])
@@ -512,6 +571,15 @@ def run_client(stage: int, sock: socket.socket) -> None:
                 show(buf)
                 continue
             buf += data
+            if FAULT == "client_partial_payload":   # payload = sock.recv(length): taken whole
+                while len(buf) >= HEADER and buf[:HEADER].isdigit():
+                    end = min(len(buf), HEADER + int(buf[:HEADER]))
+                    payload, buf = buf[HEADER:end], buf[end:]
+                    show(payload)
+                    if stage >= 4 and bye_deadline is not None and payload == b"BYE":
+                        sock.close()
+                        finish(0)
+                continue
             while len(buf) >= HEADER and buf[:HEADER].isdigit() and \
                     len(buf) >= HEADER + int(buf[:HEADER]):
                 end = HEADER + int(buf[:HEADER])

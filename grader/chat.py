@@ -34,7 +34,7 @@ HINT_SPLIT_CHARACTER = ("one recv() may end in the middle of a character: 'é' i
                         "buffer and decode only a whole payload, never each chunk recv() "
                         "returns (README § Framing, § Stage 2).")
 
-SPLIT_PAUSE = 0.05   # send_split_character: the pause between the two halves of a character
+SPLIT_PAUSE = 0.03   # send_split_character: the pause between the two halves of a character
 
 
 def named(server, name, label=None):

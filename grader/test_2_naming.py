@@ -272,7 +272,7 @@ def test_unnamed_clients_leave(server):
 
 @check(17, "A command whose character is split across two reads")
 def test_character_split_across_reads(server):
-    """'NAME zoë' is sent in two writes, 50 ms apart, cut between the two bytes of 'ë':
+    """'NAME zoë' is sent in two writes, 30 ms apart, cut between the two bytes of 'ë':
     the server gets 'HELLO zoë'."""
     alice = server.connect("alice")
     send_split_character(alice, "NAME zoë")

@@ -605,6 +605,6 @@ def test_unnamed_clients_leave(server):
 
 @check(16, "A MSG whose character is split across two reads")
 def test_character_split_across_reads(server):
-    """'MSG bob héllo' is sent in two writes, 50 ms apart, cut between the two bytes of
+    """'MSG bob héllo' is sent in two writes, 30 ms apart, cut between the two bytes of
     'é': bob gets 'FROM alice héllo'."""
     split_character_message(server)

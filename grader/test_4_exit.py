@@ -331,6 +331,6 @@ def test_unnamed_clients_leave(server):
 @check(14, "A MSG whose character is split across two reads", needs=None)
 @needs_a_server_that_answers
 def test_character_split_across_reads(server):
-    """'MSG bob héllo' is sent in two writes, 50 ms apart, cut between the two bytes of
+    """'MSG bob héllo' is sent in two writes, 30 ms apart, cut between the two bytes of
     'é': bob gets 'FROM alice héllo'."""
     split_character_message(server)

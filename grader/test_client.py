@@ -17,9 +17,9 @@ ALL_STAGES = ["1_echo", "2_naming", "3_messaging", "4_exit"]
 BEFORE_EXIT = ["1_echo", "2_naming", "3_messaging"]
 EXIT_STAGE = ["4_exit"]
 
-IDLE_PAUSE = 0.5    # check 24: how long the user types nothing before a message arrives
-BYE_DELAY = 0.3     # check 29: how long the server takes to say BYE
-PIECE_PAUSE = 0.05  # check 30: the pause between the pieces of one message
+IDLE_PAUSE = 0.2    # check 24: how long the user types nothing before a message arrives
+BYE_DELAY = 0.2     # check 29: how long the server takes to say BYE
+PIECE_PAUSE = 0.03  # check 30: the pause between the pieces of one message
 
 HINT_SEND = ("the client must send each line the user types as one framed message: a 4-digit "
              "length header, then the line without its newline (README § The client, § Framing).")
@@ -110,7 +110,7 @@ def test_client_refuses_long_line(client_program):
        needs=20)
 @pytest.mark.parametrize("stage", ALL_STAGES)
 def test_client_prints_while_idle(client_program):
-    """With no input for 0.5 s, a pushed 'FROM alice are you there?' is printed within 1 s."""
+    """With no input for 0.2 s, a pushed 'FROM alice are you there?' is printed within 1 s."""
     server = client_program.start()
     # A deliberate pause, and the point of this check: the user types nothing for a
     # while, so a client that only looks at the socket after reading a line is stuck
@@ -237,7 +237,7 @@ def test_client_waits_for_bye(client_program):
 @check(30, "Client puts together a message that arrives in pieces", needs=20)
 @pytest.mark.parametrize("stage", ALL_STAGES)
 def test_client_message_in_pieces(client_program):
-    """The server sends a header alone, then part of the payload, then the rest, 50 ms
+    """The server sends a header alone, then part of the payload, then the rest, 30 ms
     apart: the client prints the whole message on one line."""
     server = client_program.start()
     payload = "FROM alice this one came in three pieces"

@@ -155,6 +155,8 @@ MESSAGE, CLOSED, TIMEOUT, GARBAGE = "message", "closed", "timeout", "garbage"
 class Peer:
     """One scripted client connected to the server under test."""
 
+    program_label = "server"   # the program at the other end of this connection
+
     def __init__(self, sock: socket.socket, label: str, conversation: Conversation) -> None:
         self.sock = sock
         self.label = label
@@ -259,8 +261,6 @@ class Peer:
     def nothing_heard(self) -> str:
         return "%s receives nothing" % self.label
 
-    program_label = "server"   # the program at the other end of this connection
-
     def describe_event(self, kind: str, payload, timeout: float = WAIT) -> str:
         if kind == MESSAGE:
             return self.heard(show(payload))
@@ -336,6 +336,8 @@ class Peer:
         kind, payload = self.read_event(QUIET)
         if kind == CLOSED:
             self.conv.log(self.they_closed())
+        if kind == TIMEOUT:
+            self.conv.log("%-8s receives nothing more (within %.1f s)" % (self.label, QUIET))
         if kind in (CLOSED, TIMEOUT):
             return kind
         self.conv.fail("nothing more for %s: the server closes the connection, or sends "

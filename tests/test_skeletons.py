@@ -48,6 +48,9 @@ NEW_CHECKS = {
     "3_messaging": [[n for n in SERVER_CHECKS if n not in (11, 15)]],
     "4_exit": [[1, 2, 3, 4, 8, 12], range(26, 30)],
 }
+# Checks in which the skeleton's server is stopped on purpose (Ctrl-C, check 4.8): its exit
+# and the traceback of the TODO not done yet are that check's own report, not a crash.
+STOPPED_ON_PURPOSE = {"4.8"}
 
 NOT_IMPLEMENTED = "not implemented"          # what every skeleton's stand-ins say
 SERVER_DID_NOT_RUN = ["exited with status", "did not start listening"]
@@ -163,6 +166,8 @@ def test_failures_come_from_checks_not_crashes(graded, stage):
         output = test["output"]
         assert output.startswith("Blocked by check") or (
             "Expected:" in output and "Got:" in output), (test["number"], output)
+        if test["number"] in STOPPED_ON_PURPOSE:
+            continue
         for crash in GRADER_CRASH:
             found = crash.search(output) if isinstance(crash, re.Pattern) else crash in output
             assert not found, "%s: %s" % (test["number"], output)
@@ -183,6 +188,6 @@ def test_first_checks_say_not_implemented(graded, stage):
 @pytest.mark.parametrize("stage", STAGES)
 def test_servers_never_stop(graded, stage):
     for test in graded.tests(stage):
-        if check_number(test) in SERVER_CHECKS:
+        if check_number(test) in SERVER_CHECKS and test["number"] not in STOPPED_ON_PURPOSE:
             for words in SERVER_DID_NOT_RUN:
                 assert words not in test["output"], (test["number"], test["output"])

@@ -1,13 +1,40 @@
-"""Chat steps the checks of stages 2 to 4 share: take a name, send a message.
+"""Chat steps the checks of stages 2 to 4 share: take a name, ask who is online,
+send a message; and the one prerequisite every check of a stage shares.
 
 Each step is one exchange with the server under test, checked like any
 other: when it goes wrong the check fails there, with the conversation.
+
+A check that looks at who holds a name (GET_NAMES) compares the SET of names:
+how the reply is spelt out (sorted, single spaces) is judged by stage 2's
+checks about the format, so a spacing mistake costs those checks only.
 """
+
+from __future__ import annotations
+
+import functools
+import re
+import time
+
+import pytest
+
+from grader.wire import MESSAGE, QUIET, frame, show
 
 HINT_NAME = ("'NAME <name>' gets 'HELLO <name>' when the name is free or already yours; "
              "naming keeps working in every stage from 2 on (README § Stage 2).")
 HINT_MSG = ("'MSG <name> <text>' pushes 'FROM <sender> <text>' to the recipient and replies "
             "'SENT <name>' to the sender (README § Stage 3).")
+HINT_NAMES = ("'GET_NAMES' gets 'NAMES' followed by every name now held, sorted, each after "
+              "one space: 'NAMES alice bob' (README § Stage 2).")
+HINT_UNNAMED_LEAVES = ("A client that never took a name may leave too, by closing or by a "
+                       "reset: clean it up like any other (unregister, close), and free its "
+                       "name only if it has one: 'del names[client.name]' with no name raises "
+                       "and stops the server (README § Stage 2).")
+HINT_SPLIT_CHARACTER = ("one recv() may end in the middle of a character: 'é' is two bytes "
+                        "in UTF-8 and they may arrive in two reads. Keep the raw bytes in the "
+                        "buffer and decode only a whole payload, never each chunk recv() "
+                        "returns (README § Framing, § Stage 2).")
+
+SPLIT_PAUSE = 0.03   # send_split_character: the pause between the two halves of a character
 
 
 def named(server, name, label=None):
@@ -23,9 +50,160 @@ def exchange(sender, recipient, sender_name, recipient_name, text, hint=HINT_MSG
 
     The two arrive on different sockets, so their order is not fixed: each socket is
     read on its own. The recipient's FROM must be its next message, so this also
-    proves that nothing else reached the recipient before it.
+    proves that nothing else reached the recipient before it. When it does not come,
+    the failure also shows what the sender got back (often the reason).
     """
     sender.send("MSG %s %s" % (recipient_name, text))
-    recipient.expect("FROM %s %s" % (sender_name, text), hint=hint)
+    expected = ("FROM %s %s" % (sender_name, text)).encode("utf-8")
+    kind, payload = recipient.read_event()
+    if kind == MESSAGE and payload == expected:
+        recipient.conv.log(recipient.heard(show(payload)))
+    else:
+        got = recipient.describe_event(kind, payload)
+        sender_kind, reply = sender.read_event(QUIET)
+        if sender_kind == MESSAGE:
+            got += "; meanwhile %s got %s" % (sender.label, show(reply))
+        else:
+            got += "; %s got no reply either" % sender.label
+        recipient.conv.fail(recipient.heard(show(expected)), got, hint)
     sender.expect("SENT " + recipient_name, hint="the sender of a delivered MSG gets the reply "
                                                  "'SENT <name>' (README § Stage 3).")
+
+
+def unnamed_clients_leave(server):
+    """Stages 2-4: ghost (no name) asks GET_NAMES and closes; rude (no name) asks and is
+    reset; alice is still served (two round trips), and a newcomer can take a name."""
+    alice = named(server, "alice")
+    ghost = server.connect("ghost")
+    expect_names(ghost, ["alice"])
+    ghost.close("closes its connection (it never took a name)")
+    rude = server.connect("rude")
+    expect_names(rude, ["alice"])
+    rude.reset()
+    for _ in range(2):   # both left before alice asks: two round trips prove the server lives
+        expect_names(alice, ["alice"], hint=HINT_UNNAMED_LEAVES)
+    newcomer = server.connect("newcomer")
+    newcomer.send("NAME bob")
+    newcomer.expect("HELLO bob", hint=HINT_UNNAMED_LEAVES)
+
+
+def send_split_character(peer, payload):
+    """Send one framed message in two writes, cut inside its first non-ASCII character,
+    with a pause between them so that they reach the server as two reads."""
+    data = frame(payload)
+    cut = next(i for i, byte in enumerate(data) if byte >= 0x80) + 1
+    peer.send_raw(data[:cut], note="%s, cut after the first byte of a character"
+                  % show(data[:cut]))
+    time.sleep(SPLIT_PAUSE)   # not a synchronisation: it makes the two halves two reads
+    peer.send_raw(data[cut:], note="the rest, %s" % show(data[cut:]))
+
+
+def split_character_message(server):
+    """Stages 3-4: 'MSG bob héllo' in two writes, cut inside 'é', reaches bob whole."""
+    alice = named(server, "alice")
+    bob = named(server, "bob")
+    send_split_character(alice, "MSG bob héllo")
+    bob.expect("FROM alice héllo", hint=HINT_SPLIT_CHARACTER)
+    alice.expect("SENT bob", hint=HINT_MSG)
+
+
+# --- GET_NAMES: who holds a name ------------------------------------------------------
+
+def names_listed(payload: bytes) -> list[str] | None:
+    """The names a 'NAMES …' reply lists, in its order, however they are spaced (None
+    if the reply is not a NAMES reply at all). Names hold no whitespace, and the names
+    the checks use hold no commas, so any run of spaces or commas separates two."""
+    text = payload.decode("utf-8", "replace")
+    words = [w for w in re.split(r"[\s,]+", text) if w]
+    if not words or words[0] != "NAMES":
+        return None
+    return words[1:]
+
+
+def format_problem(payload: bytes) -> str | None:
+    """What is wrong with the spelling of a NAMES reply whose names are right, or None."""
+    text = payload.decode("utf-8", "replace")
+    names = names_listed(payload) or []
+    if names != sorted(names):
+        return "the names are right but not sorted: sort them with sorted(names), plain string order"
+    if "," in text:
+        return "the names are right but separated by commas: each name comes after one space"
+    if text.endswith(" ") or text.endswith("\t"):
+        return ("the names are right but there is an extra space at the end: each name comes "
+                "after one space and nothing follows the last (' '.join(['NAMES'] + names))")
+    if "  " in text or "\t" in text:
+        return "the names are right but separated by more than one space"
+    if text != " ".join(["NAMES"] + names):
+        return "the names are right but the spacing is not 'NAMES' then one space before each name"
+    return None
+
+
+def expect_names(peer, names, hint=HINT_NAMES):
+    """peer sends GET_NAMES; the reply must list exactly the names `names`, in any order
+    and however spaced (the format has checks of its own)."""
+    peer.send("GET_NAMES")
+    return expect_names_reply(peer, names, hint)
+
+
+def expect_names_reply(peer, names, hint=HINT_NAMES):
+    """The next message must be a NAMES reply listing the names `names` (as a set)."""
+    kind, payload = peer.read_event()
+    if kind == MESSAGE and same_names(payload, names):
+        peer.conv.log(peer.heard(show(payload)))
+        return payload
+    peer.conv.fail(peer.heard(show(" ".join(["NAMES"] + sorted(names)))) +
+                   " (the names in any order)", peer.describe_event(kind, payload), hint)
+
+
+def same_names(payload: bytes, names) -> bool:
+    listed = names_listed(payload)
+    return listed is not None and sorted(listed) == sorted(names)
+
+
+# --- the prerequisite of every check of a stage: a server that answers -------------------
+#
+# A check `needs` (grader/checks.py) only the checks whose behaviour it uses, so in
+# stage 4 a check about a vanished client does not need check 4.1 (EXIT): a server
+# that says BYE but keeps the connection open loses 4.1, not the vanished clients.
+# But every check needs a server that starts and answers at all. When the stage's
+# basic check failed before the server answered anything (it never started,
+# crashed, hung, or sent garbage), the checks marked @needs_a_server_that_answers
+# are not run: each would only wait out its own timeouts to say the same thing.
+
+_UNANSWERED: dict[str, str] = {}   # stage folder -> 'check 4.1 (its title)'
+
+
+def basic_check(function):
+    """Mark a stage's basic check (inside @check): if it fails before the server has
+    answered anything, the checks @needs_a_server_that_answers of its stage are blocked."""
+    @functools.wraps(function)
+    def run(*args, **kwargs):
+        server = kwargs["server"]
+        try:
+            return function(*args, **kwargs)
+        except pytest.fail.Exception:
+            if server.conv.messages_heard == 0:
+                _UNANSWERED[str(server.stage_dir)] = _describe(run, server)
+            raise
+    return run
+
+
+def needs_a_server_that_answers(function):
+    """Mark a check (inside @check) that needs no other check but a server that answers."""
+    @functools.wraps(function)
+    def run(*args, **kwargs):
+        blocker = _UNANSWERED.get(str(kwargs["server"].stage_dir))
+        if blocker is not None:
+            pytest.fail("Blocked by %s, which failed before the server answered anything: "
+                        "fix that one first.\nThis check needs a server that answers, so it "
+                        "was not run and scores 0." % blocker, pytrace=False)
+        return function(*args, **kwargs)
+    return run
+
+
+def _describe(check_function, server) -> str:
+    marks = [m for m in getattr(check_function, "pytestmark", []) if m.name == "check"]
+    if not marks:
+        return "the stage's basic check"
+    return "check %s.%d (%s)" % (server.stage_dir.name[0], marks[0].kwargs["number"],
+                                 marks[0].kwargs["title"])

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 from grader.procs import Program, Spare, keep_spare, take_spare
-from grader.wire import WAIT, Conversation, Peer, frame, show
+from grader.wire import DYING_GRACE, WAIT, Conversation, Peer, frame, show
 
 CONNECT_TIMEOUT = 5.0   # how long the client may take to start and connect
 PRINT_WAIT = 1.0        # how long a received message may take to show on the screen
@@ -40,6 +40,8 @@ STDIN_LOCK_CRASH = b"could not acquire lock for <_io.BufferedReader name='<stdin
 
 class ClientLink(Peer):
     """The grader's end of the client's connection: the scripted server."""
+
+    program_label = "client"
 
     def __init__(self, sock: socket.socket, conversation: Conversation) -> None:
         super().__init__(sock, "client", conversation)
@@ -53,19 +55,27 @@ class ClientLink(Peer):
         self._log_out("%s in one write" % ", ".join(show(p) for p in payloads))
         self._sendall(b"".join(frame(p) for p in payloads))
 
-    def _sendall(self, data: bytes) -> None:
-        self.sock.settimeout(WAIT)
-        try:
-            self.sock.sendall(data)
-        except socket.timeout:
+    def send_pieces(self, pieces: list[bytes], pause: float) -> None:
+        """One message in several writes, `pause` seconds apart, so each is its own read."""
+        for number, piece in enumerate(pieces):
+            if number:
+                time.sleep(pause)   # not a synchronisation: it makes each piece its own read
+            self._log_out("%s (piece %d of %d)" % (show(piece), number + 1, len(pieces)))
+            self._sendall(piece)
+
+    def _send_failed(self, error) -> None:
+        died = self.conv.exit_note("client", DYING_GRACE)
+        if error is None:
             self.conv.fail("the client to read what the server sent",
-                           "the send did not finish within %.0f s: the client stopped "
-                           "reading" % WAIT,
+                           died or "the send did not finish within %.0f s: the client stopped "
+                                   "reading" % WAIT,
                            "the client must keep receiving from the socket all the time "
                            "(README § The client).")
-        except OSError as error:
-            self.conv.fail("to send to the client", "the connection failed: %s" % error,
-                           "the client closed its connection unexpectedly (did it crash or exit?).")
+        self.conv.fail("the client receives what the server sends",
+                       "%sthe connection failed: %s" % (died + "; " if died else "", error),
+                       "the client crashed: its error is below." if died else
+                       "the client closed its connection while the server was still sending "
+                       "to it.")
 
     def say_bye(self) -> None:
         """What a stage 4 server does after EXIT: reply BYE, then close the connection.
@@ -91,6 +101,9 @@ class ClientLink(Peer):
 
     def they_closed(self) -> str:
         return "the client closed the connection"
+
+    def connection(self) -> str:
+        return "its connection"
 
     def nothing_heard(self) -> str:
         return "the client sends nothing"
@@ -177,13 +190,15 @@ class ClientUnderTest:
         try:
             self.program.proc.stdin.write(data)
             self.program.proc.stdin.flush()
+            return
         except (OSError, ValueError):
-            status = self.program.exit_status()
-            self.conv.fail("the client reads what you type",
-                           "its standard input is closed" + (
-                               "" if status is None else ": it exited with status %s" % status),
-                           "the client must keep reading lines until the input ends "
-                           "(README § The client).")
+            pass
+        # Failing outside the except clause keeps the exception chain out of the report.
+        died = self.conv.exit_note("client", DYING_GRACE)
+        self.conv.fail("the client reads what you type",
+                       "its standard input is closed" + (": " + died if died else ""),
+                       "the client must keep reading lines until the input ends "
+                       "(README § The client).")
 
     def end_input(self) -> None:
         """End of input, as Ctrl-D (Ctrl-Z Enter on Windows) does: stdin is closed."""
@@ -282,8 +297,9 @@ class ClientUnderTest:
                     pass
             if STDIN_LOCK_CRASH in self.program.stderr():
                 hint = ("Python crashed while exiting, because a daemon thread was still blocked "
-                        "reading standard input. Flush your output, then end with "
-                        "os._exit(status) rather than sys.exit() (README § The client).")
+                        "reading standard input, and Python's shutdown could not take the "
+                        "lock that thread holds. Flush your output, then end with "
+                        "os._exit(status): it exits at once, without that shutdown.")
             self.conv.fail("the client exits with status %s" % wanted, got, hint)
         self.conv.log("client exits with status %s" % status)
         return status

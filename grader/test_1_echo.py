@@ -1,4 +1,12 @@
-"""Stage 1, echo: framing, many clients at once, and clients that leave."""
+"""Stage 1, echo: framing, many clients at once, clients that leave, an idle server."""
+
+import os
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
 
 from grader.checks import check
 from grader.wire import QUIET
@@ -8,6 +16,13 @@ STAGE = "1_echo"
 HINT_FRAMING = ("TCP is a byte stream: one recv() may return part of a message or several "
                 "messages. Keep a buffer per client and take out only complete messages "
                 "(README § Framing).")
+HINT_EOF = ("when recv() returns b'' the client has left: unregister its socket from select "
+            "and close it. A socket whose peer has left stays readable for ever, so a server "
+            "that ignores b'' finds it ready in every select() and spins at full CPU "
+            "(README § Stage 1).")
+
+CPU_WINDOW = 0.3    # check 12: how long the idle server is watched, in seconds
+BUSY_LIMIT = 0.5    # check 12: the share of that time it may want the CPU (a spinner: ~1.0)
 
 
 @check(1, "Server starts and echoes one message", points=2, needs=None)
@@ -53,8 +68,10 @@ def test_largest_message(server):
     alice = server.connect("alice")
     alice.send("x" * 1024)
     alice.expect("x" * 1024, hint="the limit is inclusive: a payload of exactly "
-                                  "MAX_MSG_LENGTH bytes is valid. Also check you loop until "
-                                  "all 1024 bytes have arrived.")
+                                  "MAX_MSG_LENGTH bytes is valid (a header over 1024 is the "
+                                  "error). A long payload may also take several recv() calls: "
+                                  "keep the part that arrived in the client's buffer until "
+                                  "the rest comes (README § Framing).")
 
 
 @check(6, "Length counts bytes, not characters (UTF-8)")
@@ -68,15 +85,30 @@ def test_length_in_bytes(server):
 
 @check(7, "Bad headers get ERROR, then the connection is closed", points=2)
 def test_bad_headers(server):
-    """'abcd', '1025' and '9999' each get ERROR and a close; another client carries on."""
+    """'abcd', '1025' and '9999' each get ERROR and a close; a message whole before a bad
+    header, in the same write, is echoed first; another client carries on.
+
+    This is the stage's one check of the word ERROR itself (README § Framing).
+    """
     bystander = server.connect("bystander")
     for header in [b"abcd", b"1025", b"9999"]:
         bad = server.connect("bad")
         bad.send_raw(header + b"xyz", note="bad header %r" % header.decode())
-        bad.expect_error(hint="a header that is not 4 digits, or announces more than 1024 "
+        bad.expect_error(exact=True,
+                         hint="a header that is not 4 digits, or announces more than 1024 "
                               "bytes, is a framing error: send 'ERROR <reason>' to that client.")
         bad.expect_closed(hint="after the ERROR the server must close that connection: the "
                                "stream can't be trusted any more (flush the ERROR first).")
+    late = server.connect("late")
+    late.send_raw(b"0002hiabcd", note="'hi', then the bad header 'abcd', in one write")
+    late.expect("hi", hint="the message before the bad header is whole: handle it as usual, and "
+                           "queue its reply before the ERROR. Take out every complete message "
+                           "first; only then complain about the header that follows "
+                           "(README § Framing).")
+    late.expect_error(hint="after the messages that were whole, the bad header gets "
+                           "'ERROR <reason>' (README § Framing).")
+    late.expect_closed(hint="after the ERROR the server closes that connection "
+                            "(README § Framing).")
     bystander.send("still here")
     bystander.expect("still here", hint="a framing error ends only that client's connection, "
                                         "never the server.")
@@ -134,3 +166,114 @@ def test_clients_leave(server):
     newcomer.send("hello again")
     newcomer.expect("hello again", hint="the server must keep accepting new clients after "
                                         "everyone has left.")
+
+
+@check(11, "A client that closes its sending side is disconnected")
+def test_half_closed_client(server):
+    """alice gets her echo, then shuts down her sending side (shutdown(SHUT_WR)); the
+    server closes the connection within 2 s, and still serves bob."""
+    alice = server.connect("alice")
+    alice.send("hello")
+    alice.expect("hello", hint="the server must send each message back to its sender "
+                               "(README § Stage 1).")
+    alice.shut_sending_side()
+    alice.expect_closed(hint=HINT_EOF)
+    bob = server.connect("bob")
+    bob.send("still there?")
+    bob.expect("still there?", hint="after a client leaves, the server serves the others "
+                                    "(README § Stage 1).")
+
+
+@check(12, "With its clients idle, the server uses little CPU")
+def test_idle_server_is_idle(server, conversation):
+    """alice and bob are connected and idle, carol has left: for 0.3 s the server must
+    sleep in select(), not want the CPU all the time."""
+    alice = server.connect("alice")
+    bob = server.connect("bob")
+    carol = server.connect("carol")
+    for client in (alice, bob, carol):
+        client.send("hi")
+        client.expect("hi", hint="the server must send each message back to its sender "
+                                 "(README § Stage 1).")
+    carol.close()
+    alice.send("anyone?")   # a round trip after carol's close: the server is settled
+    alice.expect("anyone?", hint="after a client leaves, the server serves the others "
+                                 "(README § Stage 1).")
+    pid = server.program.proc.pid
+    before = busy_seconds(pid)
+    if before is None:
+        pytest.skip("this system does not tell the grader how much CPU a program uses "
+                    "(no /proc, no ps, not Windows); this check runs on Linux, macOS and "
+                    "Windows.")
+    started = time.monotonic()
+    time.sleep(CPU_WINDOW)   # the measurement window itself: nothing to wait for
+    after = busy_seconds(pid)
+    elapsed = time.monotonic() - started
+    if after is None:
+        conversation.fail("the server keeps running", conversation.exit_note("server") or
+                          "it could no longer be measured", "")
+    share = (after - before) / elapsed
+    conversation.log("(the server wanted the CPU %.0f%% of %.1f s while its clients were idle)"
+                     % (100 * share, elapsed))
+    if share > BUSY_LIMIT:
+        conversation.fail(
+            "the server sleeps in select() while no client sends anything",
+            "it wanted the CPU %.0f%% of the time: it is spinning" % (100 * share),
+            "select() returns at once, again and again, when a socket it watches is always "
+            "ready. Two usual causes: a departed client's socket left in the read set (recv() "
+            "returned b'' and the client was not removed), or every client in the write set "
+            "(a socket can almost always take more bytes): watch a socket for writing only "
+            "while its queue holds bytes (README § Stage 1).")
+
+
+def busy_seconds(pid: int) -> float | None:
+    """How long the process has wanted the CPU so far, in seconds, or None if unknown.
+
+    Linux: the time its threads ran plus the time they waited their turn to run
+    (/proc/PID/task/*/schedstat), so a spinning program counts as busy all the time
+    even on a loaded machine where it seldom gets to run. Elsewhere: its CPU time
+    (ps on macOS and BSD, GetProcessTimes on Windows).
+    """
+    tasks = Path("/proc", str(pid), "task")
+    if tasks.is_dir():
+        total = 0
+        for task in tasks.iterdir():
+            try:
+                ran, waited = (task / "schedstat").read_text().split()[:2]
+            except (OSError, ValueError):
+                continue            # a thread that ended meanwhile
+            total += int(ran) + int(waited)
+        return total / 1e9
+    if os.name == "nt":
+        return windows_cpu_seconds(pid)
+    try:
+        out = subprocess.run(["ps", "-o", "time=", "-p", str(pid)], capture_output=True,
+                             text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    # macOS and BSD print [[DD-]HH:]MM:SS.ss; without the hundredths it is too coarse.
+    found = re.fullmatch(r"(?:(?:(\d+)-)?(\d+):)?(\d+):(\d+\.\d+)", out)
+    if not found:
+        return None
+    days, hours, minutes, seconds = found.groups()
+    return (int(days or 0) * 86400 + int(hours or 0) * 3600 + int(minutes) * 60
+            + float(seconds))
+
+
+def windows_cpu_seconds(pid: int) -> float | None:
+    """Windows: the process's user and kernel time (GetProcessTimes), in seconds."""
+    import ctypes
+    from ctypes import wintypes
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
+    kernel32.OpenProcess.restype = wintypes.HANDLE
+    handle = kernel32.OpenProcess(0x1000, False, pid)   # PROCESS_QUERY_LIMITED_INFORMATION
+    if not handle:
+        return None
+    try:
+        times = [ctypes.c_ulonglong() for _ in range(4)]   # creation, exit, kernel, user
+        if not kernel32.GetProcessTimes(wintypes.HANDLE(handle),
+                                        *[ctypes.byref(t) for t in times]):
+            return None
+        return (times[2].value + times[3].value) / 1e7      # 100 ns units
+    finally:
+        kernel32.CloseHandle(wintypes.HANDLE(handle))

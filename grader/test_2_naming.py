@@ -1,13 +1,19 @@
-"""Stage 2, naming: NAME and GET_NAMES, invalid names and commands, replies to the sender."""
+"""Stage 2, naming: NAME and GET_NAMES, invalid names and commands, replies to the sender.
 
-from grader.chat import HINT_NAME, named
+Who holds a name is judged by the set of names GET_NAMES lists (grader/chat.py);
+how the reply is spelt out is judged by two checks only: 2.8 (sorted) and 2.9
+(spacing). A refusal is judged by its first word being ERROR in 2.11 only;
+elsewhere a near miss ('EROR') still counts as the refusal it is, and what the
+refusal changed (nothing) is judged by GET_NAMES.
+"""
+
+from grader.chat import (HINT_NAME, HINT_NAMES, HINT_SPLIT_CHARACTER, expect_names,
+                         expect_names_reply, format_problem, named, names_listed,
+                         send_split_character, unnamed_clients_leave)
 from grader.checks import check
-from grader.wire import frame
+from grader.wire import MESSAGE, frame, show
 
 STAGE = "2_naming"
-
-HINT_NAMES = ("'GET_NAMES' gets 'NAMES' followed by every name now held, sorted, each after "
-              "one space: 'NAMES alice bob' (README § Stage 2).")
 HINT_VALID = ("A valid name is 1 to 16 characters (len() of the decoded text, not of the "
               "bytes), none of them whitespace (c.isspace()); the name is everything after "
               "'NAME ', so never split() or strip() it (README § Stage 2).")
@@ -15,12 +21,6 @@ HINT_GOES_ON = ("After an ERROR the connection stays open: reply, then go on rea
                 "client's next command (README § Stage 2).")
 HINT_FRAMING = ("TCP is a byte stream: keep a buffer per client and take out only complete "
                 "messages (README § Framing).")
-
-
-def expect_names(peer, names, hint=HINT_NAMES):
-    """peer sends GET_NAMES; the reply must list exactly `names` (already in sorted order)."""
-    peer.send("GET_NAMES")
-    peer.expect(" ".join(["NAMES"] + names), hint=hint)
 
 
 @check(1, "NAME alice gets HELLO alice", points=2, needs=None)
@@ -114,24 +114,64 @@ def test_name_length(server):
 
 @check(8, "GET_NAMES is sorted by plain string order", points=2)
 def test_names_sorted(server):
-    """bob, alice and Zed take names in that order; carol (no name) gets 'NAMES Zed alice bob'."""
+    """bob, alice and Zed take names in that order; carol (no name) gets them in the order
+    'Zed alice bob' (the spacing is 2.9's business)."""
     holders = [named(server, name) for name in ["bob", "alice", "Zed"]]  # noqa: F841 (kept open)
     carol = server.connect("carol")
     carol.send("GET_NAMES", note="'GET_NAMES' (carol has no name: she may ask)")
-    carol.expect("NAMES Zed alice bob",
-                 hint="sort the names with plain sorted(names): uppercase letters come before "
-                      "lowercase ones, so 'Zed' is first. Join them with single spaces, and "
-                      "answer clients without a name too. " + HINT_NAMES)
+    wanted = ["Zed", "alice", "bob"]
+    kind, payload = carol.read_event()
+    listed = names_listed(payload) if kind == MESSAGE else None
+    if listed == wanted:
+        carol.conv.log(carol.heard(show(payload)))
+        return
+    if listed is not None and sorted(listed) == wanted:
+        hint = ("the names are right but not sorted: sort them with plain sorted(names), where "
+                "uppercase letters come before lowercase ones, so 'Zed' is first "
+                "(README § Stage 2).")
+    else:
+        hint = ("every held name is listed, sorted by plain string order, and clients without "
+                "a name may ask too. " + HINT_NAMES)
+    carol.conv.fail(carol.heard("'NAMES Zed alice bob'"), carol.describe_event(kind, payload),
+                    hint)
 
 
-@check(9, "GET_NAMES when nobody has a name gets 'NAMES' alone")
-def test_names_empty(server):
-    """With no name held, 'GET_NAMES' gets exactly 'NAMES' (no trailing space)."""
+@check(9, "GET_NAMES spacing: 'NAMES' alone, else one space before each name")
+def test_names_format(server):
+    """With no name held, 'GET_NAMES' gets exactly 'NAMES'; once alice and bob have names,
+    exactly 'NAMES alice bob': one space before each name, none at the end.
+
+    This is the stage's one check of how the reply is spelt out (order: 2.8).
+    """
     alice = server.connect("alice")
     alice.send("GET_NAMES", note="'GET_NAMES' (nobody has a name)")
-    alice.expect("NAMES", hint="each name comes after a single space, so with no names the "
-                               "reply is 'NAMES' with no space at all: ' '.join(['NAMES'] + "
-                               "names), not 'NAMES ' + ' '.join(names) (README § Stage 2).")
+    expect_exact_names(alice, [], hint="each name comes after a single space, so with no names "
+                                       "the reply is 'NAMES' with no space at all: "
+                                       "' '.join(['NAMES'] + names), not 'NAMES ' + "
+                                       "' '.join(names) (README § Stage 2).")
+    alice.send("NAME alice")
+    alice.expect("HELLO alice", hint=HINT_NAME)
+    bob = named(server, "bob")
+    bob.send("GET_NAMES")
+    expect_exact_names(bob, ["alice", "bob"], hint=HINT_NAMES)
+
+
+def expect_exact_names(peer, names, hint):
+    """The next message must be exactly 'NAMES' and the names, each after one space; when
+    only the spelling is off, the hint says what is."""
+    wanted = " ".join(["NAMES"] + names).encode("utf-8")
+    kind, payload = peer.read_event()
+    if kind == MESSAGE and payload == wanted:
+        peer.conv.log(peer.heard(show(payload)))
+        return
+    if kind == MESSAGE and payload.rstrip() == wanted and not names:
+        hint = ("nobody has a name, so the reply is 'NAMES' alone: there is an extra space at "
+                "the end. ' '.join(['NAMES'] + names) puts a space before each name and "
+                "nowhere else (README § Stage 2).")
+    elif kind == MESSAGE and sorted(names_listed(payload) or []) == sorted(names) and names:
+        hint = (format_problem(payload) or "the names are right but not spelt out as "
+                "'NAMES alice bob'") + " (README § Stage 2)."
+    peer.conv.fail(peer.heard(show(wanted)), peer.describe_event(kind, payload), hint)
 
 
 @check(10, "Echo is gone: a payload that is no command gets ERROR")
@@ -149,11 +189,14 @@ def test_echo_is_gone(server):
 
 @check(11, "Unknown commands and empty payloads get ERROR", points=2)
 def test_unknown_commands(server):
-    """'DANCE', 'name alice', 'get_names' and '' (empty) each get ERROR; then commands work."""
+    """'DANCE', 'name alice', 'get_names' and '' (empty) each get ERROR; then commands work.
+
+    This is the stage's one check of the word ERROR itself.
+    """
     alice = server.connect("alice")
     for payload in ["DANCE", "name alice", "get_names", ""]:
         alice.send(payload, note="'' (an empty payload)" if payload == "" else None)
-        alice.expect_error(hint="commands are exact and case-sensitive; anything else, an "
+        alice.expect_error(exact=True, hint="commands are exact and case-sensitive; anything else, an "
                                 "empty payload too, gets 'ERROR <reason>'. Look commands up "
                                 "with .get() or 'in', and never take split()[0] of an empty "
                                 "text (README § Stage 2).")
@@ -187,10 +230,8 @@ def test_twenty_clients(server):
         client.expect("HELLO u%d" % i, hint="the reply goes to the client that sent the "
                                             "command: queue it for that client's socket, not "
                                             "for the last one accepted (README § Stage 2).")
-    # Plain string order: 'u10' comes before 'u2'.
-    expect_names(clients[0], sorted("u%d" % i for i in range(1, 21)),
-                 hint="all twenty names are held, sorted as strings ('u1 u10 u11 … u19 u2 u20 "
-                      "u3 …'). " + HINT_NAMES)
+    expect_names(clients[0], ["u%d" % i for i in range(1, 21)],
+                 hint="all twenty names are held. " + HINT_NAMES)
 
 
 @check(14, "Three commands in one write get three replies, in order")
@@ -201,8 +242,9 @@ def test_three_commands_in_one_write(server):
                    note="'NAME alice', 'GET_NAMES', 'NAME bob' in one write")
     hint = ("one recv() returned three commands: handle every complete message in the buffer, "
             "in order, one reply each, sent first in, first out. " + HINT_FRAMING)
-    for reply in ["HELLO alice", "NAMES alice", "HELLO bob"]:
-        alice.expect(reply, hint=hint)
+    alice.expect("HELLO alice", hint=hint)
+    expect_names_reply(alice, ["alice"], hint=hint)
+    alice.expect("HELLO bob", hint=hint)
 
 
 @check(15, "Framing still works: a command in pieces, a bad header")
@@ -219,3 +261,35 @@ def test_framing_still_works(server):
                            "(README § Framing).")
     expect_names(alice, ["alice"], hint="a framing error ends only that client's connection: "
                                         "the others carry on. " + HINT_NAMES)
+
+
+@check(16, "Clients without a name leave (close, reset); the server goes on")
+def test_unnamed_clients_leave(server):
+    """ghost (no name) asks GET_NAMES and closes; rude (no name) asks and is reset; alice is
+    still served (two round trips), and a newcomer can take a name."""
+    unnamed_clients_leave(server)
+
+
+@check(17, "A command whose character is split across two reads")
+def test_character_split_across_reads(server):
+    """'NAME zoë' is sent in two writes, 30 ms apart, cut between the two bytes of 'ë':
+    the server gets 'HELLO zoë'."""
+    alice = server.connect("alice")
+    send_split_character(alice, "NAME zoë")
+    alice.expect("HELLO zoë", hint=HINT_SPLIT_CHARACTER)
+    expect_names(alice, ["zoë"], hint=HINT_SPLIT_CHARACTER)
+
+
+@check(18, "A first NAME is checked too: spaces or 17 characters get ERROR")
+def test_first_name_is_validated(server):
+    """newcomer, who has no name yet, sends 'NAME a b' and 'NAME ' + 17 letters: ERROR each
+    time, and nobody holds a name; then 'NAME newcomer' gets HELLO."""
+    newcomer = server.connect("newcomer")
+    for payload in ["NAME a b", "NAME " + "c" * 17]:
+        newcomer.send(payload)
+        newcomer.expect_error(hint="the rules for a valid name apply to a client's first "
+                                   "name as much as to a rename: check the name before "
+                                   "anything else. " + HINT_VALID)
+    expect_names(newcomer, [], hint="a refused NAME gives no name. " + HINT_VALID)
+    newcomer.send("NAME newcomer")
+    newcomer.expect("HELLO newcomer", hint=HINT_GOES_ON)

@@ -1,12 +1,21 @@
-"""Stage 3, messaging: MSG between named clients, exact text, errors, order, slow readers."""
+"""Stage 3, messaging: MSG between named clients, exact text, errors, order, slow readers.
 
+The word ERROR itself is judged by 3.5 only; elsewhere a refusal with a near-miss
+word ('EROR') counts as the refusal it is (grader/wire.py, Peer.expect_error).
+"""
+
+import bisect
 import selectors
+import socket
 import threading
 import time
 
-from grader.chat import HINT_MSG, exchange, named
+
+from grader.chat import (HINT_MSG, HINT_NAME, basic_check, exchange, expect_names, named,
+                         needs_a_server_that_answers, split_character_message,
+                         unnamed_clients_leave)
 from grader.checks import check
-from grader.wire import FrameReader, frame, show
+from grader.wire import MESSAGE, WAIT, FrameReader, Peer, frame, is_refusal, show
 
 STAGE = "3_messaging"
 
@@ -18,18 +27,27 @@ HINT_ONLY_RECIPIENT = ("a MSG goes to its recipient only: look the recipient up 
 HINT_GOES_ON = ("after an ERROR the connection stays open and the server goes on as before "
                 "(README § Stage 3).")
 HINT_SLOW = ("Never send with a blocking sendall() to a client that may not be reading: queue "
-             "its bytes and send them when select reports its socket writable; past 1 MiB "
-             "waiting you may disconnect it (README § Stage 3).")
+             "its bytes and send them when select reports its socket writable "
+             "(README § Stage 3).")
+HINT_BACKLOG = ("Count the bytes waiting in each client's queue: once they pass "
+                "protocol.MAX_BACKLOG (1 MiB), disconnect that client (unregister, close) and "
+                "free its name, so one client that never reads can't make the server's memory "
+                "grow without bound (README § Stage 3).")
 HINT_FRAMING = ("TCP is a byte stream: keep a buffer per client and take out only complete "
                 "messages (README § Framing).")
 
 FLOOD_COUNT = 8200      # check 10: messages alice sends to bob, who never reads ...
 FLOOD_TEXT = 1000       # ... each with this many bytes of text: about 8.3 MB in all
-FLOOD_LIMIT = 10.0      # check 10: how long the server may take to answer all of them
+FLOOD_LIMIT = 10.0      # checks 10, 13, 14: how long the server may take to answer a flood
 FLOOD_PACE = 0.02       # check 10: carol and dave talk at most this often during the flood
+WINDOW = 256 * 1024     # checks 13, 14: alice writes at most this far ahead of her replies
+LIMIT_COUNT = 16000     # checks 13, 14: messages (~16 MB) after which a server that has
+                        # disconnected nobody is taken to have no backlog limit
+LAG_COUNT = 774         # check 13: messages bob is behind on: 0.75 MiB, under the 1 MiB limit
 
 
 @check(1, "MSG delivers FROM to the recipient and SENT to the sender", points=2, needs=None)
+@basic_check
 def test_basic_message(server):
     """alice and bob take names; alice sends 'MSG bob hi'.
 
@@ -64,7 +82,7 @@ def test_only_recipient(server):
     carol = named(server, "carol")
     exchange(alice, bob, "alice", "bob", "for bob only", hint=HINT_ONLY_RECIPIENT)
     # No fixed wait for carol's silence: alice now writes to carol herself. Messages from
-    # one sender to one recipient keep their order (SPEC), so had the server pushed
+    # one sender to one recipient keep their order (README § Stage 3), so had the server pushed
     # 'for bob only' to carol, it would reach her before this one.
     exchange(alice, carol, "alice", "carol", "this one is for carol", hint=HINT_ONLY_RECIPIENT)
 
@@ -87,11 +105,14 @@ def test_unnamed_sender(server):
 
 @check(5, "MSG to a name nobody holds gets ERROR")
 def test_unknown_recipient(server):
-    """'MSG zoe hi' when nobody is zoe: ERROR to the sender; the server goes on."""
+    """'MSG zoe hi' when nobody is zoe: ERROR to the sender; the server goes on.
+
+    This is the stage's one check of the word ERROR itself.
+    """
     alice = named(server, "alice")
     bob = named(server, "bob")
     alice.send("MSG zoe hi")
-    alice.expect_error(hint="look the name up with names.get(name) (or 'in'): a missing name "
+    alice.expect_error(exact=True, hint="look the name up with names.get(name) (or 'in'): a missing name "
                             "must get 'ERROR <reason>', not crash the server (README § Stage 3).")
     exchange(alice, bob, "alice", "bob", "still there?",
              hint="after an ERROR the server serves on: " + HINT_MSG)
@@ -160,36 +181,73 @@ def test_burst_in_order(server):
 
 
 class Flood:
-    """Check 10's background sender: alice writes the flood and reads her replies.
+    """alice's background sender (checks 10, 13, 14): many MSGs to one recipient, and her replies.
 
     It runs in its own thread, on alice's socket made non-blocking, so the grader
     itself never blocks: it writes when the socket is writable and reads whenever
     replies arrive (a server may stop reading a client that leaves its own replies
-    unread, so alice must read hers). It stops when every MSG has had its reply, when
-    the connection ends, on stop(), or after FLOOD_LIMIT seconds. It never fails
-    the check itself: the check reads its results on the main thread.
+    unread, so alice must read hers). With a `window`, it writes at most that many
+    bytes ahead of the replies, so that it can stop soon after a refusal
+    (`stop_on_refusal`). It stops when every message it wrote in whole has had its
+    reply, when the connection ends, on stop(), or after FLOOD_LIMIT seconds. It
+    never fails the check itself: the check reads its results on the main thread.
     """
 
-    def __init__(self, peer, data: bytes, count: int) -> None:
+    def __init__(self, peer, recipient: str, count: int, window: int | None = None,
+                 stop_on_refusal: bool = False) -> None:
         self.sock = peer.sock
-        self.data = memoryview(data)
+        self.recipient = recipient
         self.count = count
+        self.messages = [frame(self.payload(i)) for i in range(count)]
+        self.ends = []                  # where each message ends in the data
+        position = 0
+        for message in self.messages:
+            position += len(message)
+            self.ends.append(position)
+        self.data = memoryview(b"".join(self.messages))
+        self.window = window
+        self.stop_on_refusal = stop_on_refusal
         self.written = 0
+        self.end = len(self.data)       # where writing stops: the end, or after a refusal
+                                        # the end of the message being written
         self.replies = 0
-        self.sent_replies = 0           # 'SENT bob'
-        self.unexpected = None          # the first reply that is neither SENT bob nor ERROR
-        self.first = None               # the first reply
+        self.sent_replies = 0           # 'SENT <recipient>', all of them before any refusal
+        self.refusals = 0
+        self.unexpected = None          # the first reply that is neither SENT nor a refusal
+        self.first = None               # the first reply, and the last one
+        self.last = None
         self.ending = ""                # why it stopped before all the replies came
         self.done = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
+    def payload(self, i: int) -> str:
+        return "MSG %s %05d%s" % (self.recipient, i, "x" * (FLOOD_TEXT - 5))
+
+    @staticmethod
+    def push(i: int) -> bytes:
+        """What the recipient receives for message i."""
+        return ("FROM alice %05d%s" % (i, "x" * (FLOOD_TEXT - 5))).encode("ascii")
+
+    def megabytes(self, messages: int) -> float:
+        return len(frame(self.push(0))) * messages / 1e6
+
     def start(self) -> None:
         self._thread.start()
+
+    def wait(self) -> None:
+        self.done.wait(FLOOD_LIMIT + 1)
+        self.stop()
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(2.0)
+
+    def _may_write(self) -> bool:
+        if self.written >= self.end:
+            return False
+        answered = self.ends[self.replies - 1] if self.replies else 0
+        return self.window is None or self.written - answered < self.window
 
     def _run(self) -> None:
         reader = FrameReader()
@@ -197,24 +255,30 @@ class Flood:
         self.sock.setblocking(False)
         selector = selectors.DefaultSelector()
         selector.register(self.sock, selectors.EVENT_READ | selectors.EVENT_WRITE)
+        wanted = selectors.EVENT_READ | selectors.EVENT_WRITE
         try:
-            while self.replies < self.count and not self._stop.is_set():
+            while not self._stop.is_set():
+                if self.replies >= bisect.bisect_right(self.ends, self.end):
+                    return
                 left = deadline - time.monotonic()
                 if left <= 0:
                     self.ending = "timeout"
                     return
+                events_now = selectors.EVENT_READ | (
+                    selectors.EVENT_WRITE if self._may_write() else 0)
+                if events_now != wanted:
+                    selector.modify(self.sock, events_now)
+                    wanted = events_now
                 for _, events in selector.select(min(left, 0.1)):
-                    if events & selectors.EVENT_WRITE and self.written < len(self.data):
+                    if events & selectors.EVENT_WRITE and self._may_write():
                         try:
-                            self.written += self.sock.send(self.data[self.written:
-                                                                     self.written + 65536])
+                            self.written += self.sock.send(
+                                self.data[self.written:min(self.end, self.written + 65536)])
                         except BlockingIOError:
                             pass
                         except OSError:
                             self.ending = "closed"
                             return
-                        if self.written == len(self.data):
-                            selector.modify(self.sock, selectors.EVENT_READ)
                     if events & selectors.EVENT_READ:
                         try:
                             chunk = self.sock.recv(65536)
@@ -244,10 +308,60 @@ class Flood:
             self.replies += 1
             if self.first is None:
                 self.first = payload
-            if payload == b"SENT bob":
+            self.last = payload
+            if payload == b"SENT " + self.recipient.encode() and not self.refusals:
                 self.sent_replies += 1
-            elif payload.split(b" ", 1)[0] != b"ERROR" and self.unexpected is None:
+            elif is_refusal(payload):
+                self.refusals += 1
+                if self.stop_on_refusal and self.end == len(self.data):
+                    # Finish the message being written (the socket goes on being used),
+                    # then write no more.
+                    self.end = self.ends[bisect.bisect_left(self.ends, self.written)]
+            elif self.unexpected is None:
                 self.unexpected = payload
+
+    def summary(self) -> str:
+        """One transcript line: what alice got back."""
+        text = "alice    ← server  %d replies: %d × 'SENT %s'" % (
+            self.replies, self.sent_replies, self.recipient)
+        if self.refusals:
+            text += ", then %d refusals (the first: %s)" % (self.refusals, show(self.last)
+                                                            if self.refusals == 1 else
+                                                            "'ERROR …'")
+        return text
+
+    def why_it_stopped(self) -> tuple[str, str]:
+        """(what alice saw, the usual cause) when the replies stopped short."""
+        if self.ending == "garbage":
+            return ("bytes that are not a valid message header after %d replies" % self.replies,
+                    "the replies to alice lost their framing under the flood: when send() "
+                    "takes only part of the bytes, keep the rest and send it first the next "
+                    "time the socket is writable, before anything queued after it. "
+                    + HINT_FRAMING)
+        if self.ending == "closed" and self.last is not None and is_refusal(self.last):
+            return ("the server closed alice's connection after %d replies, the last %s"
+                    % (self.replies, show(self.last)),
+                    "the server found a bad header in alice's stream, but she sent only whole, "
+                    "well-framed messages: under a flood one recv() returns messages cut "
+                    "anywhere, so a recv() is not one message. Keep each client's bytes in its "
+                    "buffer and take out only complete messages. " + HINT_FRAMING)
+        if self.ending == "closed":
+            return ("the server closed alice's connection after %d replies" % self.replies,
+                    "alice reads her replies, so keep reading her messages and answering each "
+                    "one, even while another client reads nothing. " + HINT_SLOW)
+        return ("only %d replies within %.0f s" % (self.replies, FLOOD_LIMIT),
+                "alice reads her replies, so keep reading her messages and answering each one, "
+                "even while another client reads nothing. " + HINT_SLOW)
+
+
+def stall_hint(flood: Flood):
+    """Check 10's hint when carol and dave stop getting through: a server stuck on bob
+    (the usual cause), unless the flood shows the server lost alice's framing instead."""
+    def hint():
+        if flood.ending in ("garbage", "closed"):
+            return flood.why_it_stopped()[1]
+        return "dave must get carol's message while bob is not reading. " + HINT_SLOW
+    return hint
 
 
 @check(10, "A client that never reads does not stall the others", points=2)
@@ -263,35 +377,32 @@ def test_slow_reader(server, conversation):
     FLOOD_PACE seconds, each exchange bounded by the normal WAIT; a stuck server fails
     the first exchange after it got stuck (so within WAIT), and the flood cannot end
     while the server is stuck (it ends only when every MSG has had its reply). After
-    the flood, one more exchange. The server may disconnect bob once his backlog passes
-    1 MiB, so after the first reply each reply may be 'SENT bob' or an ERROR (bob gone);
-    alice must get one reply per message, and her connection must stay open. On a
-    correct server this takes about 0.2 s; it is bounded by FLOOD_LIMIT.
+    the flood, one more exchange. The server disconnects bob once his backlog passes
+    1 MiB (check 14 judges that), so after the first reply each reply may be 'SENT bob'
+    or an ERROR (bob gone); alice must get one reply per message, and her connection
+    must stay open. On a correct server this takes about 0.2 s; it is bounded by
+    FLOOD_LIMIT.
     """
     alice = named(server, "alice")
     bob = named(server, "bob")  # noqa: F841 (stays connected, and never reads)
     carol = named(server, "carol")
     dave = named(server, "dave")
-    text = "x" * FLOOD_TEXT
-    data = b"".join(frame("MSG bob %05d%s" % (i, text[5:])) for i in range(FLOOD_COUNT))
+    flood = Flood(alice, "bob", FLOOD_COUNT)
     conversation.log("(bob reads nothing from now on)")
     conversation.log("alice    → server  %d × 'MSG bob 00000xxx…' (%d bytes of text each, "
                      "%.1f MB in all), while reading her replies"
-                     % (FLOOD_COUNT, FLOOD_TEXT, len(data) / 1e6))
-    flood = Flood(alice, data, FLOOD_COUNT)
+                     % (FLOOD_COUNT, FLOOD_TEXT, len(flood.data) / 1e6))
     flood.start()
-    hint = ("dave must get carol's message while bob is not reading. " + HINT_SLOW)
     try:
         round_ = 0
         while not flood.done.is_set():
-            exchange(carol, dave, "carol", "dave", "ping %d" % round_, hint=hint)
+            exchange(carol, dave, "carol", "dave", "ping %d" % round_, hint=stall_hint(flood))
             round_ += 1
             flood.done.wait(FLOOD_PACE)   # pace the exchanges; returns early when the flood ends
-        exchange(carol, dave, "carol", "dave", "after the flood", hint=hint)
+        exchange(carol, dave, "carol", "dave", "after the flood", hint=stall_hint(flood))
     finally:
         flood.stop()
-    conversation.log("alice    ← server  %d replies: %d × 'SENT bob', %d others"
-                     % (flood.replies, flood.sent_replies, flood.replies - flood.sent_replies))
+    conversation.log(flood.summary())
     if flood.first is not None and flood.first != b"SENT bob":
         conversation.fail("alice ← server  'SENT bob' for her first message (bob is connected "
                           "and nothing waits for him yet)",
@@ -300,26 +411,22 @@ def test_slow_reader(server, conversation):
         conversation.fail("alice ← server  'SENT bob', or ERROR once bob is disconnected",
                           "alice ← server  %s" % show(flood.unexpected), HINT_SLOW)
     if flood.replies < FLOOD_COUNT:
-        endings = {"closed": "the server closed alice's connection after %d replies",
-                   "garbage": "bytes that are not a valid message header after %d replies"}
-        got = endings.get(flood.ending, "only %%d replies within %.0f s" % FLOOD_LIMIT)
+        got, hint = flood.why_it_stopped()
         conversation.fail("alice ← server  one reply to each of her %d messages" % FLOOD_COUNT,
-                          got % flood.replies,
-                          "alice reads her replies, so keep reading her messages and answering "
-                          "each one, even while bob reads nothing. " + HINT_SLOW)
+                          got, hint)
 
 
-@check(11, "Naming still works: a taken name, GET_NAMES sorted")
+@check(11, "Naming still works: a taken name, GET_NAMES", needs=None)
+@needs_a_server_that_answers
 def test_naming_still_works(server):
-    """bob, then alice, take names; carol's 'NAME alice' gets ERROR; GET_NAMES sorts them."""
+    """bob, then alice, take names; carol's 'NAME alice' gets ERROR; GET_NAMES lists both."""
     holders = [named(server, "bob"), named(server, "alice")]  # noqa: F841 (open: they hold names)
     carol = server.connect("carol")
     carol.send("NAME alice")
     carol.expect_error(hint="a name held by another client is refused with ERROR, in stage 3 "
                             "too (README § Stage 2).")
-    carol.send("GET_NAMES")
-    carol.expect("NAMES alice bob", hint="GET_NAMES lists every held name, sorted, each after "
-                                         "one space, in stage 3 too (README § Stage 2).")
+    expect_names(carol, ["alice", "bob"], hint="GET_NAMES lists every held name, in stage 3 "
+                                               "too (README § Stage 2).")
 
 
 @check(12, "Framing still works: a MSG in pieces, a bad header")
@@ -338,3 +445,166 @@ def test_framing_still_works(server):
                            "(README § Framing).")
     exchange(alice, bob, "alice", "bob", "still here",
              hint="a framing error ends only that client's connection, never the server.")
+
+
+def flood_until_cut_off(conversation, alice, recipient: str) -> Flood:
+    """alice sends `recipient` (who reads nothing) up to LIMIT_COUNT messages, at most
+    WINDOW bytes ahead of her replies, until one is refused: the server has disconnected
+    the recipient and freed the name. The flood must end well: every reply 'SENT' until
+    the refusals start, and alice's connection open."""
+    flood = Flood(alice, recipient, LIMIT_COUNT, window=WINDOW, stop_on_refusal=True)
+    conversation.log("alice    → server  'MSG %s 00000xxx…', 'MSG %s 00001xxx…' … (%d bytes of "
+                     "text each, up to %.0f MB), until one is refused, reading her replies"
+                     % (recipient, recipient, FLOOD_TEXT, len(flood.data) / 1e6))
+    flood.start()
+    flood.wait()
+    conversation.log(flood.summary())
+    if flood.unexpected is not None:
+        conversation.fail("alice ← server  'SENT %s', or ERROR once %s is disconnected"
+                          % (recipient, recipient),
+                          "alice ← server  %s" % show(flood.unexpected), HINT_MSG)
+    if flood.ending:
+        got, hint = flood.why_it_stopped()
+        conversation.fail("alice ← server  a reply to each message", got, hint)
+    return flood
+
+
+@check(13, "A reader that lags behind gets every message, in order", points=2, needs=10)
+def test_lagging_reader(server, conversation):
+    """bob, on a slow link, stops reading while alice sends him 0.75 MiB; then he reads
+    again: every message arrives, whole and in order.
+
+    Design. The order breaks only where the socket to bob is full, and then only in a
+    server that handles a partial send() wrongly (the rest of a message sent after what
+    was queued behind it; a queue changed while it is looped over). bob's link is slow
+    (small TCP segments, a small receive buffer): then the system's buffers hold only
+    about 0.1 MiB for him, so of the 0.75 MiB the server must queue the rest itself and
+    send it piece by piece as bob reads again. 0.75 MiB is under the 1 MiB limit, so a
+    correct server never cuts bob off, however much the system holds.
+    """
+    alice = named(server, "alice")
+    bob = slow_link(server, "bob")
+    bob.send("NAME bob")
+    bob.expect("HELLO bob", hint=HINT_NAME)
+    conversation.log("(bob reads nothing until alice has had all her replies)")
+    flood = Flood(alice, "bob", LAG_COUNT, window=WINDOW)
+    conversation.log("alice    → server  %d × 'MSG bob 00000xxx…' (%.2f MB for bob), reading "
+                     "her replies" % (LAG_COUNT, flood.megabytes(LAG_COUNT)))
+    flood.start()
+    flood.wait()
+    conversation.log(flood.summary())
+    if flood.refusals or flood.unexpected is not None:
+        conversation.fail(
+            "alice ← server  'SENT bob' for each of her %d messages" % LAG_COUNT,
+            "alice ← server  %s after %d × 'SENT bob'" % (show(flood.last if flood.refusals
+                                                             else flood.unexpected),
+                                                        flood.sent_replies),
+            "less than 1 MiB was ever sent to bob, so he must not be cut off: count only the "
+            "bytes still waiting in his queue, those send() has not taken yet. "
+            + HINT_BACKLOG)
+    if flood.replies < LAG_COUNT:
+        got, hint = flood.why_it_stopped()
+        conversation.fail("alice ← server  'SENT bob' for each of her %d messages" % LAG_COUNT,
+                          got, hint)
+    read_in_order(bob, LAG_COUNT)
+    exchange(alice, bob, "alice", "bob", "the end",
+             hint="after the messages bob was behind on, the next one comes, and nothing "
+                  "else. " + HINT_MSG)
+
+
+def slow_link(server, label):
+    """A client whose link takes little at a time: small TCP segments (536 bytes) and a
+    small receive buffer. The system then buffers only about 0.1 MiB for it (rather
+    than several MB), so what it does not read soon waits in the server's own queue.
+    Where the system refuses these options, the client is an ordinary one."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    for level, option, value in ((socket.IPPROTO_TCP, getattr(socket, "TCP_MAXSEG", None), 536),
+                                 (socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)):
+        if option is not None:
+            try:
+                sock.setsockopt(level, option, value)
+            except OSError:
+                pass
+    sock.settimeout(WAIT)
+    try:
+        sock.connect(("127.0.0.1", server.port))
+        problem = None
+    except OSError as error:
+        problem = error
+    if problem is not None:
+        server.conv.fail("%s connects to the server" % label,
+                         "the connection failed: %s" % problem,
+                         "the server must keep accepting new clients at any time.")
+    server.conv.log("%-8s connects (on a slow link: small segments, a small receive buffer)"
+                    % label)
+    return Peer(sock, label, server.conv)
+
+
+def read_in_order(bob, count: int) -> None:
+    """bob reads again: messages 0 … count-1, each whole, in order."""
+    bob.conv.log("(bob reads again)")
+    for i in range(count):
+        kind, payload = bob.read_event()
+        expected = Flood.push(i)
+        if kind == MESSAGE and payload == expected:
+            continue
+        bob.conv.log("bob      ← server  messages 0 … %d, in order" % (i - 1) if i else
+                     "bob      ← server  nothing yet")
+        got = bob.describe_event(kind, payload)
+        if kind == MESSAGE and payload.startswith(b"FROM alice ") and payload[11:16].isdigit():
+            got = "message %d%s (%s)" % (int(payload[11:16]), "" if payload == Flood.push(
+                int(payload[11:16])) else ", cut or mixed with another", show(payload, 40))
+        bob.conv.fail("bob ← server  message %d of %d: %s" % (i, count, show(expected, 40)), got,
+                      "the order broke where bob's socket was full. When send() takes only "
+                      "part of the bytes, keep the rest at the FRONT of the queue and send it "
+                      "first the next time the socket is writable; and never remove items "
+                      "from a list while looping over it (that skips the next one). Messages "
+                      "from one sender to one recipient arrive in the order sent "
+                      "(README § Stage 3).")
+    bob.conv.log("bob      ← server  all %d messages, whole and in order" % count)
+
+
+@check(14, "Past 1 MiB waiting, a client that never reads is cut off", points=2, needs=10)
+def test_backlog_limit(server, conversation):
+    """bob never reads while alice sends to him: once more than 1 MiB waits for him, the
+    server disconnects him and frees his name (alice's next MSG bob gets ERROR; GET_NAMES,
+    MSG and NAME agree), and carol and dave carry on."""
+    alice = named(server, "alice")
+    bob = slow_link(server, "bob")   # the cut-off comes sooner: little of it fits in buffers
+    bob.send("NAME bob")
+    bob.expect("HELLO bob", hint=HINT_NAME)
+    carol = named(server, "carol")
+    conversation.log("(bob reads nothing from now on)")
+    flood = flood_until_cut_off(conversation, alice, "bob")
+    if not flood.refusals:
+        conversation.fail("alice's MSG to bob gets ERROR once more than 1 MiB waits for bob "
+                          "(the server disconnects him)",
+                          "all %d messages (%.0f MB) got 'SENT bob', and bob read none of them"
+                          % (flood.sent_replies, flood.megabytes(flood.sent_replies)),
+                          HINT_BACKLOG)
+    expect_names(carol, ["alice", "carol"], hint="bob was cut off, so his name is free: it "
+                                                 "leaves the list. " + HINT_BACKLOG)
+    carol.send("MSG bob are you there?")
+    carol.expect_error(hint="bob was cut off, so a MSG to him gets ERROR. " + HINT_BACKLOG)
+    dave = server.connect("dave")
+    dave.send("NAME bob")
+    dave.expect("HELLO bob", hint="bob was cut off, so another client may take his name. "
+                                  + HINT_BACKLOG)
+    exchange(carol, dave, "carol", "bob", "hi new bob",
+             hint="after cutting off a client, the server carries on with the others. "
+                  + HINT_MSG)
+
+
+@check(15, "Clients without a name leave (close, reset); the server goes on", needs=None)
+@needs_a_server_that_answers
+def test_unnamed_clients_leave(server):
+    """ghost (no name) asks GET_NAMES and closes; rude (no name) asks and is reset; alice is
+    still served (two round trips), and a newcomer can take a name."""
+    unnamed_clients_leave(server)
+
+
+@check(16, "A MSG whose character is split across two reads")
+def test_character_split_across_reads(server):
+    """'MSG bob héllo' is sent in two writes, 30 ms apart, cut between the two bytes of
+    'é': bob gets 'FROM alice héllo'."""
+    split_character_message(server)

@@ -11,14 +11,15 @@ import pytest
 
 from grader.checks import check
 from grader.clientside import ClientUnderTest
-from grader.wire import MESSAGE
+from grader.wire import MESSAGE, frame
 
 ALL_STAGES = ["1_echo", "2_naming", "3_messaging", "4_exit"]
 BEFORE_EXIT = ["1_echo", "2_naming", "3_messaging"]
 EXIT_STAGE = ["4_exit"]
 
-IDLE_PAUSE = 0.5    # check 24: how long the user types nothing before a message arrives
-BYE_DELAY = 0.3     # check 29: how long the server takes to say BYE
+IDLE_PAUSE = 0.2    # check 24: how long the user types nothing before a message arrives
+BYE_DELAY = 0.2     # check 29: how long the server takes to say BYE
+PIECE_PAUSE = 0.03  # check 30: the pause between the pieces of one message
 
 HINT_SEND = ("the client must send each line the user types as one framed message: a 4-digit "
              "length header, then the line without its newline (README § The client, § Framing).")
@@ -51,9 +52,10 @@ def test_client_length_in_bytes(client_program):
     """'héllo שלום' is 10 characters but 15 bytes: the client sends header '0015'."""
     server = client_program.start()
     client_program.type("héllo שלום")
-    server.expect("héllo שלום", hint="the header counts bytes, not characters: use "
-                                     "len(line.encode('utf-8')), and send the encoded bytes "
-                                     "(README § Framing).")
+    server.expect("héllo שלום", hint="the header counts bytes, not characters: count and "
+                                     "send the line's UTF-8 bytes. Read standard input as "
+                                     "bytes (sys.stdin.buffer) and len() counts bytes; a str "
+                                     "line must be encoded first (README § Framing).")
 
 
 @check(22, "Client skips empty lines and strips the line ending", needs=20)
@@ -89,7 +91,8 @@ def test_client_refuses_long_line(client_program):
     client_program.type("x" * 1100)
     client_program.type("é" * 600, note="'éééé…' (600 characters, 1200 bytes)")
     client_program.type("y" * 1024)
-    server.expect("y" * 1024, hint="check each line's length in bytes (len(line.encode('utf-8'))) "
+    server.expect("y" * 1024, hint="check each line's length in bytes (of the bytes read from "
+                                   "sys.stdin.buffer, or of a str line once encoded to UTF-8) "
                                    "before sending: over 1024 bytes, print an error and read the "
                                    "next line; never send it, cut it, or crash. Exactly 1024 "
                                    "bytes is allowed (README § The client).")
@@ -107,7 +110,7 @@ def test_client_refuses_long_line(client_program):
        needs=20)
 @pytest.mark.parametrize("stage", ALL_STAGES)
 def test_client_prints_while_idle(client_program):
-    """With no input for 0.5 s, a pushed 'FROM alice are you there?' is printed within 1 s."""
+    """With no input for 0.2 s, a pushed 'FROM alice are you there?' is printed within 1 s."""
     server = client_program.start()
     # A deliberate pause, and the point of this check: the user types nothing for a
     # while, so a client that only looks at the socket after reading a line is stuck
@@ -227,3 +230,22 @@ def test_client_waits_for_bye(client_program):
                                hint="after BYE the client exits with status 0 "
                                     "(README § Stage 4).")
     client_program.expect_no_traceback(hint=HINT_NO_TRACEBACK)
+
+
+# --- every stage, again -----------------------------------------------------------
+
+@check(30, "Client puts together a message that arrives in pieces", needs=20)
+@pytest.mark.parametrize("stage", ALL_STAGES)
+def test_client_message_in_pieces(client_program):
+    """The server sends a header alone, then part of the payload, then the rest, 30 ms
+    apart: the client prints the whole message on one line."""
+    server = client_program.start()
+    payload = "FROM alice this one came in three pieces"
+    data = frame(payload)
+    server.send_pieces([data[:4], data[4:15], data[15:]], PIECE_PAUSE)
+    client_program.expect_printed(
+        payload,
+        hint="one recv() may return a header alone, or part of a payload: keep what arrived "
+             "in a buffer and print a message only once all of its bytes are there; one "
+             "recv(length) is not enough, it may return fewer bytes (README § Framing, "
+             "§ The client).")

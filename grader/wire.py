@@ -2,12 +2,14 @@
 
 The grader never imports the student's protocol.py: a student who breaks the
 framing there must be caught, not agreed with. So this module frames and
-unframes by itself (SPEC section 3), and keeps a transcript of everything that
-crossed the wire so a failing check can show the whole conversation.
+unframes by itself (README § Framing), and keeps a transcript of everything
+that crossed the wire so a failing check can show the whole conversation.
 """
 
 from __future__ import annotations
 
+import re
+import signal
 import socket
 import struct
 import time
@@ -19,6 +21,7 @@ MAX_PAYLOAD = 1024
 WAIT = 2.0          # how long we wait for a reply before calling it missing
 QUIET = 0.3         # how long "nothing arrives" must hold to count as silence
 TRANSCRIPT_LINES = 40
+DYING_GRACE = 0.2   # a connection just closed: how long to wait to see whether the program died
 HEADER_PAUSE = 0.02  # send_bytewise: the pause after each header byte ...
 BYTE_PAUSE = 0.002   # ... and after each payload byte
 
@@ -42,12 +45,61 @@ def show(data: bytes | str, limit: int = 70) -> str:
     return "'%s'" % text
 
 
+def is_error(payload: bytes) -> bool:
+    """Is this the reply 'ERROR <reason>' (or 'ERROR' alone), word for word?"""
+    return payload.split(b" ", 1)[0] == b"ERROR"
+
+
+def is_refusal(payload: bytes) -> bool:
+    """Does this reply plainly mean 'refused'? Its first word is ERROR, spelt or cased
+    a little differently ('Error:', 'EROR', 'ERR'); never a success reply."""
+    words = payload.split(None, 1)
+    word = re.sub(rb"[^A-Za-z]", b"", words[0]).upper() if words else b""
+    return word.startswith(b"ERR") or (len(word) >= 3 and edit_distance(word, b"ERROR") <= 2)
+
+
+def edit_distance(a: bytes, b: bytes) -> int:
+    """Levenshtein distance: insertions, deletions and substitutions."""
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        previous, row[0] = row[0], i
+        for j, cb in enumerate(b, 1):
+            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (ca != cb))
+    return row[-1]
+
+
 class Conversation:
     """Everything said in one check, and the way a check fails."""
 
     def __init__(self) -> None:
         self.lines: list[str] = []
         self.programs: list = []   # processes whose output helps explain a failure
+        self.messages_heard = 0    # whole messages received from the program under test
+
+    def program(self, label: str):
+        """The program labelled `label` ("server", "client") in this check, if one started."""
+        for program in reversed(self.programs):
+            if program.label == label:
+                return program
+        return None
+
+    def exit_note(self, label: str, grace: float = 0.0) -> str:
+        """'the server exited with status 1' if that program has ended (waiting at most
+        `grace` seconds for it to), else ''. Said first when a connection closed or went
+        quiet, because then the cause is the program's end, not the protocol."""
+        program = self.program(label)
+        if program is None:
+            return ""
+        status = program.wait_exit(grace) if grace else program.exit_status()
+        if status is None:
+            return ""
+        note = "the %s exited with status %s" % (label, status)
+        if status < 0:
+            try:
+                note += " (killed by signal %s)" % signal.Signals(-status).name
+            except ValueError:
+                pass
+        return note
 
     def log(self, line: str) -> None:
         self.lines.append(line)
@@ -103,6 +155,8 @@ MESSAGE, CLOSED, TIMEOUT, GARBAGE = "message", "closed", "timeout", "garbage"
 class Peer:
     """One scripted client connected to the server under test."""
 
+    program_label = "server"   # the program at the other end of this connection
+
     def __init__(self, sock: socket.socket, label: str, conversation: Conversation) -> None:
         self.sock = sock
         self.label = label
@@ -142,13 +196,27 @@ class Peer:
         self.sock.settimeout(WAIT)
         try:
             self.sock.sendall(data)
+            return
         except socket.timeout:
-            self.conv.fail("the server to read what %s sent" % self.label,
-                           "the send did not finish within %.0f s: the server stopped reading" % WAIT,
-                           "is the server stuck somewhere (a blocking call, an endless loop)?")
+            problem = None
         except OSError as error:
-            self.conv.fail("to send to the server", "the connection failed: %s" % error,
-                           "the server closed this connection unexpectedly.")
+            problem = error
+        # Failing here, outside the except clause, keeps pytest from printing the
+        # socket's exception chain in front of the report.
+        self._send_failed(problem)
+
+    def _send_failed(self, error) -> None:
+        died = self.conv.exit_note("server", DYING_GRACE)
+        if error is None:
+            self.conv.fail("the server to read what %s sent" % self.label,
+                           died or "the send did not finish within %.0f s: the server "
+                                   "stopped reading" % WAIT,
+                           "is the server stuck somewhere (a blocking call, an endless loop)?")
+        self.conv.fail("%s's message reaches the server" % self.label,
+                       "%sthe connection failed: %s" % (died + "; " if died else "", error),
+                       "the server crashed: its error is below." if died else
+                       "the server closed this connection while the client was still "
+                       "sending to it.")
 
     # --- receiving ---------------------------------------------------------
     def read_event(self, timeout: float = WAIT):
@@ -161,6 +229,7 @@ class Peer:
             except ValueError:
                 return GARBAGE, self.reader.buffer[:40]
             if payload is not None:
+                self.conv.messages_heard += 1
                 return MESSAGE, payload
             if self.closed:
                 return CLOSED, None
@@ -186,18 +255,25 @@ class Peer:
     def they_closed(self) -> str:
         return "the server closed %s's connection" % self.label
 
+    def connection(self) -> str:
+        return "%s's connection" % self.label
+
     def nothing_heard(self) -> str:
         return "%s receives nothing" % self.label
 
     def describe_event(self, kind: str, payload, timeout: float = WAIT) -> str:
         if kind == MESSAGE:
             return self.heard(show(payload))
+        if kind == GARBAGE:
+            return ("bytes that are not a valid message header (4 digits, at most 1024): %s"
+                    % show(payload))
+        # Nothing came, or the connection closed: if the program has died, that is the news.
+        died = self.conv.exit_note(self.program_label, DYING_GRACE if kind == CLOSED else 0)
         if kind == CLOSED:
-            return self.they_closed()
-        if kind == TIMEOUT:
-            return "nothing within %.1f s (timed out waiting)" % timeout
-        return ("bytes that are not a valid message header (4 digits, at most 1024): %s"
-                % show(payload))
+            return "%s: %s closed with it" % (died, self.connection()) if died \
+                else self.they_closed()
+        what = "nothing within %.1f s (timed out waiting)" % timeout
+        return "%s; %s" % (died, what) if died else what
 
     def receive(self, what: str, hint: str, timeout: float = WAIT) -> bytes:
         """The next payload; fail with `what` as the expectation if none comes."""
@@ -218,12 +294,23 @@ class Peer:
         self.conv.fail(self.heard(show(expected)), self.describe_event(kind, payload, timeout),
                        hint)
 
-    def expect_error(self, hint: str, timeout: float = WAIT) -> None:
-        """The next message must be an ERROR reply (only the word ERROR is checked)."""
+    def expect_error(self, hint: str, timeout: float = WAIT, exact: bool = False) -> bytes:
+        """The next message must refuse what was asked: an ERROR reply.
+
+        Only one check per stage judges the word itself (exact=True): elsewhere a
+        reply whose first word is a near miss ('EROR', 'Error:') counts as the
+        refusal it plainly is, so one misspelt word costs one check per stage, not
+        every check that expects a refusal. Whether the refusal changed nothing is
+        judged by the server's state (GET_NAMES, a later exchange), not by the word.
+        """
         kind, payload = self.read_event(timeout)
-        if kind == MESSAGE and payload.split(b" ", 1)[0] == b"ERROR":
+        if kind == MESSAGE and (is_error(payload) or (not exact and is_refusal(payload))):
             self.conv.log(self.heard(show(payload)))
-            return
+            return payload
+        if kind == MESSAGE and is_refusal(payload):
+            hint = ("the reply must begin with the word ERROR exactly as written: capital "
+                    "letters, then a space and the reason (README § The protocol). "
+                    "This reply starts with %s." % show(payload.split(None, 1)[0]))
         self.conv.fail(self.heard("'ERROR <reason>'"), self.describe_event(kind, payload, timeout),
                        hint)
 
@@ -242,10 +329,31 @@ class Peer:
             return
         self.conv.fail(self.nothing_heard(), self.describe_event(kind, payload, duration), hint)
 
+    def expect_end(self, hint: str) -> str:
+        """Nothing more may arrive: the server closes the connection, or stays silent
+        for QUIET seconds. For checks that judge what comes (or not) before the end,
+        not the close itself (that has its own check). Returns CLOSED or TIMEOUT."""
+        kind, payload = self.read_event(QUIET)
+        if kind == CLOSED:
+            self.conv.log(self.they_closed())
+        if kind == TIMEOUT:
+            self.conv.log("%-8s receives nothing more (within %.1f s)" % (self.label, QUIET))
+        if kind in (CLOSED, TIMEOUT):
+            return kind
+        self.conv.fail("nothing more for %s: the server closes the connection, or sends "
+                       "nothing else" % self.label, self.describe_event(kind, payload), hint)
+
     # --- leaving -----------------------------------------------------------
     def close(self, note: str = "closes its connection") -> None:
         self.conv.log("%-8s %s" % (self.label, note))
         self.sock.close()
+
+    def shut_sending_side(self) -> None:
+        """Close only the sending half (shutdown(SHUT_WR)): the server's recv() returns
+        b'', while this end can still read what the server does next."""
+        self.conv.log("%-8s closes its sending side (shutdown(SHUT_WR)), and goes on "
+                      "listening" % self.label)
+        self.sock.shutdown(socket.SHUT_WR)
 
     def reset(self) -> None:
         """Vanish abruptly: close with SO_LINGER 0, which sends a TCP reset."""

@@ -4,9 +4,9 @@ tests/impls/faulty/ is one implementation of all four stages in which each
 mistake below can be switched on with the environment variable CHATKIT_FAULT
 (the grader passes its environment on to the programs it starts). With no
 fault it is correct and must score full marks. With a fault, the real grader
-is run on the fault's FIRST stage (the earliest stage whose SPEC rule the
-mistake breaks); that stage must lose points, and at least one of the checks
-named in the catalog must be among the failed ones.
+is run on the fault's FIRST stage (the earliest stage whose rule, as the
+README states it, the mistake breaks); that stage must lose points, and at
+least one of the checks named in the catalog must be among the failed ones.
 """
 
 import os
@@ -63,6 +63,14 @@ CATALOG = [
           "the server exits when its last client leaves"),
     Fault("lifo_out_queue", "1_echo", ["1.4"],
           "writes the newest queued message first (LIFO), reordering replies"),
+    Fault("bad_header_loses_messages", "1_echo", ["1.7"],
+          "a bad header loses the whole messages before it in the same recv() (unanswered)"),
+    Fault("error_misspelt", "1_echo", ["1.7"],
+          "every error reply starts with 'EROR' instead of 'ERROR'"),
+    Fault("ignores_eof", "1_echo", ["1.11", "1.12"],
+          "ignores recv() returning b'': the dead socket stays in the select set, and spins"),
+    Fault("always_in_write_set", "1_echo", ["1.12"],
+          "every client is always in the write set: select() never sleeps, the server spins"),
     # --- stage 2: names -------------------------------------------------------------
     Fault("crash_invalid_utf8", "2_naming", ["2.12"],
           "payload.decode() without try: invalid UTF-8 crashes the server"),
@@ -82,7 +90,7 @@ CATALOG = [
           "asking again for one's own name gets ERROR"),
     Fault("names_unsorted", "2_naming", ["2.8"],
           "NAMES lists the names in the order they were taken"),
-    Fault("names_comma", "2_naming", ["2.8"],
+    Fault("names_comma", "2_naming", ["2.9"],
           "NAMES separates the names with commas"),
     Fault("names_trailing_space", "2_naming", ["2.9"],
           "'NAMES ' + ' '.join(names): 'NAMES ' with a space when no one has a name"),
@@ -94,6 +102,14 @@ CATALOG = [
           "name length counted in bytes: 16 Hebrew letters are refused"),
     Fault("name_split_words", "2_naming", ["2.6"],
           "name = text.split()[1]: 'NAME a b' gives the name 'a'"),
+    Fault("names_space_after_each", "2_naming", ["2.9"],
+          "each name is followed by a space: 'NAMES alice bob ', and 'NAMES ' when empty"),
+    Fault("crash_unnamed_leaves", "2_naming", ["2.16"],
+          "'del names[client.name]' when a client leaves: one without a name crashes it"),
+    Fault("decode_each_chunk", "2_naming", ["2.17"],
+          "decodes each recv() chunk: a character split across two reads gets ERROR"),
+    Fault("validates_only_renames", "2_naming", ["2.18"],
+          "checks the name only on a rename: a client's first NAME may hold spaces"),
     # --- stage 3: messages ----------------------------------------------------------
     Fault("bob_sent_hi", "3_messaging", ["3.1"],
           "the push reads 'bob sent hi' instead of 'FROM bob hi'"),
@@ -115,6 +131,12 @@ CATALOG = [
           "names[recipient] raises KeyError for an unknown name: crash"),
     Fault("blocking_sendall", "3_messaging", ["3.10"],
           "replies and pushes are written with a blocking sendall(): a slow reader stalls all"),
+    Fault("remove_while_iterating", "3_messaging", ["3.13"],
+          "sends at once when it can, and removes sent messages from the queue it loops over"),
+    Fault("no_backlog_limit", "3_messaging", ["3.14"],
+          "no 1 MiB limit: a client that never reads makes the server's queue grow for ever"),
+    Fault("backlog_keeps_name", "3_messaging", ["3.14"],
+          "cuts off a client past 1 MiB but keeps its name held"),
     # --- stage 4: leaving -----------------------------------------------------------
     Fault("no_bye", "4_exit", ["4.1"],
           "EXIT closes the connection without replying BYE"),
@@ -134,6 +156,8 @@ CATALOG = [
           "Ctrl-C is not caught: the server dies with a traceback"),
     Fault("no_reuseaddr", "4_exit", ["4.8"],
           "no SO_REUSEADDR: after Ctrl-C the port can't be bound again at once"),
+    Fault("commands_after_exit", "4_exit", ["4.12"],
+          "goes on handling the commands that follow EXIT in the same recv()"),
     # --- the client, every stage ----------------------------------------------------
     Fault("client_blocking_input", "1_echo", ["1.24"],
           "client blocks in input(): nothing is printed while the user types nothing"),
@@ -161,6 +185,8 @@ CATALOG = [
           "client dies with a traceback (EOFError) at the end of input"),
     Fault("client_hangs_on_eof", "1_echo", ["1.26"],
           "client ignores the end of input and never exits"),
+    Fault("client_partial_payload", "1_echo", ["1.30"],
+          "client takes whatever one recv() returns after a header as the whole payload"),
     # --- the client, stage 4 --------------------------------------------------------
     Fault("client_eof_no_exit", "4_exit", ["4.27"],
           "client closes at the end of input without sending EXIT"),

@@ -36,17 +36,23 @@ CLIENT_CHECKS = range(20, 100)
 # What each skeleton leaves to the student: the checks it must score zero on.
 # This is the one place that says so; every other check of the stage must pass.
 #   1_echo       everything: the server and the client are both the student's.
-#   2_naming,    the server checks.  These stages add nothing to the client, so
-#   3_messaging  their skeleton client is the complete client, and passes the
-#                client checks N.20-N.26 (stage-1 behaviour).
-#   4_exit       the server checks, and the client's EXIT/BYE checks 4.26, 4.27
-#                and 4.29; the others (stage-1 behaviour, the server gone) pass.
+#   2_naming     the server checks.  These stages add nothing to the client, so
+#   3_messaging  their skeleton client is the complete client, and passes the client
+#                checks (stage-1 behaviour).  Stage 3's naming regression (3.11) and
+#                unnamed clients leaving (3.15) need no MSG, so its skeleton passes them.
+#   4_exit       EXIT (4.1-4.4, 4.12), Ctrl-C (4.8), and the client's EXIT/BYE checks
+#                4.26, 4.27 and 4.29.  The rest needs no EXIT: clients that vanish, the
+#                regressions, the server gone (4.28: every stage's client says so and
+#                exits 1) and the stage-1 client checks pass.
 NEW_CHECKS = {
     "1_echo": [SERVER_CHECKS, CLIENT_CHECKS],
     "2_naming": [SERVER_CHECKS],
-    "3_messaging": [SERVER_CHECKS],
-    "4_exit": [SERVER_CHECKS, (26, 27, 29)],
+    "3_messaging": [[n for n in SERVER_CHECKS if n not in (11, 15)]],
+    "4_exit": [[1, 2, 3, 4, 8, 12], (26, 27, 29)],
 }
+# Checks in which the skeleton's server is stopped on purpose (Ctrl-C, check 4.8): its exit
+# and the traceback of the TODO not done yet are that check's own report, not a crash.
+STOPPED_ON_PURPOSE = {"4.8"}
 
 NOT_IMPLEMENTED = "not implemented"          # what every skeleton's stand-ins say
 SERVER_DID_NOT_RUN = ["exited with status", "did not start listening"]
@@ -195,6 +201,8 @@ def test_failures_come_from_checks_not_crashes(graded, stage):
         output = test["output"]
         assert output.startswith("Blocked by check") or (
             "Expected:" in output and "Got:" in output), (test["number"], output)
+        if test["number"] in STOPPED_ON_PURPOSE:
+            continue
         for crash in GRADER_CRASH:
             found = crash.search(output) if isinstance(crash, re.Pattern) else crash in output
             assert not found, "%s: %s" % (test["number"], output)
@@ -215,6 +223,6 @@ def test_first_checks_say_not_implemented(graded, stage):
 @pytest.mark.parametrize("stage", STAGES)
 def test_servers_never_stop(graded, stage):
     for test in graded.tests(stage):
-        if check_number(test) in SERVER_CHECKS:
+        if check_number(test) in SERVER_CHECKS and test["number"] not in STOPPED_ON_PURPOSE:
             for words in SERVER_DID_NOT_RUN:
                 assert words not in test["output"], (test["number"], test["output"])

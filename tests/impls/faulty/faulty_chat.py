@@ -2,7 +2,7 @@
 
 The kit's planted-bug corpus (tests/test_mutants.py) runs the real grader on
 this implementation once per mistake, to prove the grader catches it. With no
-fault selected this is a correct implementation of every stage (SPEC.md): a
+fault selected this is a correct implementation of every stage (README § The protocol): a
 select-based server and a client whose stdin is read by a thread of its own.
 
 The mistake is chosen by the environment variable CHATKIT_FAULT (the grader
@@ -29,6 +29,8 @@ MAX_MSG = 1024
 MAX_NAME = 16
 MAX_BACKLOG = 1024 * 1024
 PORT = 7777
+# The word every error reply starts with (the error_misspelt mistake types it wrong).
+ERROR = "EROR" if FAULT == "error_misspelt" else "ERROR"
 
 
 def frame(payload: bytes) -> bytes:
@@ -80,6 +82,8 @@ class Server:
             if listening:
                 readers.append(self.listener)
             writers = [c.sock for c in self.conns.values() if c.out]
+            if FAULT == "always_in_write_set":
+                writers = [c.sock for c in self.conns.values()]   # "so we never miss a chance"
             readable, writable, _ = select.select(readers, writers, [], 1.0)
             for sock in readable:
                 if sock is self.listener:
@@ -121,17 +125,27 @@ class Server:
         except ConnectionResetError:
             if FAULT == "crash_on_reset":
                 raise
+            self.forget_name(conn)
             self.drop(conn, release=FAULT != "name_kept_after_reset")
             return
         except OSError:
             self.drop(conn)
             return
         if not data:
+            if FAULT == "ignores_eof":
+                return                  # the socket stays in the select set, readable for ever
             if FAULT == "closed_left_in_select":
                 conn.sock.close()       # ... but it stays in self.conns, so in the select set
                 return
+            self.forget_name(conn)
             self.drop(conn, release=FAULT != "name_kept_after_close")
             return
+        if FAULT == "decode_each_chunk" and self.stage >= 2:
+            try:
+                data.decode("utf-8")    # "check the text as it comes in"
+            except UnicodeDecodeError:
+                self.reply(conn, ERROR + " the message is not valid UTF-8")
+                return
         if FAULT == "one_recv_one_message":
             self.got_message = True
             self.handle(conn, data[HEADER:])
@@ -139,8 +153,28 @@ class Server:
         conn.inbuf += data
         self.take_messages(conn)
 
+    def forget_name(self, conn: Conn) -> None:
+        """The crash_unnamed_leaves mistake: 'del names[conn.name]' for a client that left."""
+        if FAULT == "crash_unnamed_leaves" and self.stage >= 2:
+            del self.names[conn.name]   # KeyError: None, for a client that never took a name
+            conn.name = None
+
+    def bad_header_ahead(self, conn: Conn) -> bool:
+        """Is there a bad header anywhere after the whole messages in the buffer?"""
+        at = 0
+        while len(conn.inbuf) - at >= HEADER:
+            header = conn.inbuf[at:at + HEADER]
+            if not header.isdigit() or int(header) > MAX_MSG:
+                return True
+            at += HEADER + int(header)
+        return False
+
     def take_messages(self, conn: Conn) -> None:
-        while conn.sock in self.conns and not conn.closing:
+        if FAULT == "bad_header_loses_messages" and self.bad_header_ahead(conn):
+            # payloads = decoder.feed(data) raised: the whole messages before it are lost
+            self.framing_error(conn, "bad header")
+            return
+        while conn.sock in self.conns and (not conn.closing or FAULT == "commands_after_exit"):
             if len(conn.inbuf) < HEADER:
                 if FAULT == "header_single_recv":
                     conn.inbuf = b""    # header = sock.recv(4): a short read is lost
@@ -183,7 +217,7 @@ class Server:
         if FAULT == "no_error_on_bad_header":
             self.drop(conn)
             return
-        self.queue(conn, frame(b"ERROR " + reason.encode("utf-8")))
+        self.queue(conn, frame((ERROR + " " + reason).encode("utf-8")))
         conn.inbuf = b""
         if FAULT == "error_no_close":
             return
@@ -199,12 +233,39 @@ class Server:
             conn.sock.sendall(data)
             conn.sock.setblocking(False)
             return
+        if FAULT == "remove_while_iterating" and not conn.out and conn.sock in self.conns:
+            try:                        # send at once; queue only what the socket did not take
+                data = data[conn.sock.send(data):]
+            except BlockingIOError:
+                pass
+            except OSError:
+                self.drop(conn)
+                return
+            if not data:
+                return
         conn.out.append(data)
         conn.pending += len(data)
-        if self.stage >= 3 and conn.pending > MAX_BACKLOG:
-            self.drop(conn)
+        if self.stage >= 3 and conn.pending > MAX_BACKLOG and FAULT != "no_backlog_limit":
+            self.drop(conn, release=FAULT != "backlog_keeps_name")
 
     def write(self, conn: Conn) -> None:
+        if not conn.out:                # (only the always_in_write_set mistake gets here)
+            return
+        if FAULT == "remove_while_iterating":
+            for data in conn.out:       # removing from the list it loops over skips the next
+                try:
+                    sent = conn.sock.send(data)
+                except BlockingIOError:
+                    return
+                except OSError:
+                    self.drop(conn)
+                    return
+                conn.pending -= sent
+                if sent < len(data):
+                    conn.out[conn.out.index(data)] = data[sent:]
+                    return
+                conn.out.remove(data)
+            return
         at = -1 if FAULT == "lifo_out_queue" else 0
         try:
             sent = conn.sock.send(conn.out[at])
@@ -239,7 +300,7 @@ class Server:
             try:
                 text = payload.decode("utf-8")
             except UnicodeDecodeError:
-                self.reply(conn, "ERROR the message is not valid UTF-8")
+                self.reply(conn, ERROR + " the message is not valid UTF-8")
                 if FAULT == "invalid_utf8_closes":
                     conn.closing = True
                 return
@@ -261,7 +322,7 @@ class Server:
             handler = commands.get(command)
         if handler is None or (command in ("GET_NAMES", "EXIT") and spaced) or (
                 command in ("NAME", "MSG") and not spaced):
-            self.reply(conn, "ERROR unknown command")
+            self.reply(conn, ERROR + " unknown command")
             return
         handler(conn, rest, text)
 
@@ -281,13 +342,14 @@ class Server:
         if FAULT == "name_split_words":
             words = text.split()
             name = words[1] if len(words) > 1 else ""
-        if not self.valid_name(name):
-            self.reply(conn, "ERROR invalid name")
+        checked = conn.name is not None or FAULT != "validates_only_renames"
+        if checked and not self.valid_name(name):
+            self.reply(conn, ERROR + " invalid name")
             return
         holder = self.names.get(name)
         if FAULT != "duplicate_names" and holder is not None and (
                 holder is not conn or FAULT == "own_name_error"):
-            self.reply(conn, "ERROR the name %s is taken" % name)
+            self.reply(conn, ERROR + " the name %s is taken" % name)
             return
         if conn.name is not None and FAULT != "rename_keeps_old":
             if self.names.get(conn.name) is conn:
@@ -304,6 +366,11 @@ class Server:
             self.reply(conn, "NAMES " + ",".join(names))
         elif FAULT == "names_trailing_space":
             self.reply(conn, "NAMES " + " ".join(names))
+        elif FAULT == "names_space_after_each":
+            reply = "NAMES "
+            for name in names:
+                reply += name + " "
+            self.reply(conn, reply)
         else:
             self.reply(conn, "".join(["NAMES"] + [" " + n for n in names]))
 
@@ -315,20 +382,20 @@ class Server:
         if FAULT == "text_stripped":
             body = body.strip()
         if conn.name is None and FAULT != "msg_unnamed_allowed":
-            self.reply(conn, "ERROR choose a name first")
+            self.reply(conn, ERROR + " choose a name first")
             return
         if not body and FAULT != "msg_empty_text_allowed":
-            self.reply(conn, "ERROR no text")
+            self.reply(conn, ERROR + " no text")
             return
         if to == conn.name and FAULT != "msg_self_allowed":
-            self.reply(conn, "ERROR you can't send to yourself")
+            self.reply(conn, ERROR + " you can't send to yourself")
             return
         if FAULT == "crash_unknown_recipient":
             target = self.names[to]
         else:
             target = self.names.get(to)
         if target is None:
-            self.reply(conn, "ERROR no such name: %s" % to)
+            self.reply(conn, ERROR + " no such name: %s" % to)
             return
         push = "FROM %s %s" % (conn.name, body)
         if FAULT == "bob_sent_hi":
@@ -504,6 +571,15 @@ def run_client(stage: int, sock: socket.socket) -> None:
                 show(buf)
                 continue
             buf += data
+            if FAULT == "client_partial_payload":   # payload = sock.recv(length): taken whole
+                while len(buf) >= HEADER and buf[:HEADER].isdigit():
+                    end = min(len(buf), HEADER + int(buf[:HEADER]))
+                    payload, buf = buf[HEADER:end], buf[end:]
+                    show(payload)
+                    if stage >= 4 and bye_deadline is not None and payload == b"BYE":
+                        sock.close()
+                        finish(0)
+                continue
             while len(buf) >= HEADER and buf[:HEADER].isdigit() and \
                     len(buf) >= HEADER + int(buf[:HEADER]):
                 end = HEADER + int(buf[:HEADER])

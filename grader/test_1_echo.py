@@ -223,7 +223,7 @@ def test_idle_server_is_idle(server, conversation):
             "ready. Two usual causes: a departed client's socket left in the read set (recv() "
             "returned b'' and the client was not removed), or every client in the write set "
             "(a socket can almost always take more bytes): watch a socket for writing only "
-            "while its queue holds bytes (README § Stage 1).")
+            "while its queue holds bytes.")
 
 
 def busy_seconds(pid: int) -> float | None:

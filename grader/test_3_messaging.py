@@ -40,7 +40,7 @@ FLOOD_COUNT = 8200      # check 10: messages alice sends to bob, who never reads
 FLOOD_TEXT = 1000       # ... each with this many bytes of text: about 8.3 MB in all
 FLOOD_LIMIT = 10.0      # checks 10, 13, 14: how long the server may take to answer a flood
 FLOOD_PACE = 0.02       # check 10: carol and dave talk at most this often during the flood
-WINDOW = 256 * 1024     # checks 13, 14: alice writes at most this far ahead of her replies
+WINDOW = 128 * 1024     # checks 13, 14: alice writes at most this far ahead of her replies
 LIMIT_COUNT = 16000     # checks 13, 14: messages (~16 MB) after which a server that has
                         # disconnected nobody is taken to have no backlog limit
 LAG_COUNT = 774         # check 13: messages bob is behind on: 0.75 MiB, under the 1 MiB limit

@@ -355,9 +355,10 @@ def report(args, target: str, outcome: dict, server_busy: float | None,
     if outcome["p50"] is None:
         lines.append("Latency:     nothing was delivered")
     else:
-        lines.append("Latency:     p50 %.2f ms, p99 %.2f ms (%s to its recipient)" % (
+        lines.append("Latency:     p50 %.2f ms, p99 %.2f ms (%s)" % (
             outcome["p50"] * 1000, outcome["p99"] * 1000,
-            "from a message's send to its echo" if args.stage == 1 else "from MSG sent to FROM read"))
+            "from a message sent to its echo read" if args.stage == 1
+            else "from MSG sent to its FROM read by the recipient"))
     busy = outcome["busy"]
     tool = "this tool's %d worker process%s: busy %s of the time" % (
         len(busy), "" if len(busy) == 1 else "es", ", ".join("%.0f%%" % (b * 100) for b in busy))

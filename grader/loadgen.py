@@ -34,6 +34,11 @@ import socket
 import time
 import traceback
 
+try:
+    import resource   # POSIX only; imported now, as there may be no file left to open later
+except ImportError:
+    resource = None
+
 HEADER_SIZE = 4
 MAX_PAYLOAD = 1024
 CONNECT_BATCH = 50       # connections being set up at once (listen backlogs are often 128)
@@ -120,12 +125,9 @@ class Client:
 
 
 def open_files_limit() -> str:
-    try:
-        import resource   # POSIX only
-    except ImportError:
+    if resource is None:
         return "unknown"
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    return str(soft)
+    return str(resource.getrlimit(resource.RLIMIT_NOFILE)[0])
 
 
 class Worker:

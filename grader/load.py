@@ -40,7 +40,7 @@ from grader.procs import START_TIMEOUT, Program, free_port, listens
 POSIX = os.name == "posix"
 LOADABLE = {1: "1_echo", 3: "3_messaging", 4: "4_exit"}
 FD_RESERVE = 64           # files a worker keeps for itself (pipes, selector, Python's own)
-CLIENTS_PER_WORKER = 250  # below this, a second worker is not worth its start-up
+CLIENTS_PER_WORKER = 50   # fewer clients than this are not worth a process of their own
 BUSY = 0.90               # a process busy this much of the time is the limit
 READY_TIMEOUT = 30.0      # seconds, plus a little per client, for connecting and naming
 RESULT_GRACE = 15.0       # seconds past the run (and its drain) to wait for the workers' results
@@ -185,7 +185,8 @@ def raise_open_files_limit() -> int | None:
 
 def choose_workers(args, files_limit: int | None) -> int:
     """Enough processes that each can open its sockets, and one per free processor
-    once there are enough clients to share (the server needs a processor too)."""
+    when there are clients enough to share (a server we start needs one processor:
+    on a 2-core machine, one worker)."""
     smallest = 1 if args.stage == 1 else 2
     by_files = 1
     if files_limit is not None:
@@ -366,7 +367,23 @@ def report(args, target: str, outcome: dict, server_busy: float | None,
               if server_busy is not None else "the server: CPU time unknown (%s)" % target)
     lines.append("CPU:         %s; %s" % (server, tool))
     lines.append("Limit:       " + verdict(args, server_busy, busy))
+    crowd = other_load(len(busy) + (1 if server_busy is not None else 0))
+    if crowd:
+        lines.append("Machine:     " + crowd)
     return lines
+
+
+def other_load(ours: int) -> str | None:
+    """A warning when other programs compete for the processors (POSIX load average)."""
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None   # Windows has no load average
+    cpus = os.cpu_count() or 1
+    if load <= max(cpus, ours) + 0.5:
+        return None
+    return ("busy with other programs too (load average %.1f on %d processors): "
+            "the figures are lower than a quiet machine would give." % (load, cpus))
 
 
 def verdict(args, server_busy: float | None, busy: list[float]) -> str:

@@ -363,8 +363,13 @@ def report(args, target: str, outcome: dict, server_busy: float | None,
     busy = outcome["busy"]
     tool = "this tool's %d worker process%s: busy %s of the time" % (
         len(busy), "" if len(busy) == 1 else "es", ", ".join("%.0f%%" % (b * 100) for b in busy))
-    server = ("the server: busy %.0f%% of one processor" % (server_busy * 100)
-              if server_busy is not None else "the server: CPU time unknown (%s)" % target)
+    if server_busy is None:
+        server = "the server: CPU time unknown (%s)" % target
+    else:
+        server = "the server: busy %.0f%% of one processor" % (server_busy * 100)
+        if outcome["delivered"]:
+            server += " (%.0f µs of its CPU per delivery)" % (
+                outcome["server_cpu"] / outcome["delivered"] * 1e6)
     lines.append("CPU:         %s; %s" % (server, tool))
     lines.append("Limit:       " + verdict(args, server_busy, busy))
     crowd = other_load(len(busy) + (1 if server_busy is not None else 0))
@@ -469,8 +474,10 @@ def load(args) -> int:
         if server_cpu is not None:
             now_cpu = cpu_seconds(server.proc.pid)
             if now_cpu is not None:
-                # The server's CPU from "go" to the end of the drain, against that wall time.
+                # The server's CPU from "go" to the end of the drain, against that wall time,
+                # and per delivery: a cost that other programs on the machine do not change.
                 server_busy = (now_cpu - server_cpu) / max(time.monotonic() - started, 1e-9)
+                outcome["server_cpu"] = now_cpu - server_cpu
         outcome["refused"] = merge_refusals(readies)
         outcome["throughput"] = outcome["in_window"] / outcome["wall"] if outcome["wall"] else 0.0
         if server is not None and server.exit_status() is not None:
@@ -500,6 +507,9 @@ def interrupted(signum, frame):
 
 
 def main(argv: list[str]) -> int:
+    for stream in (sys.stdout, sys.stderr):   # never fail on a terminal without µ or …
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     try:
         args = parse_arguments(argv)
     except UsageError as error:

@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -53,6 +54,8 @@ def one_run(impl: Path, args, clients: int) -> dict:
         result = json.loads(out.read_text())
         result["limit"] = next((line for line in proc.stdout.splitlines()
                                 if line.startswith("Limit:")), "")
+        cost = re.search(r"\((\d+) µs of its CPU per delivery\)", proc.stdout)
+        result["cpu_us"] = int(cost.group(1)) if cost else None
         return result
 
 
@@ -73,9 +76,10 @@ def main() -> int:
                 result = one_run(impl, args, clients)
                 runs[name, clients].append(result)
                 print("round %d  %-32s %5d clients: %6d held, %9.0f msg/s, p99 %7.2f ms, "
-                      "lost %d, wrong %d  %s" % (
+                      "%s µs CPU/delivery, lost %d, wrong %d  %s" % (
                           round_number + 1, name, clients, result["clients_connected"],
                           result["throughput"], result["latency_ms"]["p99"] or -1,
+                          result["cpu_us"],
                           result["lost"], result["wrong"],
                           "[tool-bound]" if "THIS TOOL" in result["limit"] else ""),
                       file=sys.stderr, flush=True)
@@ -84,18 +88,20 @@ def main() -> int:
               cpu_model(), os.cpu_count(), platform.python_version(), args.stage, args.seconds,
               args.in_flight, "" if args.in_flight == 1 else "s", args.rounds))
     print("| design | clients | held | throughput (msg/s) | p50 (ms) | p99 (ms) | "
-          "reference's throughput / this |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+          "server CPU per delivery (µs) | reference's throughput / this |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for clients in counts:
         reference = statistics.median(r["throughput"] for r in runs[next(iter(DESIGNS)), clients])
         for name in DESIGNS:
             results = runs[name, clients]
             throughput = statistics.median(r["throughput"] for r in results)
-            print("| %s | %d | %d | %s | %.2f | %.2f | %s |" % (
+            costs = [r["cpu_us"] for r in results if r["cpu_us"] is not None]
+            print("| %s | %d | %d | %s | %.2f | %.2f | %s | %s |" % (
                 name, clients, min(r["clients_connected"] for r in results),
                 "{:,.0f}".format(throughput),
                 statistics.median(r["latency_ms"]["p50"] or 0 for r in results),
                 statistics.median(r["latency_ms"]["p99"] or 0 for r in results),
+                "%.0f" % statistics.median(costs) if costs else "–",
                 "%.2f×" % (reference / throughput) if throughput else "–"))
     return 0
 

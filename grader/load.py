@@ -42,7 +42,7 @@ LOADABLE = {1: "1_echo", 3: "3_messaging", 4: "4_exit"}
 FD_RESERVE = 64           # files a worker keeps for itself (pipes, selector, Python's own)
 CLIENTS_PER_WORKER = 50   # fewer clients than this are not worth a process of their own
 BUSY = 0.90               # a process busy this much of the time is the limit
-READY_TIMEOUT = 30.0      # seconds, plus a little per client, for connecting and naming
+READY_GRACE = 15.0        # seconds past a worker's own time limit to connect (and start)
 RESULT_GRACE = 15.0       # seconds past the run (and its drain) to wait for the workers' results
 PROGRESS_EVERY = 1.0      # seconds between two progress lines
 
@@ -371,7 +371,11 @@ def report(args, target: str, outcome: dict, server_busy: float | None,
             server += " (%.0f µs of its CPU per delivery)" % (
                 outcome["server_cpu"] / outcome["delivered"] * 1e6)
     lines.append("CPU:         %s; %s" % (server, tool))
-    lines.append("Limit:       " + verdict(args, server_busy, busy))
+    if "server_exit" in outcome:
+        lines.append("Limit:       the server: it exited during the run (status %s, its "
+                     "output is above)." % outcome["server_exit"])
+    else:
+        lines.append("Limit:       " + verdict(args, server_busy, busy))
     crowd = other_load(len(busy) + (1 if server_busy is not None else 0))
     if crowd:
         lines.append("Machine:     " + crowd)
@@ -430,9 +434,11 @@ def load(args) -> int:
     run = None
     progress = Progress()
     try:
+        files = None
         if args.impl is not None:
             server, port = start_server(args.script)
             host, target = "127.0.0.1", str(args.script)
+            files = open_files_limit(server.proc.pid)
         else:
             host, port, target = args.host, args.port, "%s:%d" % (args.host, args.port)
         # Only now: the server keeps the limits the user gave it, we take what we may.
@@ -445,7 +451,8 @@ def load(args) -> int:
                   "" if args.workers == 1 else "es"), flush=True)
         run = Run(args, host, port)
         progress.show("connecting %d clients..." % args.clients)
-        readies = run.collect("ready", READY_TIMEOUT + args.clients / 100)
+        share_size = math.ceil(args.clients / args.workers)
+        readies = run.collect("ready", loadgen.connect_phase(share_size) + READY_GRACE)
         connected = sum(ready[0] for ready in readies)
         progress.show("%d of %d clients ready; running for %g s" % (
             connected, args.clients, args.seconds))
@@ -481,9 +488,8 @@ def load(args) -> int:
         outcome["refused"] = merge_refusals(readies)
         outcome["throughput"] = outcome["in_window"] / outcome["wall"] if outcome["wall"] else 0.0
         if server is not None and server.exit_status() is not None:
-            print("The server exited (status %s) during the run.\n%s"
-                  % (server.exit_status(), server.describe()))
-        files = open_files_limit(server.proc.pid) if server else None
+            outcome["server_exit"] = server.exit_status()
+            print(server.describe())   # its exit status and the end of its output
         for line in report(args, target, outcome, server_busy, files):
             print(line)
         if args.json:

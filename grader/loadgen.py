@@ -229,7 +229,14 @@ class Worker:
         waiting = collections.deque(self.clients)
         busy: set = set()   # clients connecting or naming
         out_of_files = False
+        give_up = time.monotonic() + connect_phase(len(self.clients))
         while waiting or busy:
+            if time.monotonic() > give_up:
+                reason = ("not tried: the server had not taken the others within %.0f s"
+                          % connect_phase(len(self.clients)))
+                for client in list(waiting) + list(busy):
+                    self.refuse(client, reason)
+                break
             while waiting and len(busy) < CONNECT_BATCH and not out_of_files:
                 client = waiting.popleft()
                 if not self.start_connect(client):
@@ -458,6 +465,11 @@ class Worker:
             if client.sock is not None and not client.gone:
                 client.sock.close()
         self.selector.close()
+
+
+def connect_phase(clients: int) -> float:
+    """The most seconds a worker spends connecting and naming its clients."""
+    return CONNECT_TIMEOUT + REPLY_TIMEOUT + 0.02 * clients
 
 
 def connect_reason(code: int) -> str:

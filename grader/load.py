@@ -34,10 +34,12 @@ import time
 from pathlib import Path
 
 from grader import loadgen
-from grader.checks import STAGES
-from grader.procs import START_TIMEOUT, Program, free_port, listens
+
+# grader.procs (how the grader starts and stops programs) is imported where a
+# server is started: it brings pytest along, which a usage error or --port need not wait for.
 
 POSIX = os.name == "posix"
+STAGES = ["1_echo", "2_naming", "3_messaging", "4_exit"]
 LOADABLE = {1: "1_echo", 3: "3_messaging", 4: "4_exit"}
 FD_RESERVE = 64           # files a worker keeps for itself (pipes, selector, Python's own)
 CLIENTS_PER_WORKER = 50   # fewer clients than this are not worth a process of their own
@@ -113,13 +115,15 @@ def stage_number(value: str) -> int:
 
 # --- the server -----------------------------------------------------------------
 
-def start_server(script: Path) -> tuple[Program, int]:
-    """Start the server on a free port; return it once it accepts connections."""
+def start_server(script: Path):
+    """Start the server on a free port; return it (a grader.procs.Program) and its
+    port once it accepts connections."""
+    from grader.procs import START_TIMEOUT, Program, free_port, listens
     for attempt in range(3):
         port = free_port()
         program = Program([sys.executable, str(script), "--host", "127.0.0.1",
                            "--port", str(port)], "server")
-        if wait_listening(program, port) and listens(program, port):
+        if wait_listening(program, port, START_TIMEOUT) and listens(program, port):
             return program, port
         output = program.describe()
         program.stop()
@@ -129,8 +133,8 @@ def start_server(script: Path) -> tuple[Program, int]:
                        % (script, START_TIMEOUT, output))
 
 
-def wait_listening(program: Program, port: int) -> bool:
-    deadline = program.started + START_TIMEOUT
+def wait_listening(program, port: int, timeout: float) -> bool:
+    deadline = program.started + timeout
     while program.exit_status() is None:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.5).close()

@@ -50,6 +50,8 @@ PROGRESS_EVERY = 0.5     # seconds between two progress reports to the parent
 RECV_SIZE = 65536
 TEXT = b"load test message"   # what every message says, after its number
 EXAMPLES = 5             # how many wrong messages a worker describes
+# What a non-blocking connect_ex() returns when all goes well (the last: Windows).
+IN_PROGRESS = (0, errno.EINPROGRESS, errno.EWOULDBLOCK, getattr(errno, "WSAEWOULDBLOCK", -1))
 
 
 def frame(payload: bytes) -> bytes:
@@ -170,7 +172,7 @@ class Worker:
             return True
         sock.setblocking(False)
         code = sock.connect_ex(self.address)
-        if code not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK, getattr(errno, "WSAEWOULDBLOCK", -1)):
+        if code not in IN_PROGRESS:
             sock.close()
             self.refused[connect_reason(code)] += 1
             client.state = "refused"

@@ -205,9 +205,18 @@ def listening_port(pid: int):
     (["--impl", "solutions", "--stage", "3", "--clients", "4", "--workers", "3"],
      "--workers must be between 1 and 2"),
 ])
-def test_usage_errors_give_one_clear_line(args, says):
-    result = run_load(*args)
-    assert result.returncode == 2
-    assert result.stdout == ""
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1 and says in lines[0], result.stderr
+def test_usage_errors_give_one_clear_line(args, says, capsys, monkeypatch):
+    """In this process (a usage error starts nothing): exit status 2, one line."""
+    from grader import load
+    monkeypatch.chdir(KIT)
+    assert load.main(args) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    lines = err.splitlines()
+    assert len(lines) == 1 and says in lines[0], err
+
+
+def test_usage_error_through_the_command():
+    result = run_load("--impl", "solutions", "--stage", "2")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith("python -m grader load: stage 2"), result.stderr

@@ -375,12 +375,12 @@ def report(args, target: str, outcome: dict, server_busy: float | None,
             server += " (%.0f µs of its CPU per delivery)" % (
                 outcome["server_cpu"] / outcome["delivered"] * 1e6)
     lines.append("CPU:         %s; %s" % (server, tool))
+    crowd = other_load(len(busy) + (1 if server_busy is not None else 0))
     if "server_exit" in outcome:
         lines.append("Limit:       the server: it exited during the run (status %s, its "
                      "output is above)." % outcome["server_exit"])
     else:
-        lines.append("Limit:       " + verdict(args, server_busy, busy))
-    crowd = other_load(len(busy) + (1 if server_busy is not None else 0))
+        lines.append("Limit:       " + verdict(args, server_busy, busy, crowd is not None))
     if crowd:
         lines.append("Machine:     " + crowd)
     return lines
@@ -399,7 +399,8 @@ def other_load(ours: int) -> str | None:
             "the figures are lower than a quiet machine would give." % (load, cpus))
 
 
-def verdict(args, server_busy: float | None, busy: list[float]) -> str:
+def verdict(args, server_busy: float | None, busy: list[float], crowded: bool) -> str:
+    """Who set the pace: a process busy all the time, or else the round trips."""
     if max(busy) >= BUSY:
         more = args.workers + 1
         return ("THIS TOOL, not the server: a worker was busy all the time, so the server "
@@ -407,6 +408,9 @@ def verdict(args, server_busy: float | None, busy: list[float]) -> str:
                 "machine (--port)." % more)
     if server_busy is not None and server_busy >= BUSY:
         return "the server: its processor time was all used."
+    if crowded:
+        return ("the machine: neither the server nor this tool had a processor to itself, "
+                "other programs took the rest.")
     return ("neither was busy all the time: with %d message%s in flight per client, the "
             "round trips set the pace (more --in-flight or --clients load it harder)."
             % (args.in_flight, "" if args.in_flight == 1 else "s"))

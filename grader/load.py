@@ -331,9 +331,9 @@ def ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000, 3)
 
 
-def report(args, target: str, outcome: dict, server_busy: float | None,
-           server_files: str | None) -> list[str]:
+def report(args, target: str, outcome: dict) -> list[str]:
     """The closing summary, as lines."""
+    server_busy, server_files = outcome["server_busy"], outcome["server_files"]
     lines = []
     connected = outcome["connected"]
     lines.append("Clients:     %d of %d connected%s" % (
@@ -438,67 +438,24 @@ def json_fields(args, outcome: dict) -> dict:
 def load(args) -> int:
     """Run the load test; return the exit status (0: every client connected,
     nothing lost or wrong)."""
-    server = None
-    run = None
+    server = run = None
     progress = Progress()
     try:
-        files = None
         if args.impl is not None:
             server, port = start_server(args.script)
             host, target = "127.0.0.1", str(args.script)
-            files = open_files_limit(server.proc.pid)
         else:
             host, port, target = args.host, args.port, "%s:%d" % (args.host, args.port)
         # Only now: the server keeps the limits the user gave it, we take what we may.
-        files_limit = raise_open_files_limit()
-        args.workers = args.workers or choose_workers(args, files_limit)
+        args.workers = args.workers or choose_workers(args, raise_open_files_limit())
         print("Load test: %s (stage %d), %d clients, %g s, %d message%s in flight per client, "
               "%d worker process%s" % (
                   target, args.stage, args.clients, args.seconds, args.in_flight,
                   "" if args.in_flight == 1 else "s", args.workers,
                   "" if args.workers == 1 else "es"), flush=True)
         run = Run(args, host, port)
-        progress.show("connecting %d clients..." % args.clients)
-        share_size = math.ceil(args.clients / args.workers)
-        readies = run.collect("ready", loadgen.connect_phase(share_size) + READY_GRACE)
-        connected = sum(ready[0] for ready in readies)
-        progress.show("%d of %d clients ready; running for %g s" % (
-            connected, args.clients, args.seconds))
-        progress.end()
-        server_cpu = cpu_seconds(server.proc.pid) if server else None
-        started = time.monotonic()
-        run.go()
-        shown = [started]
-
-        def show_progress():
-            now = time.monotonic()
-            if now - shown[0] < PROGRESS_EVERY or not run.progress:
-                return
-            shown[0] = now
-            sent, delivered, wrong = (sum(v[i] for v in run.progress.values()) for i in range(3))
-            elapsed = min(now - started, args.seconds)
-            progress.show("%4.1f/%g s   sent %s   delivered %s (%s/s)   wrong %s" % (
-                elapsed, args.seconds, thousands(sent), thousands(delivered),
-                thousands(round(delivered / max(elapsed, 1e-9))), thousands(wrong)))
-
-        done = run.collect("done", args.seconds + loadgen.DRAIN_TIMEOUT + RESULT_GRACE,
-                           show_progress)
-        progress.end()
-        outcome = merge([d[0] for d in done])
-        server_busy = None
-        if server_cpu is not None:
-            now_cpu = cpu_seconds(server.proc.pid)
-            if now_cpu is not None:
-                # The server's CPU from "go" to the end of the drain, against that wall time,
-                # and per delivery: a cost that other programs on the machine do not change.
-                server_busy = (now_cpu - server_cpu) / max(time.monotonic() - started, 1e-9)
-                outcome["server_cpu"] = now_cpu - server_cpu
-        outcome["refused"] = merge_refusals(readies)
-        outcome["throughput"] = outcome["in_window"] / outcome["wall"] if outcome["wall"] else 0.0
-        if server is not None and server.exit_status() is not None:
-            outcome["server_exit"] = server.exit_status()
-            print(server.describe())   # its exit status and the end of its output
-        for line in report(args, target, outcome, server_busy, files):
+        outcome = measure(args, run, server, progress)
+        for line in report(args, target, outcome):
             print(line)
         if args.json:
             with open(args.json, "w", encoding="utf-8") as f:
@@ -514,6 +471,51 @@ def load(args) -> int:
             run.stop()
         if server is not None:
             server.stop()
+
+
+def measure(args, run: Run, server, progress: Progress) -> dict:
+    """Connect, run, and gather what the workers and the server's CPU tell."""
+    progress.show("connecting %d clients..." % args.clients)
+    server_files = open_files_limit(server.proc.pid) if server else None
+    share_size = math.ceil(args.clients / args.workers)
+    readies = run.collect("ready", loadgen.connect_phase(share_size) + READY_GRACE)
+    progress.show("%d of %d clients ready; running for %g s" % (
+        sum(ready[0] for ready in readies), args.clients, args.seconds))
+    progress.end()
+    server_cpu = cpu_seconds(server.proc.pid) if server else None
+    started = time.monotonic()
+    run.go()
+    shown = [started]
+
+    def show_progress():
+        now = time.monotonic()
+        if now - shown[0] < PROGRESS_EVERY or not run.progress:
+            return
+        shown[0] = now
+        sent, delivered, wrong = (sum(v[i] for v in run.progress.values()) for i in range(3))
+        elapsed = min(now - started, args.seconds)
+        progress.show("%4.1f/%g s   sent %s   delivered %s (%s/s)   wrong %s" % (
+            elapsed, args.seconds, thousands(sent), thousands(delivered),
+            thousands(round(delivered / max(elapsed, 1e-9))), thousands(wrong)))
+
+    done = run.collect("done", args.seconds + loadgen.DRAIN_TIMEOUT + RESULT_GRACE,
+                       show_progress)
+    progress.end()
+    outcome = merge([d[0] for d in done])
+    outcome["refused"] = merge_refusals(readies)
+    outcome["throughput"] = outcome["in_window"] / outcome["wall"] if outcome["wall"] else 0.0
+    outcome["server_files"] = server_files
+    outcome["server_busy"] = outcome["server_cpu"] = None
+    now_cpu = cpu_seconds(server.proc.pid) if server_cpu is not None else None
+    if now_cpu is not None:
+        # The server's CPU from "go" to the end of the drain, against that wall time,
+        # and per delivery: a cost that other programs on the machine do not change.
+        outcome["server_cpu"] = now_cpu - server_cpu
+        outcome["server_busy"] = outcome["server_cpu"] / max(time.monotonic() - started, 1e-9)
+    if server is not None and server.exit_status() is not None:
+        outcome["server_exit"] = server.exit_status()
+        print(server.describe())   # its exit status and the end of its output
+    return outcome
 
 
 def interrupted(signum, frame):

@@ -143,7 +143,6 @@ class Worker:
         self.selector = selectors.DefaultSelector()
         self.refused = collections.Counter()   # reason -> clients
         self.sending = False
-        self.dirty: list[Client] = []          # clients with something new in their outbox
         # what the run counts
         self.sent = self.delivered = self.in_window = self.acks = self.wrong = 0
         self.latencies = array.array("d")
@@ -294,19 +293,20 @@ class Worker:
             return
         pending = link.pending
         limit = self.in_flight
-        queued = False
+        if len(pending) >= limit or link.unacked >= limit:
+            return
+        now = time.perf_counter()
         while len(pending) < limit and link.unacked < limit:
             seq = link.next_seq
             link.next_seq = seq + 1
             text = b"%d %s" % (seq, TEXT)
             client.outbox += frame(link.prefix_out + text)
-            pending[seq] = (link.prefix_in + text, time.perf_counter())
+            pending[seq] = (link.prefix_in + text, now)
             if link.ack is not None:
                 link.unacked += 1
             self.sent += 1
-            queued = True
-        if queued:
-            self.dirty.append(client)
+        # Sent now, not at the end of this round of select: the latency counts from here.
+        self.flush(client)
 
     def flush(self, client: Client) -> None:
         if client.gone or not client.outbox:
@@ -422,9 +422,6 @@ class Worker:
             self.top_up(client)
         drain_until = None
         while True:
-            for client in self.dirty:
-                self.flush(client)
-            self.dirty.clear()
             now = time.monotonic()
             if self.sending and now >= stop:
                 self.sending = False

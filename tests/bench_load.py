@@ -67,12 +67,16 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--in-flight", type=int, default=1)
     parser.add_argument("--stage", type=int, default=3)
+    parser.add_argument("--design", action="append", choices=[n.split()[0] for n in DESIGNS],
+                        help="only these designs (repeat; default all three)")
     args = parser.parse_args()
     counts = args.clients or [100, 1000]
-    runs = {(name, c): [] for name in DESIGNS for c in counts}
+    designs = {name: impl for name, impl in DESIGNS.items()
+               if not args.design or name.split()[0] in args.design}
+    runs = {(name, c): [] for name in designs for c in counts}
     for round_number in range(args.rounds):
         for clients in counts:
-            for name, impl in DESIGNS.items():
+            for name, impl in designs.items():
                 result = one_run(impl, args, clients)
                 runs[name, clients].append(result)
                 print("round %d  %-32s %5d clients: %6d held, %9.0f msg/s, p99 %7.2f ms, "
@@ -91,8 +95,8 @@ def main() -> int:
           "server CPU per delivery (µs) | reference's throughput / this |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for clients in counts:
-        reference = statistics.median(r["throughput"] for r in runs[next(iter(DESIGNS)), clients])
-        for name in DESIGNS:
+        reference = statistics.median(r["throughput"] for r in runs[next(iter(designs)), clients])
+        for name in designs:
             results = runs[name, clients]
             throughput = statistics.median(r["throughput"] for r in results)
             costs = [r["cpu_us"] for r in results if r["cpu_us"] is not None]

@@ -43,8 +43,8 @@ def pytest_addoption(parser):
     group.addoption("--results", metavar="FILE", default=None,
                     help="also write the run as Gradescope results.json to FILE")
     # Limits on student programs (grader/procs.py, README § Limits on student programs).
-    group.addoption("--output-limit", metavar="MB", default="64",
-                    help="stop a program that prints more than MB megabytes (default 64; 0: none)")
+    group.addoption("--output-limit", metavar="MB", default="16",
+                    help="stop a program that prints more than MB megabytes (default 16; 0: none)")
     group.addoption("--memory-limit", metavar="MB", default="256",
                     help="stop a program that uses more than MB megabytes of memory "
                          "(default 256; 0: none; Linux)")

@@ -62,7 +62,7 @@ def size(count: float) -> str:
     """A byte count as people read it: '5.2 MB', '2.1 GB', '730 bytes'."""
     for unit, scale in (("GB", MB * 1000), ("MB", MB), ("kB", 1000)):
         if count >= scale:
-            return "%.1f %s" % (count / scale, unit)
+            return "%.3g %s" % (count / scale, unit)
     return "%d bytes" % count
 
 
@@ -71,7 +71,7 @@ def size(count: float) -> str:
 @dataclass
 class Limits:
     """What a student's program may use. 0 means no limit."""
-    output: int = 64 * MB        # bytes printed, standard output and error together
+    output: int = 16 * MB        # bytes printed, standard output and error together
     memory: int = 256 * MB       # resident memory of one program (all its processes)
     processes: int = 64          # processes alive at once, all programs of the grading
     run_as: str | None = None    # POSIX, grader running as root: the user programs run as
@@ -82,7 +82,7 @@ class Limits:
     def address_space(self) -> int:
         """The hard backstop on address space: virtual memory, so far above `memory`
         (a hundred threads reserve ~800 MB of stacks they never touch)."""
-        return max(8 * 1024 ** 3, 16 * self.memory) if self.memory else 0
+        return max(16 * 1024 ** 3, 64 * self.memory) if self.memory else 0
 
 
 LIMITS = Limits()
@@ -133,16 +133,8 @@ for path in files:
             f.read(1)
     except OSError as error:
         found["unreadable"].append("%s (%s)" % (path, error.strerror))
-if results:
-    for mode, what in (("rb", "read"), ("ab", "write")):
-        try:
-            open(results, mode).close()
-            found["results"].append("it can %s %s" % (what, results))
-        except OSError:
-            pass
-    folder = os.path.dirname(results)
-    if os.access(folder, os.W_OK):
-        found["results"].append("it can write in %s (and so replace the results)" % folder)
+if results and os.access(os.path.dirname(results), os.W_OK):
+    found["results"].append(os.path.dirname(results))
 print(json.dumps(found))
 """
 
@@ -166,8 +158,6 @@ def _prepare_run_as(limits: Limits, user: str, impl: Path, stages: list[str],
                          "another user (this one runs as %s): run it as root, or leave out "
                          "--run-as" % (user, pwd.getpwuid(os.geteuid()).pw_name))
     limits.run_as, limits.uid, limits.gid = user, entry.pw_uid, entry.pw_gid
-    if results is not None:
-        _make_private(results)
     files = [str(impl / stage / name) for stage in stages
              for name in ("chat_server.py", "chat_client.py") if (impl / stage / name).is_file()]
     files += [str(path) for path in (impl / "protocol.py", impl.parent / "protocol.py")
@@ -183,9 +173,11 @@ def _prepare_run_as(limits: Limits, user: str, impl: Path, stages: list[str],
                              "readable by that user (chmod -R a+rX %s, or grade a copy in a "
                              "folder it can read)" % (user, user, found["unreadable"][0], impl))
         if found["results"]:
-            raise ValueError("--run-as %s: %s, so a student's program could change its grade: "
-                             "write the results in a folder only you can write"
-                             % (user, found["results"][0]))
+            raise ValueError("--run-as %s: %s can write in %s, so a student's program could "
+                             "replace the results: write them in a folder only you can write"
+                             % (user, user, found["results"][0]))
+        if results is not None:
+            _make_private(results)
         limits.python = python
         return
     raise ValueError("--run-as %s: %s cannot run Python 3.10 or newer (tried %s); install one "
@@ -634,10 +626,11 @@ class Watchdog:
                     "grows and is never emptied (a client's backlog never trimmed, "
                     "bytes appended and never removed)?")
             program.peak_memory = max(program.peak_memory, resident)
-        # Processes: the programs not stopped yet, all together. Past the limit, the
-        # ones with the most are stopped (never one that has a single process).
+        # Processes: all the programs together (those being stopped too, until their
+        # processes are gone). Past the limit, the ones with the most are stopped
+        # (never one that has a single process).
+        total = sum(p.processes for p in programs)
         running = [p for p in programs if not p.limit_note]
-        total = sum(p.processes for p in running)
         for program in sorted(running, key=lambda p: -p.processes):
             if not LIMITS.processes or total <= LIMITS.processes or program.processes <= 1:
                 break
@@ -647,8 +640,8 @@ class Watchdog:
                 "does it start processes in a loop (os.fork, subprocess, multiprocessing) "
                 "without ever ending them? A chat server needs none: one process, with "
                 "select, serves every client.")
-            total -= program.processes
-        return any(p.processes > 1 for p in running)
+            total -= program.processes   # they are on their way out
+        return any(p.processes > 1 for p in programs)
 
     def sweep(self, prefix: bytes) -> list[int]:
         """Kill every process whose marker starts with `prefix`, seen or not (the

@@ -16,6 +16,7 @@ SIGTERM, leaves a child process behind, sends garbage, or prints megabytes
 (that one is otherwise correct and must score full marks, like the slow starter).
 """
 
+import json
 import os
 import runpy
 import signal
@@ -48,6 +49,8 @@ SERVER_PATHOLOGIES = {
     "server-prints-forever": "the reference server, and a thread printing debug lines in a loop",
     "server-grows-forever": "the reference server, and a thread allocating 64 MiB every 0.1 s",
     "server-forks-forever": "the reference server, and a thread starting sleeping children in a loop",
+    "server-snoops": "tries to read and write the grader's results (CHATKIT_SNOOP_RESULTS), "
+                     "notes what it could do in CHATKIT_SNOOP_REPORT, then is the reference server",
 }
 CLIENT_PATHOLOGIES = {
     "client-never-connects": "sleeps forever, never connects",
@@ -99,6 +102,9 @@ def main(role, stage):
         abuse = {"prints-forever": print_forever, "grows-forever": grow_forever,
                  "forks-forever": fork_forever}[what]
         threading.Thread(target=abuse, args=(role,), daemon=True).start()
+        reference(role, stage)
+    elif what == "snoops":
+        snoop()
         reference(role, stage)
     elif what == "chatty":
         chatter(role)
@@ -232,6 +238,23 @@ def fork_forever(role):
         else:
             subprocess.Popen([sys.executable, "-c", "import time; time.sleep(%d)" % CHILD_LIFE])
     sleep_forever()
+
+
+def snoop():
+    """What a student's program could do to the grader's results: one JSON line."""
+    results = os.environ.get("CHATKIT_SNOOP_RESULTS", "")
+    found = {"uid": os.getuid() if hasattr(os, "getuid") else None}
+    tries = {"read": lambda: open(results, "rb").read(),
+             "write": lambda: open(results, "ab").close(),
+             "create": lambda: open(os.path.join(os.path.dirname(results), "planted"), "x").close()}
+    for name, attempt in tries.items():
+        try:
+            attempt()
+            found[name] = True
+        except OSError:
+            found[name] = False
+    with open(os.environ["CHATKIT_SNOOP_REPORT"], "a") as report:
+        report.write(json.dumps(found) + "\n")
 
 
 def spin():

@@ -48,9 +48,9 @@ def pytest_addoption(parser):
     group.addoption("--memory-limit", metavar="MB", default="256",
                     help="stop a program that uses more than MB megabytes of memory "
                          "(default 256; 0: none; Linux)")
-    group.addoption("--max-processes", metavar="N", default="64",
+    group.addoption("--max-processes", metavar="N", default="50",
                     help="processes the programs may have running at once, all together "
-                         "(default 64; 0: no limit; Linux)")
+                         "(default 50; 0: no limit; Linux)")
     group.addoption("--run-as", metavar="USER", default=None,
                     help="run the programs as USER (POSIX, grader running as root)")
 

@@ -56,7 +56,7 @@ ABUSIVE = {
 }
 ONLY_STAGES = {"client-prints-forever": ("--stage", "1")}
 DISK_LIMIT = 100 * MB          # the grader's temporary folder, at its fullest
-# The watchdog looks every 20 ms; between two looks the grower adds one step (64 MiB,
+# The watchdog looks every 50 ms; between two looks the grower adds one step (64 MiB,
 # see pathology.py): that is how far past the limit it can be seen.
 MEMORY_SLACK = 64 * 1024 * 1024
 PROCESS_LIMIT = 100            # alive at once, all programs of one grading

@@ -10,6 +10,8 @@ score full marks; the grader never crashes; and nothing is left running.
 
 import os
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -189,6 +191,25 @@ def ours(process: str) -> bool:
     except OSError:
         return True
     return ("%s=%s" % RUN_MARKER).encode() in environ
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="reads /proc (Linux)")
+def test_another_runs_processes_are_not_counted():
+    """A process of another copy of these tests (the same mark in its command line,
+    not our marker in its environment) is not ours; one with our marker is."""
+    sleeper = [sys.executable, "-c", "import time; time.sleep(30)", MARK]
+    theirs_env = {k: v for k, v in os.environ.items() if k != RUN_MARKER[0]}
+    theirs = subprocess.Popen(sleeper, env=theirs_env)
+    mine = subprocess.Popen(sleeper, env=dict(os.environ, **{RUN_MARKER[0]: RUN_MARKER[1]}))
+    try:
+        listed = {int(line.split(":", 1)[0]): line for line in processes_mentioning(MARK)}
+        assert theirs.pid in listed and mine.pid in listed, listed
+        assert not ours(listed[theirs.pid])
+        assert ours(listed[mine.pid])
+    finally:
+        for sleeping in (theirs, mine):
+            sleeping.kill()
+            sleeping.wait(5)
 
 
 def test_no_process_left_behind(gradings):

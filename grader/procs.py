@@ -250,16 +250,17 @@ class Output:
         threading.Thread(target=self._drain, daemon=True).start()
 
     def _drain(self) -> None:
+        if POSIX:
+            poller = select.poll()   # not select(): it fails on descriptors past 1024
+            poller.register(self.fd, select.POLLIN)
         while not self.ended:
             if POSIX:
-                try:
-                    select.select([self.fd], [], [])
-                except (OSError, ValueError):
-                    return
+                poller.poll()        # readable: bytes, or the end
             elif _available(self.fd) == 0:
                 time.sleep(WINDOWS_POLL)
                 continue
             self.take()
+        self.pipe.close()   # here only: never while this thread may still wait on it
 
     def take(self) -> None:
         """Read whatever waits in the pipe, without blocking."""
@@ -283,7 +284,6 @@ class Output:
                     break
                 if not data:
                     self.ended = True
-                    self.pipe.close()
                     break
                 self._keep(data)
                 grew = True
@@ -445,10 +445,7 @@ class Program:
             return
         self._signal_group(signal.SIGKILL)
         for pid in list(self.pids):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
+            _kill(pid, lambda token: token == self.token.encode())
 
     def _taskkill(self) -> None:
         subprocess.run(["taskkill", "/F", "/T", "/PID", str(self.proc.pid)],
@@ -589,7 +586,7 @@ class Watchdog:
                 if program is not None:
                     program.pids.add(pid)
                     if program.limit_note:   # stopped already: whatever it still starts
-                        _kill(pid)
+                        _kill(pid, lambda token, mine=program.token.encode(): token == mine)
 
     def look(self) -> bool:
         """Measure every program, stop those past a limit; whether one has several processes."""
@@ -650,8 +647,7 @@ class Watchdog:
             return []
         killed = []
         for pid in self._pids():
-            if pid != os.getpid() and _token_of(pid).startswith(prefix):
-                _kill(pid)
+            if pid != os.getpid() and _kill(pid, lambda token: token.startswith(prefix)):
                 killed.append(pid)
         return killed
 
@@ -698,11 +694,27 @@ def _proportional(pids) -> int:
     return total
 
 
-def _kill(pid: int) -> None:
+def _kill(pid: int, ours) -> bool:
+    """SIGKILL process `pid` if ours(its marker) says it is ours: a process that ended
+    leaves its pid free for anyone's next process. A pidfd (Linux 5.3+) pins the
+    process while we look; elsewhere the look and the kill are a moment apart."""
     try:
-        os.kill(pid, signal.SIGKILL)
+        pinned = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        pinned = None
+    try:
+        if not (Path("/proc").is_dir() and ours(_token_of(pid))):
+            return False
+        if pinned is not None:
+            signal.pidfd_send_signal(pinned, signal.SIGKILL)
+        else:
+            os.kill(pid, signal.SIGKILL)
+        return True
     except OSError:
-        pass
+        return False
+    finally:
+        if pinned is not None:
+            os.close(pinned)
 
 
 WATCHDOG = Watchdog()

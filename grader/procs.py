@@ -543,6 +543,7 @@ class Watchdog:
         self.by_token: dict[bytes, Program] = {}
         self.seen: set[int] = set()
         self.thread: threading.Thread | None = None
+        self.wake = threading.Event()
         self.page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
         self.available = Path("/proc/self/statm").exists()
 
@@ -551,6 +552,7 @@ class Watchdog:
             return
         with self.lock:
             self.by_token[program.token.encode()] = program
+            self.wake.set()
             if self.thread is None:
                 self.seen = self._pids()
                 self.thread = threading.Thread(target=self._run, name="chatkit-watchdog",
@@ -564,6 +566,9 @@ class Watchdog:
     def _run(self) -> None:
         busy = False
         while True:
+            if not self.by_token:
+                self.wake.wait()     # nothing to watch: sleep until a program starts
+                self.wake.clear()
             time.sleep(self.FAST_PERIOD if busy else self.PERIOD)
             try:
                 busy = self.look()

@@ -4,8 +4,8 @@ Three abusive programs of tests/impls/pathological, each otherwise the reference
 server, are graded on all four stages by the real grader while a monitor
 watches the machine (every MONITOR_PERIOD s, through /proc): one prints debug
 lines in a loop, one keeps allocating memory, one starts processes in a loop
-(and a client that prints in a loop, for the client checks' side). For each:
-the grader's temporary folder stays under 100 MB, no program goes past the
+(and a client that prints in a loop, on stage 1: the client checks' side). For
+each: the grader's temporary folder stays under 100 MB, no program goes past the
 memory limit, at most about a hundred processes are alive at once, nothing is
 left running, and the checks that failed say which limit stopped the program.
 

@@ -346,6 +346,7 @@ class Program:
         self.token = "%d-%d" % (os.getpid(), next(_serial))
         self.started = time.monotonic()
         self.limit_note = ""          # set when the grader stopped it for a limit
+        self.limit_reason = ""        # ... and that note's first words, for a 'Got:' line
         self.pids: set[int] = set()   # its processes that the watchdog knows of
         self.processes = 1            # how many were alive at the last look
         self.peak_memory = 0          # the most resident memory seen at a look
@@ -434,6 +435,7 @@ class Program:
         """Stop it at once (SIGKILL, everything it started), saying which limit and why."""
         if self.limit_note:
             return
+        self.limit_reason = what
         self.limit_note = "Stopped by the grader: the %s %s.\n    What to look for: %s" % (
             self.label, what, hint)
         self._kill_all()
@@ -910,6 +912,10 @@ class ServerUnderTest:
                            "it did not start listening within %.0f s" % START_TIMEOUT,
                            "does the server bind to the --host/--port it is given and call listen()? "
                            "(see README § Running).")
+        if self.program.limit_reason:
+            self.conv.fail("the server starts and keeps running",
+                           "the grader stopped it before it accepted a connection: it %s"
+                           % self.program.limit_reason, "what to look for is below.")
         self.conv.fail("the server starts and keeps running",
                        "it exited with status %s before accepting a connection" % status,
                        "run it yourself: python %s --port 7777 — its error is below." % self._short_script())

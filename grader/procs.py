@@ -17,7 +17,7 @@ set from the grader's options, README § Limits on student programs):
 * processes: the same watchdog counts the processes of all the programs of this
   grading (found by an environment variable each one inherits, so children that
   left the process group or were orphaned are still found), and past
-  `processes` stops the program that has the most;
+  `processes` stops each program that started processes of its own;
 * `run_as`: when the grader runs as root, programs run as that user.
 
 A program stopped by a limit gets a `limit_note` that its check's failure shows
@@ -631,20 +631,20 @@ class Watchdog:
                     "bytes appended and never removed)?")
             program.peak_memory = max(program.peak_memory, resident)
         # Processes: all the programs together (those being stopped too, until their
-        # processes are gone). Past the limit, the ones with the most are stopped
-        # (never one that has a single process).
+        # processes are gone). Past the limit, every program that started processes of
+        # its own is stopped (one with a single process never is): stopping only the
+        # worst would let the others fork on while its processes die.
         total = sum(p.processes for p in programs)
-        running = [p for p in programs if not p.limit_note]
-        for program in sorted(running, key=lambda p: -p.processes):
-            if not LIMITS.processes or total <= LIMITS.processes or program.processes <= 1:
-                break
-            program.stop_for_limit(
-                "had %d processes running at once (with the other programs it runs, the "
-                "grader allows %d, --max-processes)" % (program.processes, LIMITS.processes),
-                "does it start processes in a loop (os.fork, subprocess, multiprocessing) "
-                "without ever ending them? A chat server needs none: one process, with "
-                "select, serves every client.")
-            total -= program.processes   # they are on their way out
+        if LIMITS.processes and total > LIMITS.processes:
+            for program in programs:
+                if program.processes > 1 and not program.limit_note:
+                    program.stop_for_limit(
+                        "had %d processes running at once (the grader allows %d for all "
+                        "the programs it runs together, --max-processes)"
+                        % (program.processes, LIMITS.processes),
+                        "does it start processes in a loop (os.fork, subprocess, "
+                        "multiprocessing) without ever ending them? A chat server needs "
+                        "none: one process, with select, serves every client.")
         return any(p.processes > 1 for p in programs)
 
     def sweep(self, prefix: bytes) -> list[int]:

@@ -256,24 +256,36 @@ def test_nothing_left_running(abused):
 
 @pytest.mark.parametrize("name", list(ABUSIVE))
 def test_failures_name_the_limit(abused, name):
-    """Every check the abusive program failed (not merely blocked) says which limit
-    stopped it and what to look for; the other program, the reference, loses nothing."""
+    """The limit stops the abusive program, and wherever that made a check fail, the
+    failure says so: which limit, and what to look for (never a bare 'killed by
+    SIGKILL'). The other program, the reference, loses nothing."""
     run = abused[0][name]
     option = ABUSIVE[name]
     side = name.split("-")[0]
-    failed = [t for t in run.tests() if t["status"] == "failed"]
-    assert failed, "%s scored %d/%d: no limit stopped it" % (name, run.score, run.max_score)
+    failed = [t for t in run.tests() if t["status"] == "failed"
+              and not t["output"].startswith("Blocked by")]
+    naming = []
     for test in failed:
         output = test["output"]
-        if output.startswith("Blocked by"):
-            continue
         is_server_check = int(test["number"].split(".")[1]) < 20
         assert is_server_check == (side == "server"), (
             "%s: the reference %s lost check %s:\n%s" % (
                 name, "client" if side == "server" else "server", test["number"], output))
-        for phrase in ("Stopped by the grader: the %s" % side, option, "What to look for:"):
-            assert phrase in output, "%s, check %s: %r missing from:\n%s" % (
-                name, test["number"], phrase, output)
+        if "Stopped by the grader" in output:
+            for phrase in ("Stopped by the grader: the %s" % side, option, "What to look for:"):
+                assert phrase in output, "%s, check %s: %r missing from:\n%s" % (
+                    name, test["number"], phrase, output)
+            naming.append(test["number"])
+        else:   # failed on its own merits (e.g. the CPU it burns), not because it was stopped
+            for phrase in ("SIGKILL", "status -9"):
+                assert phrase not in output, "%s, check %s: stopped, and not told why:\n%s" % (
+                    name, test["number"], output)
+    assert naming, "%s scored %d/%d: no failure names the limit" % (
+        name, run.score, run.max_score)
+    got = [line for number in naming for line in run.output_of(number).splitlines()
+           if line.startswith("Got:")]
+    assert any("the grader stopped" in line for line in got), (
+        "%s: no 'Got:' line says the grader stopped it:\n%s" % (name, "\n".join(got)))
 
 
 def test_threaded_server_holds_a_hundred_clients_within_the_limits(report):
@@ -372,7 +384,8 @@ def test_programs_run_as_nobody_cannot_touch_the_results(open_kit, open_dir):
     for found in tries:
         assert found == {"uid": nobody, "read": False, "write": False, "create": False}, found
     assert not (results_dir / "planted").exists()
-    assert json.loads(results.read_text())["score"] == 24
+    graded = json.loads(results.read_text())
+    assert graded["score"] == graded["max_score"] > 0
     assert stat.S_IMODE(results.stat().st_mode) == 0o600
 
 

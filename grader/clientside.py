@@ -4,7 +4,7 @@ Here the roles turn around: the grader listens (on 127.0.0.1, a port the OS
 picks), starts the student's client as a real process pointed at that port,
 types lines into the client's standard input, reads what the client sends with
 its own framing code (grader/wire.py, never the student's protocol.py), pushes
-messages to it, and watches what it prints (its standard output file).
+messages to it, and watches what it prints (its standard output).
 
     client = ClientUnderTest(stage_dir, conversation)
     link = client.start()          # the client is running and connected
@@ -229,10 +229,9 @@ class ClientUnderTest:
         """The first line at or after the scan position (skipping the line matched last
         time) that contains `target`. Complete lines never change, so each is looked at
         once: a client that prints megabytes is not re-read on every poll."""
-        base = self._scan_from
-        data = self._stdout_from(base)
+        base, data = self.program.stdout_since(self._scan_from)
         pos = 0
-        if self._skip_line:             # the line matched last time starts at `base`
+        if self._skip_line and base == self._scan_from:   # the line matched last time starts at `base`
             end = data.find(b"\n")
             if end < 0:
                 return None             # ... and has not even ended yet
@@ -249,20 +248,11 @@ class ClientUnderTest:
                 return None
             pos = end + 1
 
-    def _stdout_from(self, offset: int) -> bytes:
-        """The client's standard output from `offset` on (read from its file)."""
-        try:
-            with open(self.program.stdout_path, "rb") as f:
-                f.seek(offset)
-                return f.read()
-        except OSError:
-            return b""
-
     def _printed_so_far(self, within: float) -> str:
-        data = self.program.stdout()
         after = self._matched_at is not None
+        data = self.program.stdout_since(self._matched_at or 0)[1]
         if after:
-            end = data.find(b"\n", self._matched_at)
+            end = data.find(b"\n")
             data = b"" if end < 0 else data[end + 1:]
         lines = data.decode("utf-8", "replace").splitlines()
         status = self.program.exit_status()
@@ -278,7 +268,7 @@ class ClientUnderTest:
 
     def output_size(self) -> int:
         """How much the client has written so far, standard output and error together."""
-        return len(self.program.stdout()) + len(self.program.stderr())
+        return self.program.printed()
 
     # --- the process -------------------------------------------------------
     def expect_exit(self, allowed: tuple[int, ...], within: float, hint: str) -> int:

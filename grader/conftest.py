@@ -23,8 +23,8 @@ import pytest
 
 from grader.checks import STAGES
 from grader.clientside import spare_client
-from grader.procs import (ServerUnderTest, discard_spares, keep_spare, spare_server,
-                          stop_everything)
+from grader.procs import (ServerUnderTest, configure, discard_spares, keep_spare, make_limits,
+                          spare_server, stop_everything)
 from grader.wire import Conversation
 
 KIT_ROOT = Path(__file__).resolve().parent.parent
@@ -42,6 +42,17 @@ def pytest_addoption(parser):
                          "comma-separate for several")
     group.addoption("--results", metavar="FILE", default=None,
                     help="also write the run as Gradescope results.json to FILE")
+    # Limits on student programs (grader/procs.py, README § Limits on student programs).
+    group.addoption("--output-limit", metavar="MB", default="16",
+                    help="stop a program that prints more than MB megabytes (default 16; 0: none)")
+    group.addoption("--memory-limit", metavar="MB", default="256",
+                    help="stop a program that uses more than MB megabytes of memory "
+                         "(default 256; 0: none; Linux)")
+    group.addoption("--max-processes", metavar="N", default="50",
+                    help="processes the programs may have running at once, all together "
+                         "(default 50; 0: no limit; Linux)")
+    group.addoption("--run-as", metavar="USER", default=None,
+                    help="run the programs as USER (POSIX, grader running as root)")
 
 
 def parse_stages(values: list[str]) -> list[str]:
@@ -68,9 +79,21 @@ def pytest_configure(config):
         raise pytest.UsageError("--impl %s: no such directory" % impl)
     grader = Grader(impl, parse_stages(config.getoption("--stage")),
                     results_path(config.getoption("--results")))
+    set_limits(config, grader)
     config.pluginmanager.register(grader, "chatkit-grader")
     if config.pluginmanager.hasplugin("timeout"):
         config.pluginmanager.register(CheckTimer(grader), "chatkit-check-timer")
+
+
+def set_limits(config, grader: "Grader") -> None:
+    """The limits on student programs (procs.py), checked before any program starts."""
+    try:
+        limits = make_limits(config.getoption("--output-limit"), config.getoption("--memory-limit"),
+                             config.getoption("--max-processes"), config.getoption("--run-as"),
+                             grader.impl, grader.stages, grader.results_path)
+    except ValueError as error:
+        raise pytest.UsageError(str(error)) from None
+    configure(limits)
 
 
 def results_path(option: str | None) -> Path | None:

@@ -1,19 +1,37 @@
-"""Run a student's program as a real process, and always stop it again.
+"""Run a student's program as a real process, within limits, and always stop it again.
 
-Every program gets its own process group, so teardown can stop it together
-with anything it started; its output goes to files (never an undrained pipe, so
-a program that prints megabytes cannot block), and every wait is bounded.
+Every program gets its own process group (and session), so teardown can stop it
+together with anything it started, and every wait is bounded. Student programs
+are untrusted and often broken, so each one also runs within limits (`Limits`,
+set from the grader's options, README § Limits on student programs):
+
+* output: what it prints goes through pipes that the grader drains at once
+  (never an undrained pipe, so a program that prints megabytes cannot block,
+  and never a file, so it cannot fill the disk); the grader counts every byte
+  and keeps only the end of each stream; past `output` bytes, the program is
+  stopped;
+* memory: a watchdog looks at its processes' resident memory every PERIOD
+  seconds (Linux: /proc) and stops it past `memory` bytes; a hard limit on its
+  address space (far higher: threads reserve much more than they use) is the
+  backstop between two looks;
+* processes: the same watchdog counts the processes of all the programs of this
+  grading (found by an environment variable each one inherits, so children that
+  left the process group or were orphaned are still found), and past
+  `processes` stops each program that started processes of its own;
+* `run_as`: when the grader runs as root, programs run as that user.
+
+A program stopped by a limit gets a `limit_note` that its check's failure shows
+(`describe`): which limit, and what to look for.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
+import select
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -26,6 +44,11 @@ START_TIMEOUT = 5.0     # how long a server may take to start listening
 STOP_GRACE = 0.5        # SIGTERM, then this long, then SIGKILL
 DYING_GRACE = 0.2       # how long a failure report waits for a crashing program to end
 TAIL_BYTES = 3000       # how much of a program's output a failure shows
+KEEP_BYTES = 512 * 1024  # how much of each output stream is kept (its end)
+READ_SIZE = 65536       # one read from a program's output pipe
+WINDOWS_POLL = 0.005    # Windows: how often an empty output pipe is looked at again
+MB = 1000 * 1000        # the limits are given in MB, as people count them
+MARKER = "CHATKIT_PROGRAM"   # environment variable: which Program a process belongs to
 
 
 def free_port() -> int:
@@ -35,43 +58,343 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def tail(path: Path, limit: int = TAIL_BYTES) -> str:
-    """The last `limit` bytes of a file, as text."""
+def size(count: float) -> str:
+    """A byte count as people read it: '5.2 MB', '2.1 GB', '730 bytes'."""
+    for unit, scale in (("GB", MB * 1000), ("MB", MB), ("kB", 1000)):
+        if count >= scale:
+            return "%.3g %s" % (count / scale, unit)
+    return "%d bytes" % count
+
+
+# --- the limits ------------------------------------------------------------------
+
+@dataclass
+class Limits:
+    """What a student's program may use. 0 means no limit."""
+    output: int = 16 * MB        # bytes printed, standard output and error together
+    memory: int = 256 * MB       # resident memory of one program (all its processes)
+    processes: int = 50          # processes alive at once, all programs of the grading
+    run_as: str | None = None    # POSIX, grader running as root: the user programs run as
+    python: str = sys.executable  # the interpreter the programs run with
+    uid: int | None = None
+    gid: int | None = None
+
+    def address_space(self) -> int:
+        """The hard backstop on address space: virtual memory, so far above `memory`
+        (a thread-per-client server holding a hundred clients reserves ~2.7 GB of
+        address space for stacks and malloc arenas, yet uses ~20 MB)."""
+        return max(16 * 1024 ** 3, 64 * self.memory) if self.memory else 0
+
+
+LIMITS = Limits()
+
+
+def configure(limits: Limits) -> None:
+    """Set the limits of this grading (the grader's options), before any program starts."""
+    global LIMITS
+    LIMITS = limits
+    if limits.run_as is not None:
+        # What the grader writes from now on (its results) is its own alone.
+        os.umask(0o077)
+
+
+def make_limits(output_mb: str, memory_mb: str, processes: str, run_as: str | None,
+                impl: Path, stages: list[str], results: Path | None) -> Limits:
+    """The limits the grader's options ask for, checked; ValueError with one clear
+    line (a usage error) when they can't be met."""
+    limits = Limits(output=_amount("--output-limit", output_mb),
+                    memory=_amount("--memory-limit", memory_mb),
+                    processes=int(_amount("--max-processes", processes, scale=1)))
+    if run_as:
+        _prepare_run_as(limits, run_as, impl, stages, results)
+    return limits
+
+
+def _amount(option: str, value, scale: int = MB) -> int:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = -1
+    if not 0 <= number < float("inf"):
+        raise ValueError("%s %s: give a number (%s), or 0 for no limit"
+                         % (option, value, "of MB" if scale == MB else "of processes"))
+    return int(number * scale)
+
+
+# What the user --run-as names checks for itself, as itself (a privileged grader
+# can't tell by looking at permission bits alone: groups, ACLs, a folder on the
+# way that it can't enter...). Prints one JSON line.
+RUN_AS_PROBE = r"""
+import json, os, sys
+files, results = json.loads(sys.argv[1]), sys.argv[2]
+found = {"version": list(sys.version_info[:2]), "unreadable": [], "results": []}
+for path in files:
     try:
         with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            f.seek(max(0, size - limit))
-            data = f.read()
-    except OSError:
-        return ""
-    text = data.decode("utf-8", "replace")
-    return ("…" + text) if size > limit else text
+            f.read(1)
+    except OSError as error:
+        found["unreadable"].append("%s (%s)" % (path, error.strerror))
+if results and os.access(os.path.dirname(results), os.W_OK):
+    found["results"].append(os.path.dirname(results))
+print(json.dumps(found))
+"""
+
+
+def _prepare_run_as(limits: Limits, user: str, impl: Path, stages: list[str],
+                    results: Path | None) -> None:
+    """Check that student programs can run as `user`, and find the Python they run with."""
+    if not POSIX:
+        raise ValueError("--run-as %s: only on Linux or macOS (on Windows, grade inside a "
+                         "virtual machine or a container instead)" % user)
+    import pwd
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        raise ValueError("--run-as %s: no such user (use an existing unprivileged user, e.g. "
+                         "nobody, or create one: useradd --no-create-home student)" % user) from None
+    if entry.pw_uid == 0:
+        raise ValueError("--run-as %s: that is root; name an unprivileged user, e.g. nobody" % user)
+    if os.geteuid() != 0:
+        raise ValueError("--run-as %s: only a grader running as root can start programs as "
+                         "another user (this one runs as %s): run it as root, or leave out "
+                         "--run-as" % (user, pwd.getpwuid(os.geteuid()).pw_name))
+    limits.run_as, limits.uid, limits.gid = user, entry.pw_uid, entry.pw_gid
+    files = [str(impl / stage / name) for stage in stages
+             for name in ("chat_server.py", "chat_client.py") if (impl / stage / name).is_file()]
+    files += [str(path) for path in (impl / "protocol.py", impl.parent / "protocol.py")
+              if path.is_file()]
+    tried = []
+    for python in _pythons():
+        found = _probe(python, limits, files, results)
+        if found is None or tuple(found["version"]) < (3, 10):
+            tried.append(python)
+            continue
+        if found["unreadable"]:
+            raise ValueError("--run-as %s: %s cannot read %s; the implementation folder must be "
+                             "readable by that user (chmod -R a+rX %s, or grade a copy in a "
+                             "folder it can read)" % (user, user, found["unreadable"][0], impl))
+        if found["results"]:
+            raise ValueError("--run-as %s: %s can write in %s, so a student's program could "
+                             "replace the results: write them in a folder only you can write"
+                             % (user, user, found["results"][0]))
+        if results is not None:
+            _make_private(results)
+        limits.python = python
+        return
+    raise ValueError("--run-as %s: %s cannot run Python 3.10 or newer (tried %s); install one "
+                     "where every user can run it (e.g. /usr/bin/python3)"
+                     % (user, user, ", ".join(tried)))
+
+
+def _pythons() -> list[str]:
+    """The grader's own Python first, then the system's (a Python installed in root's
+    home folder, as pyenv does, is out of other users' reach)."""
+    import shutil
+    found = []
+    for candidate in (sys.executable, shutil.which("python3"), "/usr/bin/python3",
+                      "/usr/local/bin/python3"):
+        if candidate and os.path.isfile(candidate) and candidate not in found:
+            found.append(candidate)
+    return found
+
+
+def _probe(python: str, limits: Limits, files: list[str], results: Path | None):
+    import json
+    try:
+        done = subprocess.run(
+            [python, "-c", RUN_AS_PROBE, json.dumps(files), str(results or "")],
+            capture_output=True, timeout=30, cwd="/", user=limits.uid, group=limits.gid,
+            extra_groups=[], env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"))
+        return json.loads(done.stdout.decode().strip().splitlines()[-1])
+    except (OSError, ValueError, IndexError, subprocess.TimeoutExpired):
+        return None
+
+
+def _make_private(path: Path) -> None:
+    """A results file left from before becomes the grader's alone (what it writes
+    from now on is, through its umask)."""
+    try:
+        if path.is_symlink() or (path.exists() and path.stat().st_uid != os.geteuid()):
+            path.unlink()
+        elif path.exists():
+            path.chmod(0o600)
+    except OSError as error:
+        raise ValueError("--results %s: cannot make it private (%s)"
+                         % (path, error.strerror or error)) from None
+
+
+# --- output: drained from pipes, counted, the end kept -------------------------
+
+class Output:
+    """One output stream of a program (a pipe): every byte counted, the last ones kept.
+
+    A thread of its own drains the pipe as soon as something arrives, so the program
+    never blocks on a full pipe. Reads happen under a lock, and whoever looks at the
+    output first takes what is waiting in the pipe (`take`): so, as with a file,
+    what the program wrote before you look is there when you look.
+
+    Offsets count from the program's first byte, so a reader can ask for "what
+    came after offset N" however much was dropped meanwhile."""
+
+    def __init__(self, pipe, on_more) -> None:
+        self.pipe = pipe
+        self.fd = pipe.fileno()
+        self.on_more = on_more       # called after new bytes arrived (the output limit)
+        self.lock = threading.Lock()
+        self.total = 0               # bytes received in all
+        self.start = 0               # the offset of kept[0]
+        self.kept = bytearray()
+        self.ended = False           # the pipe reached its end (every writer is gone)
+        if POSIX:
+            os.set_blocking(self.fd, False)
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self) -> None:
+        if POSIX:
+            poller = select.poll()   # not select(): it fails on descriptors past 1024
+            poller.register(self.fd, select.POLLIN)
+        while not self.ended:
+            if POSIX:
+                poller.poll()        # readable: bytes, or the end
+            elif _available(self.fd) == 0:
+                time.sleep(WINDOWS_POLL)
+                continue
+            self.take()
+        self.pipe.close()   # here only: never while this thread may still wait on it
+
+    def take(self) -> None:
+        """Read whatever waits in the pipe, without blocking."""
+        grew = False
+        with self.lock:
+            for _ in range(64):      # a pipe holds 64 kB: a few reads empty it
+                if self.ended:
+                    break
+                try:
+                    if POSIX:
+                        data = os.read(self.fd, READ_SIZE)
+                    else:
+                        waiting = _available(self.fd)
+                        data = os.read(self.fd, min(waiting, READ_SIZE)) if waiting > 0 else (
+                            None if waiting == 0 else b"")
+                except BlockingIOError:
+                    data = None
+                except OSError:
+                    data = b""
+                if data is None:
+                    break
+                if not data:
+                    self.ended = True
+                    break
+                self._keep(data)
+                grew = True
+        if grew:
+            self.on_more()
+
+    def _keep(self, data: bytes) -> None:
+        self.kept += data
+        self.total += len(data)
+        if len(self.kept) > 2 * KEEP_BYTES:   # trim in big steps: cheap on average
+            drop = len(self.kept) - KEEP_BYTES
+            del self.kept[:drop]
+            self.start += drop
+
+    def since(self, offset: int) -> tuple[int, bytes]:
+        """(where the returned bytes start, the kept bytes from `offset` on)."""
+        self.take()
+        with self.lock:
+            at = max(offset, self.start)
+            return at, bytes(self.kept[at - self.start:])
+
+    def count(self) -> int:
+        self.take()
+        return self.total
+
+    def tail(self, limit: int = TAIL_BYTES) -> str:
+        """The last `limit` bytes, as text ('…' first when there was more)."""
+        self.take()
+        with self.lock:
+            data = bytes(self.kept[-limit:])
+            more = self.total > len(data)
+        text = data.decode("utf-8", "replace")
+        return ("…" + text) if more else text
+
+
+def _available(fd: int) -> int:
+    """Windows: how many bytes wait in a pipe; -1 once it is broken (its end)."""
+    import ctypes
+    import msvcrt
+    from ctypes import wintypes
+    waiting = wintypes.DWORD()
+    if not ctypes.windll.kernel32.PeekNamedPipe(
+            wintypes.HANDLE(msvcrt.get_osfhandle(fd)), None, 0, None, ctypes.byref(waiting), None):
+        return -1
+    return waiting.value
 
 
 RUNNING: set = set()   # every Program started and not yet stopped (see stop_everything)
+_serial = iter(range(1, 1 << 62))
 
 
 class Program:
-    """One started program: its process, its output files, how to stop it."""
+    """One started program: its process, its output, its limits, how to stop it."""
 
     def __init__(self, argv: list[str], label: str, stdin: bool = False, cwd=None) -> None:
         self.label = label
+        if argv and argv[0] == sys.executable:
+            argv = [LIMITS.python] + argv[1:]   # with --run-as, a Python that user can run
         self.argv = argv
+        self.token = "%d-%d" % (os.getpid(), next(_serial))
         self.started = time.monotonic()
-        self.folder = Path(tempfile.mkdtemp(prefix="chatkit-"))
-        self.stdout_path = self.folder / "stdout"
-        self.stderr_path = self.folder / "stderr"
+        self.limit_note = ""          # set when the grader stopped it for a limit
+        self.limit_reason = ""        # ... and that note's first words, for a 'Got:' line
+        self.pids: set[int] = set()   # its processes that the watchdog knows of
+        self.processes = 1            # how many were alive at the last look
+        self.peak_memory = 0          # the most resident memory seen at a look
+        self.pss, self.pss_due = 0, 0.0   # the watchdog's last proportional measure
         env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONIOENCODING="utf-8",
                    PYTHONDONTWRITEBYTECODE="1")
-        group = {"start_new_session": True} if POSIX else {
+        env[MARKER] = self.token
+        extra = {"start_new_session": True} if POSIX else {
             "creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
-        with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
-            self.proc = subprocess.Popen(
-                argv, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
-                stdout=out, stderr=err, cwd=cwd, env=env, **group)
+        if LIMITS.uid is not None:
+            extra.update(user=LIMITS.uid, group=LIMITS.gid, extra_groups=[])
+        self.proc = subprocess.Popen(
+            argv, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd, env=env, **extra)
+        self.pids.add(self.proc.pid)
+        _set_hard_limits(self.proc.pid)
+        self.out = Output(self.proc.stdout, self._check_output)
+        self.err = Output(self.proc.stderr, self._check_output)
         RUNNING.add(self)
+        WATCHDOG.watch(self)
 
+    # --- output ------------------------------------------------------------
+    def _check_output(self) -> None:
+        if LIMITS.output and self.out.total + self.err.total > LIMITS.output:
+            self.stop_for_limit(
+                "printed more than %s (standard output and error together: the grader's "
+                "limit, --output-limit)" % size(LIMITS.output),
+                "is there a print inside the select loop, or in a loop that never waits? "
+                "Print a line when something happens (a client connects, a message "
+                "arrives), not on every turn of a loop.")
+
+    def printed(self) -> int:
+        """How many bytes it has printed so far, standard output and error together."""
+        return self.out.count() + self.err.count()
+
+    def stdout(self) -> bytes:
+        """What is kept of its standard output (all of it, unless it printed a lot)."""
+        return self.out.since(0)[1]
+
+    def stderr(self) -> bytes:
+        return self.err.since(0)[1]
+
+    def stdout_since(self, offset: int) -> tuple[int, bytes]:
+        """Its standard output after `offset` (counted from its first byte), as far
+        as it is kept: (where the bytes returned start, the bytes)."""
+        return self.out.since(offset)
+
+    # --- status ------------------------------------------------------------
     def exit_status(self):
         """The exit status, or None while it runs."""
         return self.proc.poll()
@@ -83,28 +406,52 @@ class Program:
         except subprocess.TimeoutExpired:
             return None
 
-    def stdout(self) -> bytes:
-        return self.stdout_path.read_bytes() if self.stdout_path.exists() else b""
-
-    def stderr(self) -> bytes:
-        return self.stderr_path.read_bytes() if self.stderr_path.exists() else b""
-
     def describe(self) -> str:
         """What a failure report should say about this program."""
         # A program that just crashed may still be on its way out: give it a moment,
         # so the report can say it exited (and show the traceback it printed).
         status = self.wait_exit(DYING_GRACE)
-        out, err = tail(self.stdout_path), tail(self.stderr_path)
-        if status is None and not err.strip():
-            return ""
+        out, err = self.out.tail(), self.err.tail()
         lines = []
-        if status is not None:
-            lines.append("The %s exited with status %s." % (self.label, status))
+        if self.limit_note:
+            lines.append(self.limit_note)
+        elif status is None and not err.strip():
+            return ""
+        elif status is not None:
+            lines.append("The %s exited with status %s%s." % (self.label, status,
+                                                              _signal_note(status)))
+        if b"MemoryError" in self.err.since(0)[1][-TAIL_BYTES:] and LIMITS.memory:
+            lines.append("(MemoryError: it reached the grader's hard limit of %s of address "
+                         "space. Does it keep everything it receives?)"
+                         % size(LIMITS.address_space()))
         for name, text in (("standard output", out), ("standard error", err)):
             if text.strip():
                 lines.append("The %s's %s (the end of it):" % (self.label, name))
-                lines.extend("    | " + line for line in text.rstrip().splitlines()[-25:])
+                lines.extend("    | " + line[:300] for line in text.rstrip().splitlines()[-25:])
         return "\n".join(lines)
+
+    # --- stopping ------------------------------------------------------------
+    def stop_for_limit(self, what: str, hint: str) -> None:
+        """Stop it at once (SIGKILL, everything it started), saying which limit and why."""
+        if self.limit_note:
+            return
+        self.limit_reason = what
+        self.limit_note = "Stopped by the grader: the %s %s.\n    What to look for: %s" % (
+            self.label, what, hint)
+        self._kill_all()
+
+    def _kill_all(self) -> None:
+        """SIGKILL its process group, and every process of it found elsewhere."""
+        if not POSIX:
+            self._taskkill()
+            return
+        self._signal_group(signal.SIGKILL)
+        for pid in list(self.pids):
+            _kill(pid, lambda token: token == self.token.encode())
+
+    def _taskkill(self) -> None:
+        subprocess.run(["taskkill", "/F", "/T", "/PID", str(self.proc.pid)],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def interrupt(self) -> None:
         """Press Ctrl-C: SIGINT to the whole process group, as a terminal does."""
@@ -120,7 +467,7 @@ class Program:
             pass
 
     def stop(self) -> None:
-        """Stop the program and everything in its process group, no matter what."""
+        """Stop the program and everything it started, no matter what."""
         if self.proc.stdin:
             try:
                 self.proc.stdin.close()
@@ -129,16 +476,255 @@ class Program:
         if POSIX:
             self._signal_group(signal.SIGTERM)
             self.wait_exit(STOP_GRACE)
-            # Even if the program itself is gone, a child it forked may not be.
-            self._signal_group(signal.SIGKILL)
+            # Even if the program itself is gone, a child it forked may not be; and
+            # one that left the process group is found by the watchdog.
+            WATCHDOG.discover()
+            self._kill_all()
         else:
-            subprocess.run(["taskkill", "/F", "/T", "/PID", str(self.proc.pid)],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self._taskkill()
         if self.wait_exit(5.0) is None:
             self.proc.kill()
             self.wait_exit(5.0)
-        shutil.rmtree(self.folder, ignore_errors=True)
         RUNNING.discard(self)
+        WATCHDOG.forget(self)
+
+
+def _signal_note(status: int) -> str:
+    """' (killed by SIGKILL)' for a negative status; what SIGXFSZ means."""
+    if status >= 0:
+        return ""
+    try:
+        name = signal.Signals(-status).name
+    except ValueError:
+        return ""
+    if name == "SIGXFSZ":
+        return (" (killed by SIGXFSZ: it wrote a file larger than the grader allows, %s; "
+                "a log file written in a loop?)" % size(LIMITS.output))
+    return " (killed by %s)" % name
+
+
+def _set_hard_limits(pid: int) -> None:
+    """The backstops the kernel enforces (Linux): address space, file size, no core
+    files. Set from outside (prlimit) just after the start: no code runs in the child
+    between fork and exec, which is unsafe in a grader with threads."""
+    try:
+        import resource
+        prlimit = resource.prlimit
+    except (ImportError, AttributeError):
+        return   # not Linux: the output limit still holds; see README
+    wanted = [(resource.RLIMIT_CORE, 0)]
+    if LIMITS.memory:
+        wanted.append((resource.RLIMIT_AS, LIMITS.address_space()))
+    if LIMITS.output:
+        wanted.append((resource.RLIMIT_FSIZE, LIMITS.output))
+    for which, value in wanted:
+        try:
+            soft, hard = prlimit(pid, which)
+            if hard == resource.RLIM_INFINITY or hard > value:
+                prlimit(pid, which, (value, value))
+        except (OSError, ValueError):
+            pass   # it has exited already, or the system refuses: the watchdog remains
+
+
+# --- the watchdog: memory and processes (Linux) ------------------------------
+
+class Watchdog:
+    """Every PERIOD seconds: find the processes of our programs, measure them, stop
+    the ones past a limit. Linux only (/proc); elsewhere it does nothing.
+
+    Cheap by design (~0.2 ms a look): it lists /proc, reads the environment of
+    processes it has not seen before only (that is how it finds a program's
+    children, wherever they went), and the memory of our programs' processes."""
+
+    PERIOD = 0.05       # seconds between two looks
+    FAST_PERIOD = 0.005  # ... while a program has more than one process (it may be forking)
+    PSS_PERIOD = 0.2    # seconds between two reads of a many-process program's PSS
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.by_token: dict[bytes, Program] = {}
+        self.seen: set[int] = set()
+        self.thread: threading.Thread | None = None
+        self.wake = threading.Event()
+        self.page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+        self.available = Path("/proc/self/statm").exists()
+
+    def watch(self, program: Program) -> None:
+        if not self.available:
+            return
+        with self.lock:
+            self.by_token[program.token.encode()] = program
+            self.wake.set()
+            if self.thread is None:
+                self.seen = self._pids()
+                self.thread = threading.Thread(target=self._run, name="chatkit-watchdog",
+                                               daemon=True)
+                self.thread.start()
+
+    def forget(self, program: Program) -> None:
+        with self.lock:
+            self.by_token.pop(program.token.encode(), None)
+
+    def _run(self) -> None:
+        busy = False
+        while True:
+            if not self.by_token:
+                self.wake.wait()     # nothing to watch: sleep until a program starts
+                self.wake.clear()
+            time.sleep(self.FAST_PERIOD if busy else self.PERIOD)
+            try:
+                busy = self.look()
+            except Exception:   # never let the watchdog die of one odd /proc entry
+                busy = False
+
+    @staticmethod
+    def _pids() -> set[int]:
+        return {int(name) for name in os.listdir("/proc") if name.isdigit()}
+
+    def discover(self) -> None:
+        """Give the processes that appeared since the last look to their programs."""
+        if not self.available:
+            return
+        with self.lock:
+            current = self._pids()
+            new, self.seen = current - self.seen, current
+            for pid in new:
+                program = self.by_token.get(_token_of(pid))
+                if program is not None:
+                    program.pids.add(pid)
+                    if program.limit_note:   # stopped already: whatever it still starts
+                        _kill(pid, lambda token, mine=program.token.encode(): token == mine)
+
+    def look(self) -> bool:
+        """Measure every program, stop those past a limit; whether one has several processes."""
+        self.discover()
+        with self.lock:
+            programs = list(self.by_token.values())
+        for program in programs:
+            count, resident = 0, 0
+            for pid in list(program.pids):
+                try:
+                    fields = _read("/proc/%d/statm" % pid).split()
+                except OSError:
+                    program.pids.discard(pid)
+                    continue
+                if fields[0] == b"0":    # a zombie: ended, not yet waited for
+                    continue
+                count += 1
+                resident += int(fields[1]) * self.page
+            program.processes = count
+            if LIMITS.memory and resident > LIMITS.memory and not program.limit_note \
+                    and count > 1:
+                # Resident memory counts the pages a child shares with its parent once per
+                # process; the proportional share (PSS) does not. It is dearer to read
+                # (~0.25 ms a process), so it is read at most every PSS_PERIOD.
+                if time.monotonic() >= program.pss_due:
+                    program.pss_due = time.monotonic() + self.PSS_PERIOD
+                    program.pss = _proportional(program.pids)
+                resident = program.pss
+            if LIMITS.memory and resident > LIMITS.memory and not program.limit_note:
+                program.stop_for_limit(
+                    "used %s of memory (the grader's limit is %s, --memory-limit)"
+                    % (size(resident), size(LIMITS.memory)),
+                    "does it keep everything it ever received, a buffer or a list that "
+                    "grows and is never emptied (a client's backlog never trimmed, "
+                    "bytes appended and never removed)?")
+            program.peak_memory = max(program.peak_memory, resident)
+        # Processes: all the programs together (those being stopped too, until their
+        # processes are gone). Past the limit, every program that started processes of
+        # its own is stopped (one with a single process never is): stopping only the
+        # worst would let the others fork on while its processes die.
+        total = sum(p.processes for p in programs)
+        if LIMITS.processes and total > LIMITS.processes:
+            for program in programs:
+                if program.processes > 1 and not program.limit_note:
+                    program.stop_for_limit(
+                        "had %d processes running at once (the grader allows %d for all "
+                        "the programs it runs together, --max-processes)"
+                        % (program.processes, LIMITS.processes),
+                        "does it start processes in a loop (os.fork, subprocess, "
+                        "multiprocessing) without ever ending them? A chat server needs "
+                        "none: one process, with select, serves every client.")
+        return any(p.processes > 1 for p in programs)
+
+    def sweep(self, prefix: bytes) -> list[int]:
+        """Kill every process whose marker starts with `prefix`, seen or not (the
+        end of a run: nothing of ours may outlive it); the pids killed."""
+        if not self.available:
+            return []
+        killed = []
+        for pid in self._pids():
+            if pid != os.getpid() and _kill(pid, lambda token: token.startswith(prefix)):
+                killed.append(pid)
+        return killed
+
+
+def _read(path: str) -> bytes:
+    """A small /proc file, read with the fewest calls (the watchdog reads many)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.read(fd, 1 << 20)
+    finally:
+        os.close(fd)
+
+
+def _token_of(pid: int) -> bytes:
+    """The marker in a process's environment, b'' if none (or not readable)."""
+    try:
+        environ = _read("/proc/%d/environ" % pid)
+    except OSError:
+        return b""
+    key = MARKER.encode() + b"="
+    at = environ.find(b"\0" + key)
+    if at >= 0:
+        at += 1
+    elif environ.startswith(key):
+        at = 0
+    else:
+        return b""
+    end = environ.find(b"\0", at)
+    return environ[at + len(key):end if end >= 0 else len(environ)]
+
+
+def _proportional(pids) -> int:
+    """The programs' proportional set size in bytes (Linux smaps_rollup)."""
+    total = 0
+    for pid in list(pids):
+        try:
+            with open("/proc/%d/smaps_rollup" % pid, "rb") as f:
+                for line in f:
+                    if line.startswith(b"Pss:"):
+                        total += int(line.split()[1]) * 1024
+                        break
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
+def _kill(pid: int, ours) -> bool:
+    """SIGKILL process `pid` if ours(its marker) says it is ours: a process that ended
+    leaves its pid free for anyone's next process. A pidfd (Linux 5.3+) pins the
+    process while we look; elsewhere the look and the kill are a moment apart."""
+    try:
+        pinned = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        pinned = None
+    try:
+        if not (Path("/proc").is_dir() and ours(_token_of(pid))):
+            return False
+        if pinned is not None:
+            signal.pidfd_send_signal(pinned, signal.SIGKILL)
+        else:
+            os.kill(pid, signal.SIGKILL)
+        return True
+    except OSError:
+        return False
+    finally:
+        if pinned is not None:
+            os.close(pinned)
+
+
+WATCHDOG = Watchdog()
 
 
 def stop_all(programs) -> None:
@@ -151,8 +737,10 @@ def stop_all(programs) -> None:
 
 
 def stop_everything() -> None:
-    """The safety net: stop every program still running (end of run, Ctrl-C, SIGTERM)."""
+    """The safety net: stop every program still running (end of run, Ctrl-C, SIGTERM),
+    and any process any of them started that is still alive, wherever it went."""
     stop_all(list(RUNNING))
+    WATCHDOG.sweep(b"%d-" % os.getpid())
 
 
 # --- spares: the next check's program, started while this one runs ---------------
@@ -324,6 +912,10 @@ class ServerUnderTest:
                            "it did not start listening within %.0f s" % START_TIMEOUT,
                            "does the server bind to the --host/--port it is given and call listen()? "
                            "(see README § Running).")
+        if self.program.limit_reason:
+            self.conv.fail("the server starts and keeps running",
+                           "the grader stopped it before it accepted a connection: it %s"
+                           % self.program.limit_reason, "what to look for is below.")
         self.conv.fail("the server starts and keeps running",
                        "it exited with status %s before accepting a connection" % status,
                        "run it yourself: python %s --port 7777 — its error is below." % self._short_script())

@@ -93,8 +93,8 @@ class Conversation:
         status = program.wait_exit(grace) if grace else program.exit_status()
         if status is None:
             return ""
-        if getattr(program, "limit_note", ""):   # stopped by the grader for a limit
-            return "the grader stopped the %s (status %s): it went past a limit" % (label, status)
+        if getattr(program, "limit_reason", ""):   # stopped by one of the grader's limits
+            return "the grader stopped the %s: it %s" % (label, program.limit_reason)
         note = "the %s exited with status %s" % (label, status)
         if status < 0:
             try:

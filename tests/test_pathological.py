@@ -8,8 +8,12 @@ says clearly what went wrong; the chatty and slow programs, otherwise correct,
 score full marks; the grader never crashes; and nothing is left running.
 """
 
+import os
 import re
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +22,9 @@ from gradekit import IMPLS, grade_many, processes_mentioning
 STAGES = ["1_echo", "2_naming", "3_messaging", "4_exit"]
 PATHOLOGICAL = IMPLS / "pathological"
 MARK = "impls/pathological"      # in the command line of every program (and child) it starts
+# In the environment of every process this run's gradings start (the grader passes its
+# environment on): another copy of the kit's tests on the same machine is not ours.
+RUN_MARKER = ("CHATKIT_PATHOLOGICAL_RUN", str(os.getpid()))
 
 # name: the phrases the basic check's output must hold, for every stage (None: full marks).
 # The basic check is N.1 for a server, N.20 for a client.
@@ -84,7 +91,8 @@ def stage_options(name: str) -> tuple:
 def gradings(report):
     """Every pathology graded on all four stages, three gradings at a time."""
     started = time.monotonic()
-    runs = grade_many([(PATHOLOGICAL, stage_options(name), {"CHATKIT_PATHOLOGY": name})
+    marker, value = RUN_MARKER
+    runs = grade_many([(PATHOLOGICAL, stage_options(name), {"CHATKIT_PATHOLOGY": name, marker: value})
                        for name in PATHOLOGIES], workers=3)
     total = time.monotonic() - started
     by_name = dict(zip(PATHOLOGIES, runs))
@@ -170,11 +178,46 @@ def test_grader_does_not_crash(runs, name):
     assert "+ Timeout +" not in run.output, "a check hit pytest-timeout's safety net"
 
 
+def ours(process: str) -> bool:
+    """Whether a process (a processes_mentioning line) was started by this run's gradings;
+    where its environment can't be read (no /proc), assume it was."""
+    proc = Path("/proc", process.split(":", 1)[0])
+    if not proc.parent.is_dir():
+        return True
+    try:
+        environ = (proc / "environ").read_bytes().split(b"\0")
+    except FileNotFoundError:
+        return False        # it has ended since it was listed
+    except OSError:
+        return True
+    return ("%s=%s" % RUN_MARKER).encode() in environ
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="reads /proc (Linux)")
+def test_another_runs_processes_are_not_counted():
+    """A process of another copy of these tests (the same mark in its command line,
+    not our marker in its environment) is not ours; one with our marker is."""
+    sleeper = [sys.executable, "-c", "import time; time.sleep(30)", MARK]
+    theirs_env = {k: v for k, v in os.environ.items() if k != RUN_MARKER[0]}
+    theirs = subprocess.Popen(sleeper, env=theirs_env)
+    mine = subprocess.Popen(sleeper, env=dict(os.environ, **{RUN_MARKER[0]: RUN_MARKER[1]}))
+    try:
+        listed = {int(line.split(":", 1)[0]): line for line in processes_mentioning(MARK)}
+        assert theirs.pid in listed and mine.pid in listed, listed
+        assert not ours(listed[theirs.pid])
+        assert ours(listed[mine.pid])
+    finally:
+        for sleeping in (theirs, mine):
+            sleeping.kill()
+            sleeping.wait(5)
+
+
 def test_no_process_left_behind(gradings):
-    """Nothing started from impls/pathological (programs, forked children) outlives grading."""
+    """Nothing started from impls/pathological (programs, forked children) outlives grading.
+    Only this run's processes count: another copy of the kit's tests may be running."""
     deadline = time.monotonic() + LEFTOVER_POLL
     while True:
-        left = processes_mentioning(MARK)
+        left = [p for p in processes_mentioning(MARK) if ours(p)]
         if not left or time.monotonic() >= deadline:
             break
         time.sleep(0.1)

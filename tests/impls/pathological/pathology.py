@@ -16,6 +16,7 @@ SIGTERM, leaves a child process behind, sends garbage, or prints megabytes
 (that one is otherwise correct and must score full marks, like the slow starter).
 """
 
+import json
 import os
 import runpy
 import signal
@@ -43,6 +44,13 @@ SERVER_PATHOLOGIES = {
     "server-garbage": "listens, accepts, floods every client with garbage bytes",
     "server-chatty": "prints ~5 MB to stdout and stderr, then is the reference server (--verbose)",
     "server-slow-start": "sleeps 1.5 s, then is the reference server",
+    # The three abusive ones: otherwise the reference server, plus a thread that
+    # prints, allocates or forks in a loop (the grader's limits must stop them).
+    "server-prints-forever": "the reference server, and a thread printing debug lines in a loop",
+    "server-grows-forever": "the reference server, and a thread allocating 64 MiB every 0.1 s",
+    "server-forks-forever": "the reference server, and a thread starting sleeping children in a loop",
+    "server-snoops": "tries to read and write the grader's results (CHATKIT_SNOOP_RESULTS), "
+                     "notes what it could do in CHATKIT_SNOOP_REPORT, then is the reference server",
 }
 CLIENT_PATHOLOGIES = {
     "client-never-connects": "sleeps forever, never connects",
@@ -54,11 +62,19 @@ CLIENT_PATHOLOGIES = {
     "client-forks": "starts a child that ignores SIGTERM and sleeps forever, then exits 0",
     "client-garbage": "connects, floods the server with garbage bytes",
     "client-chatty": "prints ~5 MB to stdout and stderr, then is the reference client",
+    "client-prints-forever": "the reference client, and a thread printing debug lines in a loop",
 }
 PATHOLOGIES = {**SERVER_PATHOLOGIES, **CLIENT_PATHOLOGIES}
 
 CHATTY_BYTES = 5 * 1024 * 1024   # printed in all, half on stdout, half on stderr
 SLOW_START = 1.5                 # seconds before the slow server starts listening
+# The abusive ones stop by themselves somewhere, so that a grader without limits (or
+# one whose limits fail) cannot take the machine down: these are far past any limit.
+GROWTH_STEP = 64 * 1024 * 1024   # bytes allocated (and written to) every GROWTH_PAUSE
+GROWTH_PAUSE = 0.1
+GROWTH_CAP = 3 * 1024 ** 3       # 3 GiB, as in the issue's measurement
+FORK_CAP = 2000                  # children started in all, at most
+CHILD_LIFE = 300                 # seconds a forked child sleeps before it exits
 GARBAGE = b"\xff\xfe\x00garbage, not a header\x00" * 2048   # never starts with 4 digits
 
 
@@ -82,7 +98,15 @@ def main(role, stage):
         return
     what = PATHOLOGY[len(role) + 1:]
     args = arguments()
-    if what == "chatty":
+    if what.endswith("-forever"):
+        abuse = {"prints-forever": print_forever, "grows-forever": grow_forever,
+                 "forks-forever": fork_forever}[what]
+        threading.Thread(target=abuse, args=(role,), daemon=True).start()
+        reference(role, stage)
+    elif what == "snoops":
+        snoop()
+        reference(role, stage)
+    elif what == "chatty":
         chatter(role)
         reference(role, stage, ["--verbose"] if role == "server" else [])
     elif what == "slow-start":
@@ -183,6 +207,54 @@ def chatter(role):
         for start in range(0, count, 2000):
             stream.write("".join(line % n for n in range(start, min(start + 2000, count))))
             stream.flush()
+
+
+def print_forever(role):
+    """A debug line printed again and again (a print inside the select loop), with a
+    buffer in it, as beginners print them: about 1 KB a line."""
+    waiting = bytearray(b"." * 1000)
+    count = 0
+    while True:
+        count += 1
+        print("debug: %s still in its loop, round %d, buffer=%r" % (role, count, waiting))
+
+
+def grow_forever(role):
+    """Keep everything ever allocated (a list that is appended to and never emptied)."""
+    kept = []
+    while len(kept) * GROWTH_STEP < GROWTH_CAP:
+        kept.append(b"x" * GROWTH_STEP)   # written to, so really resident, not just reserved
+        time.sleep(GROWTH_PAUSE)
+    sleep_forever()
+
+
+def fork_forever(role):
+    """Start a child that sleeps, again and again, never waiting for one to end."""
+    for _ in range(FORK_CAP):
+        if hasattr(os, "fork"):
+            if os.fork() == 0:
+                time.sleep(CHILD_LIFE)
+                os._exit(0)
+        else:
+            subprocess.Popen([sys.executable, "-c", "import time; time.sleep(%d)" % CHILD_LIFE])
+    sleep_forever()
+
+
+def snoop():
+    """What a student's program could do to the grader's results: one JSON line."""
+    results = os.environ.get("CHATKIT_SNOOP_RESULTS", "")
+    found = {"uid": os.getuid() if hasattr(os, "getuid") else None}
+    tries = {"read": lambda: open(results, "rb").read(),
+             "write": lambda: open(results, "ab").close(),
+             "create": lambda: open(os.path.join(os.path.dirname(results), "planted"), "x").close()}
+    for name, attempt in tries.items():
+        try:
+            attempt()
+            found[name] = True
+        except OSError:
+            found[name] = False
+    with open(os.environ["CHATKIT_SNOOP_REPORT"], "a") as report:
+        report.write(json.dumps(found) + "\n")
 
 
 def spin():

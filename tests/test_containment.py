@@ -1,0 +1,414 @@
+"""The grader's limits on student programs hold, and cost a correct program nothing.
+
+Three abusive programs of tests/impls/pathological, each otherwise the reference
+server, are graded on all four stages by the real grader while a monitor
+watches the machine (every MONITOR_PERIOD s, through /proc): one prints debug
+lines in a loop, one keeps allocating memory, one starts processes in a loop
+(and a client that prints in a loop, on stage 1: the client checks' side). For
+each: the grader's temporary folder stays under 100 MB, no program goes past the
+memory limit, at most about a hundred processes are alive at once, nothing is
+left running, and the checks that failed say which limit stopped the program.
+
+A correct program is never stopped: the thread-per-client design holds a
+hundred clients within the limits (test_pathological.py proves the chatty
+programs keep full marks, and test_grader.py the reference). `--run-as nobody`
+(when the tests run as root, as in CI): the reference keeps full marks, its
+programs run as nobody and can neither read nor write the grader's results,
+and what cannot work is refused with one clear line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import shutil
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from gradekit import IMPLS, KIT, grade_many
+
+sys.path.insert(0, str(KIT))
+from grader import procs  # noqa: E402  (the kit's root must be on the path first)
+
+LINUX = Path("/proc/self/environ").exists()
+pytestmark = pytest.mark.skipif(not LINUX, reason="the monitor reads /proc (Linux)")
+
+STAGES = ["1_echo", "2_naming", "3_messaging", "4_exit"]
+PATHOLOGICAL = IMPLS / "pathological"
+DEFAULTS = procs.Limits()
+MB = procs.MB
+
+# name: the grader option that the failures must name.
+ABUSIVE = {
+    "server-prints-forever": "--output-limit",
+    "server-grows-forever": "--memory-limit",
+    "server-forks-forever": "--max-processes",
+    "client-prints-forever": "--output-limit",
+}
+ONLY_STAGES = {"client-prints-forever": ("--stage", "1")}
+DISK_LIMIT = 100 * MB          # the grader's temporary folder, at its fullest
+# The watchdog looks every 50 ms; between two looks the grower adds one step (64 MiB,
+# see pathology.py): that is how far past the limit it can be seen.
+MEMORY_SLACK = 64 * 1024 * 1024
+PROCESS_LIMIT = 100            # alive at once, all programs of one grading
+GRADING_LIMIT = 90.0           # seconds: one grading of all four stages, under load
+MONITOR_PERIOD = 0.05
+LEFTOVER_POLL = 3.0
+RUN = "CHATKIT_CONTAINMENT_RUN"   # in the environment of each grading: which one it is
+
+
+class Monitor:
+    """Watches the processes and temporary folder of several gradings at once."""
+
+    def __init__(self, folders: dict[str, Path]) -> None:
+        self.folders = folders          # grading name -> its TMPDIR
+        self.disk = {name: 0 for name in folders}
+        self.processes = {name: 0 for name in folders}
+        self.memory = {name: (0, "") for name in folders}   # (bytes, command line)
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> "Monitor":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stopped.set()
+        self.thread.join()
+
+    def _run(self) -> None:
+        while not self.stopped.wait(MONITOR_PERIOD):
+            counts = {name: 0 for name in self.folders}
+            for name, pid, command, resident in programs_of(set(self.folders)):
+                counts[name] += 1
+                if resident > self.memory[name][0]:
+                    self.memory[name] = (resident, command)
+            for name, folder in self.folders.items():
+                self.processes[name] = max(self.processes[name], counts[name])
+                self.disk[name] = max(self.disk[name], disk_used(folder))
+
+
+def programs_of(names: set[str]):
+    """(grading name, pid, command line, resident bytes) of every live process that a
+    grading of `names` started (the grader itself left out)."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = Path(entry.path, "environ").read_bytes().split(b"\0")
+            name = next((e.split(b"=", 1)[1].decode() for e in environ
+                         if e.startswith(RUN.encode() + b"=")), None)
+            if name not in names:
+                continue
+            command = Path(entry.path, "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            size, resident = Path(entry.path, "statm").read_text().split()[:2]
+        except (OSError, ValueError):
+            continue
+        if " -m pytest " in command or size == "0":   # the grader; a zombie
+            continue
+        yield name, int(entry.name), command, int(resident) * page
+
+
+def disk_used(folder: Path) -> int:
+    total = 0
+    for root, _, files in os.walk(folder):
+        for file in files:
+            try:
+                total += os.lstat(os.path.join(root, file)).st_blocks * 512
+            except OSError:
+                pass
+    return total
+
+
+# --- where every user can read: the kit for --run-as, and whether it can be tested ---
+
+def can_run_as_nobody() -> str:
+    """Why --run-as nobody can't be tested here, or '' if it can."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return "--run-as needs the tests to run as root (as in CI)"
+    try:
+        pwd.getpwnam("nobody")
+    except KeyError:
+        return "there is no user nobody"
+    uid = pwd.getpwnam("nobody").pw_uid
+    for python in procs._pythons():
+        try:
+            done = subprocess.run([python, "-c", "import sys; assert sys.version_info >= (3, 10)"],
+                                  user=uid, group=uid, extra_groups=[], capture_output=True,
+                                  timeout=30, cwd="/")
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if done.returncode == 0:
+            return ""
+    return "nobody cannot run a Python 3.10 or newer here"
+
+
+RUN_AS_UNTESTABLE = can_run_as_nobody()
+needs_run_as = pytest.mark.skipif(bool(RUN_AS_UNTESTABLE), reason=RUN_AS_UNTESTABLE or "-")
+
+
+@pytest.fixture(scope="module")
+def open_root():
+    """A folder every user can enter (the clone itself, and pytest's temporary folders,
+    may sit where only root can): the run-as tests work in it."""
+    root = Path(tempfile.mkdtemp(prefix="chatkit-open-"))
+    root.chmod(0o755)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def open_kit(open_root):
+    """The parts of the kit the programs need, copied where every user can read them."""
+    kit = open_root / "kit"
+    kit.mkdir()
+    shutil.copy(KIT / "protocol.py", kit / "protocol.py")
+    shutil.copytree(KIT / "solutions", kit / "solutions",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(PATHOLOGICAL, kit / "tests" / "impls" / "pathological",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for path in [kit, *kit.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return kit
+
+
+@pytest.fixture
+def open_dir(open_root, request):
+    """A fresh folder of the open root, for one test (mode 0755, root's)."""
+    folder = Path(tempfile.mkdtemp(prefix=request.node.name[:40] + "-", dir=open_root))
+    folder.chmod(0o755)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def abused(report, tmp_path_factory, open_kit):
+    """Each abusive program graded on all four stages (the client on stage 1: its
+    checks are the same in every stage), and the reference graded --run-as nobody
+    where that can be tested, three gradings at a time under the monitor."""
+    names = list(ABUSIVE) + ([] if RUN_AS_UNTESTABLE else ["run-as"])
+    folders = {name: tmp_path_factory.mktemp("tmpdir-" + name) for name in names}
+    jobs = [(PATHOLOGICAL, ONLY_STAGES.get(name, ()),
+             {"CHATKIT_PATHOLOGY": name, RUN: name, "TMPDIR": str(folders[name])})
+            for name in ABUSIVE]
+    if "run-as" in names:
+        jobs.append((open_kit / "solutions", ("--run-as", "nobody"),
+                     {RUN: "run-as", "TMPDIR": str(folders["run-as"])}))
+    with Monitor(folders) as monitor:
+        runs = dict(zip(names, grade_many(jobs, workers=3)))
+    deadline = time.monotonic() + LEFTOVER_POLL
+    while True:
+        left = [(name, pid, command) for name, pid, command, _ in programs_of(set(names))]
+        if not left or time.monotonic() >= deadline:
+            break
+        time.sleep(0.1)
+    report("containment (limits: %s of output, %s of memory, %d processes):"
+           % (procs.size(DEFAULTS.output), procs.size(DEFAULTS.memory), DEFAULTS.processes))
+    for name, run in runs.items():
+        report("  %-22s %5.1f s  %3d/%-3d  temporary disk %s, most memory %s, most processes %d"
+               % (name, run.seconds, run.score, run.max_score, procs.size(monitor.disk[name]),
+                  procs.size(monitor.memory[name][0]), monitor.processes[name]))
+    return runs, monitor, left
+
+
+@pytest.mark.parametrize("name", list(ABUSIVE))
+def test_grading_ends_and_reports(abused, name):
+    run = abused[0][name]
+    assert run.seconds <= GRADING_LIMIT, "grading %s took %.1f s" % (name, run.seconds)
+    assert run.status in (0, 1), run.output[-3000:]
+    assert "INTERNALERROR" not in run.output, run.output[-3000:]
+    assert {t["tags"][0] for t in run.tests()} == set(STAGES[:1] if name in ONLY_STAGES else STAGES)
+
+
+@pytest.mark.parametrize("name", list(ABUSIVE))
+def test_temporary_disk_stays_small(abused, name):
+    used = abused[1].disk[name]
+    assert used < DISK_LIMIT, "%s: the grader's temporary folder reached %s" % (
+        name, procs.size(used))
+
+
+@pytest.mark.parametrize("name", list(ABUSIVE))
+def test_no_program_past_the_memory_limit(abused, name):
+    resident, command = abused[1].memory[name]
+    assert resident <= DEFAULTS.memory + MEMORY_SLACK, (
+        "%s: %s was seen using %s" % (name, command, procs.size(resident)))
+
+
+@pytest.mark.parametrize("name", list(ABUSIVE))
+def test_processes_stay_bounded(abused, name):
+    alive = abused[1].processes[name]
+    assert 0 < alive <= PROCESS_LIMIT, "%s: %d processes alive at once" % (name, alive)
+
+
+def test_nothing_left_running(abused):
+    left = abused[2]
+    assert not left, "still running after the gradings:\n%s" % "\n".join(map(str, left))
+
+
+@pytest.mark.parametrize("name", list(ABUSIVE))
+def test_failures_name_the_limit(abused, name):
+    """The limit stops the abusive program, and wherever that made a check fail, the
+    failure says so: which limit, and what to look for (never a bare 'killed by
+    SIGKILL'). The other program, the reference, loses nothing."""
+    run = abused[0][name]
+    option = ABUSIVE[name]
+    side = name.split("-")[0]
+    failed = [t for t in run.tests() if t["status"] == "failed"
+              and not t["output"].startswith("Blocked by")]
+    naming = []
+    for test in failed:
+        output = test["output"]
+        is_server_check = int(test["number"].split(".")[1]) < 20
+        assert is_server_check == (side == "server"), (
+            "%s: the reference %s lost check %s:\n%s" % (
+                name, "client" if side == "server" else "server", test["number"], output))
+        if "Stopped by the grader" in output:
+            for phrase in ("Stopped by the grader: the %s" % side, option, "What to look for:"):
+                assert phrase in output, "%s, check %s: %r missing from:\n%s" % (
+                    name, test["number"], phrase, output)
+            naming.append(test["number"])
+        else:   # failed on its own merits (e.g. the CPU it burns), not because it was stopped
+            for phrase in ("SIGKILL", "status -9"):
+                assert phrase not in output, "%s, check %s: stopped, and not told why:\n%s" % (
+                    name, test["number"], output)
+    assert naming, "%s scored %d/%d: no failure names the limit" % (
+        name, run.score, run.max_score)
+    got = [line for number in naming for line in run.output_of(number).splitlines()
+           if line.startswith("Got:")]
+    assert any("the grader stopped" in line for line in got), (
+        "%s: no 'Got:' line says the grader stopped it:\n%s" % (name, "\n".join(got)))
+
+
+def test_threaded_server_holds_a_hundred_clients_within_the_limits(report):
+    """Thread per client, a hundred clients, each echoed: the watchdog never stops it,
+    though its threads reserve far more address space than the memory limit."""
+    procs.configure(procs.Limits())
+    port = procs.free_port()
+    server = procs.launch_server(IMPLS / "threaded" / "1_echo" / "chat_server.py", port)
+    clients = []
+    try:
+        deadline = time.monotonic() + procs.START_TIMEOUT
+        while True:
+            try:
+                clients.append(socket.create_connection(("127.0.0.1", port), timeout=2))
+                break
+            except OSError:
+                assert time.monotonic() < deadline and server.exit_status() is None, \
+                    server.describe()
+                time.sleep(0.02)
+        clients += [socket.create_connection(("127.0.0.1", port), timeout=2) for _ in range(99)]
+        for number, sock in enumerate(clients):
+            sock.sendall(b"%04d" % len(b"c%d" % number) + b"c%d" % number)
+        for number, sock in enumerate(clients):
+            wanted = b"%04d" % len(b"c%d" % number) + b"c%d" % number
+            got = b""
+            while len(got) < len(wanted):
+                data = sock.recv(len(wanted) - len(got))
+                assert data, "client %d: the server closed the connection\n%s" % (
+                    number, server.describe())
+                got += data
+            assert got == wanted
+        # Let the watchdog look at it a few times with every thread alive.
+        time.sleep(10 * procs.Watchdog.PERIOD)
+        virtual = status_field(server.proc.pid, "VmSize")
+        assert server.exit_status() is None and not server.limit_note, server.describe()
+        assert 0 < server.peak_memory < DEFAULTS.memory
+        report("threaded server, 100 clients: %s resident at most, %s of address space "
+               "(the memory limit is %s, the address-space backstop %s)"
+               % (procs.size(server.peak_memory), procs.size(virtual),
+                  procs.size(DEFAULTS.memory), procs.size(DEFAULTS.address_space())))
+    finally:
+        for sock in clients:
+            sock.close()
+        server.stop()
+
+
+def status_field(pid: int, field: str) -> int:
+    """A size from /proc/PID/status ('VmSize:   812345 kB'), in bytes."""
+    for line in Path("/proc/%d/status" % pid).read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def run_grader(impl: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pytest", "grader", "--impl", str(impl), "-q",
+                           "-p", "no:cacheprovider", *args], cwd=KIT, capture_output=True,
+                          text=True, timeout=120, stdin=subprocess.DEVNULL,
+                          env=dict(os.environ, **(env or {})))
+
+
+@needs_run_as
+def test_run_as_nobody_keeps_full_marks(abused):
+    """All four stages of the reference, its programs run as nobody: full marks, and
+    nothing written in the grader's temporary folder."""
+    run = abused[0]["run-as"]
+    lost = {n: run.output_of(n)[:800] for n in run.failed()}
+    assert not lost and run.score == run.max_score > 0 and run.status == 0, lost
+    assert abused[1].disk["run-as"] == 0, "the grader wrote %s in its temporary folder" % (
+        procs.size(abused[1].disk["run-as"]))
+    assert abused[1].processes["run-as"] > 0, "the monitor never saw its programs"
+
+
+@needs_run_as
+def test_programs_run_as_nobody_cannot_touch_the_results(open_kit, open_dir):
+    """A server that tries to read, append to, and plant a file next to the results
+    (left world-readable by an earlier run) runs as nobody and can do none of it."""
+    results_dir = open_dir / "results"
+    results_dir.mkdir(mode=0o755)
+    results = results_dir / "results.json"
+    results.write_text('{"score": "an earlier grading"}')
+    results.chmod(0o644)
+    notes = open_dir / "notes"
+    notes.mkdir()
+    notes.chmod(0o777)
+    report_file = notes / "snoop.jsonl"
+    done = run_grader(open_kit / "tests" / "impls" / "pathological", "--run-as", "nobody",
+                      "--stage", "1", "--results", str(results),
+                      env={"CHATKIT_PATHOLOGY": "server-snoops",
+                           "CHATKIT_SNOOP_RESULTS": str(results),
+                           "CHATKIT_SNOOP_REPORT": str(report_file)})
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    tries = [json.loads(line) for line in report_file.read_text().splitlines()]
+    assert tries, "the server never ran"
+    nobody = pwd.getpwnam("nobody").pw_uid
+    for found in tries:
+        assert found == {"uid": nobody, "read": False, "write": False, "create": False}, found
+    assert not (results_dir / "planted").exists()
+    graded = json.loads(results.read_text())
+    assert graded["score"] == graded["max_score"] > 0
+    assert stat.S_IMODE(results.stat().st_mode) == 0o600
+
+
+@needs_run_as
+@pytest.mark.parametrize("case", ["no such user", "unreadable folder", "results folder open"])
+def test_run_as_refuses_with_one_clear_line(open_kit, open_dir, case):
+    impl, args = open_kit / "solutions", []
+    user, expected = "nobody", ""
+    if case == "no such user":
+        user, expected = "no-such-user-here", "--run-as no-such-user-here: no such user"
+    elif case == "unreadable folder":
+        hidden = open_dir / "hidden"
+        hidden.mkdir(mode=0o700)
+        impl = Path(shutil.copytree(open_kit / "solutions", hidden / "solutions"))
+        expected = "--run-as nobody: nobody cannot read %s" % (impl / "1_echo" / "chat_server.py")
+    else:
+        shared = open_dir / "shared"
+        shared.mkdir()
+        shared.chmod(0o777)
+        args = ["--results", str(shared / "results.json")]
+        expected = "--run-as nobody: nobody can write in %s" % shared
+    done = run_grader(impl, "--run-as", user, *args)
+    assert done.returncode != 0
+    lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("ERROR: " + expected), lines
+    assert "Traceback" not in done.stdout + done.stderr

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from grader.checks import STAGES
+from grader.checks import STAGES, stages_named
 from grader.submissions import (ERROR, NO_SUBMISSION, Prepared, SubmissionProblem,
                                 error_explanation, grade, is_junk, prepare, stop,
                                 timeout_explanation, zero_results)
@@ -122,15 +122,10 @@ def parse(argv: list[str]) -> Options:
         parser.error("--jobs must be 1 or more")
     if args.timeout <= 0:
         parser.error("--timeout must be more than 0 seconds")
-    stages = []
-    for value in args.stage:
-        for v in (x.strip() for x in value.split(",") if x.strip()):
-            match = [s for s in STAGES if v in (s, s[0], s[2:])]
-            if not match:
-                parser.error("--stage %s: no such stage; use 1-4 or one of %s"
-                             % (v, ", ".join(STAGES)))
-            stages += match
-    stages = [s for s in STAGES if s in stages]
+    try:
+        stages = stages_named(args.stage)
+    except ValueError as error:
+        parser.error(str(error))
     options = Options(Path(args.submissions), Path(args.out), args.jobs, args.timeout,
                       args.force, stages or list(STAGES), args.run_as, stages)
     check_paths(options)

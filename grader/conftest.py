@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.checks import STAGES
+from grader.checks import STAGES, stages_named
 from grader.clientside import spare_client
 from grader.procs import (ServerUnderTest, configure, discard_spares, keep_spare, make_limits,
                           spare_server, stop_everything)
@@ -57,15 +57,10 @@ def pytest_addoption(parser):
 
 def parse_stages(values: list[str]) -> list[str]:
     """['2', 'exit'] -> ['2_naming', '4_exit']; all stages when nothing is given."""
-    wanted = [v.strip() for value in values for v in value.split(",") if v.strip()]
-    chosen = []
-    for value in wanted:
-        matches = [s for s in STAGES if value in (s, s[0], s[2:])]
-        if not matches:
-            raise pytest.UsageError("--stage %s: no such stage; use 1-4 or one of %s"
-                                    % (value, ", ".join(STAGES)))
-        chosen += matches
-    return [s for s in STAGES if s in chosen] or list(STAGES)
+    try:
+        return stages_named(values) or list(STAGES)
+    except ValueError as error:
+        raise pytest.UsageError(str(error)) from None
 
 
 def pytest_configure(config):

@@ -35,7 +35,7 @@ import traceback
 import zipfile
 from pathlib import Path
 
-from grader.checks import STAGES
+from grader.checks import STAGES, stages_named
 from grader.submissions import (KIT, SubmissionProblem, error_explanation, grade, prepare,
                                 score_table, timeout_explanation, zero_results)
 
@@ -129,15 +129,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
         if not 0 < args.timeout <= 540:
             parser.error("--timeout must be more than 0 and at most 540 s (Gradescope "
                          "stops the autograder at 10 minutes)")
-    stages = []
-    for value in args.stage:
-        for v in (x.strip() for x in value.split(",") if x.strip()):
-            match = [s for s in STAGES if v in (s, s[0], s[2:])]
-            if not match:
-                parser.error("--stage %s: no such stage; use 1-4 or one of %s"
-                             % (v, ", ".join(STAGES)))
-            stages += match
-    args.stages = [s for s in STAGES if s in stages]
+    try:
+        args.stages = stages_named(args.stage)
+    except ValueError as error:
+        parser.error(str(error))
     return args
 
 

@@ -130,3 +130,20 @@ def processes_mentioning(text: str) -> list[str]:
         return found
     ps = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True)
     return [line.strip() for line in ps.stdout.splitlines() if text in line]
+
+
+def started_by(process: str, marker: str) -> bool:
+    """Whether a process (a processes_mentioning line) carries `marker` ('NAME=VALUE')
+    in its environment: the kit's tests mark the gradings they start this way, so that
+    another copy of the tests running on the same machine is never counted as theirs.
+    Where the environment can't be read (no /proc), assume it does."""
+    proc = Path("/proc", process.split(":", 1)[0])
+    if not proc.parent.is_dir():
+        return True
+    try:
+        environ = (proc / "environ").read_bytes().split(b"\0")
+    except FileNotFoundError:
+        return False        # it has ended since it was listed
+    except OSError:
+        return True
+    return marker.encode() in environ

@@ -12,11 +12,10 @@ least one of the checks named in the catalog must be among the failed ones.
 import os
 import re
 from collections import namedtuple
-from pathlib import Path
 
 import pytest
 
-from gradekit import IMPLS, grade_many, processes_mentioning
+from gradekit import IMPLS, grade_many, processes_mentioning, started_by
 
 FAULTY = IMPLS / "faulty"
 STAGES = ["1_echo", "2_naming", "3_messaging", "4_exit"]
@@ -285,18 +284,8 @@ def test_mutation_score(graded, record_property, report):
 
 
 def ours(process: str) -> bool:
-    """Whether a process (a processes_mentioning line) was started by this module's gradings;
-    where its environment can't be read, assume it was."""
-    proc = Path("/proc", process.split(":", 1)[0])
-    if not proc.parent.is_dir():
-        return True
-    try:
-        environ = (proc / "environ").read_bytes().split(b"\0")
-    except FileNotFoundError:
-        return False        # it has ended since it was listed
-    except OSError:
-        return True
-    return RUN_MARKER.encode() in environ
+    """Whether a process was started by this module's gradings (gradekit.started_by)."""
+    return started_by(process, RUN_MARKER)
 
 
 def test_no_faulty_process_left_behind(graded):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from gradekit import IMPLS, grade_many, processes_mentioning
+from gradekit import IMPLS, grade_many, processes_mentioning, started_by
 
 STAGES = ["1_echo", "2_naming", "3_messaging", "4_exit"]
 PATHOLOGICAL = IMPLS / "pathological"
@@ -179,18 +179,8 @@ def test_grader_does_not_crash(runs, name):
 
 
 def ours(process: str) -> bool:
-    """Whether a process (a processes_mentioning line) was started by this run's gradings;
-    where its environment can't be read (no /proc), assume it was."""
-    proc = Path("/proc", process.split(":", 1)[0])
-    if not proc.parent.is_dir():
-        return True
-    try:
-        environ = (proc / "environ").read_bytes().split(b"\0")
-    except FileNotFoundError:
-        return False        # it has ended since it was listed
-    except OSError:
-        return True
-    return ("%s=%s" % RUN_MARKER).encode() in environ
+    """Whether a process was started by this module's gradings (gradekit.started_by)."""
+    return started_by(process, "%s=%s" % RUN_MARKER)
 
 
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="reads /proc (Linux)")

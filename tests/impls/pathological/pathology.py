@@ -152,7 +152,7 @@ def reference(role, stage, extra=()):
 
 
 def arguments():
-    """--host and --port, as the grader passes them (defaults as in SPEC)."""
+    """--host and --port, as the grader passes them (the kit's defaults)."""
     host, port = None, 7777
     argv = sys.argv[1:]
     for i, arg in enumerate(argv[:-1]):

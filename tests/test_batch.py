@@ -64,10 +64,10 @@ def stage_folder(target: Path, buggy: bool = False) -> None:
         planted = code.replace(
             "    queue_message(client, payload)\n\n\n",
             "    if payload:\n        queue_message(client, payload)\n\n\n", 1)
+        importing = next(line for line in planted.splitlines(keepends=True)
+                         if line.startswith("import protocol"))
         planted = planted.replace(
-            "import protocol  # noqa: E402  (must come after the sys.path line)\n",
-            "import protocol  # noqa: E402  (must come after the sys.path line)\n"
-            "print(%r, file=sys.stderr, flush=True)\n" % SCRIPT, 1)
+            importing, importing + "print(%r, file=sys.stderr, flush=True)\n" % SCRIPT, 1)
         assert planted.count("if payload:") == 1 and SCRIPT in planted, "the bug was not planted"
         server.write_text(planted, encoding="utf-8")
 

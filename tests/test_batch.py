@@ -24,8 +24,9 @@ from pathlib import Path
 
 import pytest
 
-from gradekit import KIT, POSIX, _kill_group, processes_mentioning
+from gradekit import KIT, POSIX, _kill_group, processes_mentioning, stage_maximum
 
+STAGE1_POINTS, STAGE1_CHECKS = stage_maximum("1_echo")   # as the grader declares them
 sys.path.insert(0, str(KIT))
 from grader import batch, submissions  # noqa: E402
 from grader.submissions import SubmissionProblem, prepare  # noqa: E402
@@ -164,12 +165,12 @@ def test_one_row_per_student_sorted_with_status(graded):
     for student, row in by.items():
         assert row["2_naming"] == row["3_messaging"] == row["4_exit"] == "", \
             "stages not graded must have empty columns: %s" % row
-        assert row["max_score"] == "24", row
+        assert row["max_score"] == str(STAGE1_POINTS), row
         if row["status"] != "graded":
             assert row["1_echo"] == row["total"] == "0", row
-    assert by["Zoë"]["1_echo"] == by["Zoë"]["total"] == "24"
-    assert by[HEBREW]["total"] == "24"
-    assert by["bob"]["total"] == "23", "bob's bug (check 1.2, 1 point) must cost 1 point"
+    assert by["Zoë"]["1_echo"] == by["Zoë"]["total"] == str(STAGE1_POINTS)
+    assert by[HEBREW]["total"] == str(STAGE1_POINTS)
+    assert by["bob"]["total"] == str(STAGE1_POINTS - 1), "bob's bug (check 1.2, 1 point) must cost 1 point"
     assert "Done in" in stdout and "3 graded" in stdout
     assert "[3/3]" in stderr and "left" in stderr, "no progress lines:\n" + stderr
 
@@ -181,16 +182,16 @@ def test_checks_csv_and_results(graded):
     by = {}
     for r in rows[1:]:
         by.setdefault(r[0], []).append(dict(zip(CHECKS_HEADER, r)))
-    assert len(by) == 9 and all(len(checks) == 17 for checks in by.values())
+    assert len(by) == 9 and all(len(checks) == STAGE1_CHECKS for checks in by.values())
     bob_failed = [c["check"] for c in by["bob"] if c["status"] == "failed"]
     assert bob_failed == ["1.2"], bob_failed
     assert {c["status"] for c in by["emma"]} == {"not run"}
     assert all(c["stage"] == "1_echo" for checks in by.values() for c in checks)
     zoe = json.loads((out / "Zoë" / "results.json").read_text(encoding="utf-8"))
-    assert zoe["score"] == zoe["max_score"] == 24 and len(zoe["tests"]) == 17
+    assert zoe["score"] == zoe["max_score"] == STAGE1_POINTS and len(zoe["tests"]) == STAGE1_CHECKS
     feedback = (out / "bob" / "feedback.txt").read_text(encoding="utf-8")
     assert "my work/ (the stage folders)" in feedback and "the kit's protocol.py" in feedback
-    assert SCRIPT in feedback and "1_echo          23 / 24" in feedback
+    assert SCRIPT in feedback and "1_echo          %d / %d" % (STAGE1_POINTS - 1, STAGE1_POINTS) in feedback
     sara = (out / HEBREW / "feedback.txt").read_text(encoding="utf-8")
     assert "chat-kit-main/ (a copy of the kit" in sara
 

@@ -18,8 +18,9 @@ import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from gradekit import KIT, POSIX, _kill_group
+from gradekit import KIT, POSIX, _kill_group, stage_maximum
 
+STAGE1_POINTS, STAGE1_CHECKS = stage_maximum("1_echo")   # as the grader declares them
 sys.path.insert(0, str(KIT))
 from grader.handout import workflow_for  # noqa: E402
 
@@ -91,7 +92,8 @@ def test_handout_is_graded_where_it_lands(tmp_path):
                         "--results", "r.json"], out)
     assert code == 1, "the skeletons should fail stage 1:\n" + output
     results = json.loads((out / "r.json").read_text(encoding="utf-8"))
-    assert results["max_score"] == 24 and results["score"] < 24 and len(results["tests"]) == 17
+    assert results["max_score"] == STAGE1_POINTS and results["score"] < STAGE1_POINTS
+    assert len(results["tests"]) == STAGE1_CHECKS
     assert "not implemented yet" in results["tests"][0]["output"]
     assert "INTERNALERROR" not in output
 

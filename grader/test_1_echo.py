@@ -187,7 +187,7 @@ def test_half_closed_client(server):
 @check(12, "With its clients idle, the server uses little CPU")
 def test_idle_server_is_idle(server, conversation):
     """alice and bob are connected and idle, carol has left: for 0.2 s the server must
-    sleep in select(), not want the CPU all the time."""
+    sleep in select(), not want the CPU all the time (if it seems to, a second 0.2 s)."""
     alice = server.connect("alice")
     bob = server.connect("bob")
     carol = server.connect("carol")
@@ -200,30 +200,39 @@ def test_idle_server_is_idle(server, conversation):
     alice.expect("anyone?", hint="after a client leaves, the server serves the others "
                                  "(README § Stage 1).")
     pid = server.program.proc.pid
-    before = busy_seconds(pid)
-    if before is None:
+    if busy_seconds(pid) is None:
         pytest.skip("this system does not tell the grader how much CPU a program uses "
                     "(no /proc, no ps, not Windows); this check runs on Linux, macOS and "
                     "Windows.")
+    # Two windows at most: a spinning server is busy in both, while a correct one that a
+    # crowded machine kept from finishing its last step in time is idle in the second.
+    for _ in range(2):
+        share = busy_share(pid, conversation)
+        conversation.log("(for %.1f s, the server wanted the CPU %.0f%% of the time, while "
+                         "its clients were idle)" % (CPU_WINDOW, 100 * share))
+        if share <= BUSY_LIMIT:
+            return
+    conversation.fail(
+        "the server sleeps in select() while no client sends anything",
+        "it wanted the CPU %.0f%% of the time, twice in a row: it is spinning" % (100 * share),
+        "select() returns at once, again and again, when a socket it watches is always "
+        "ready. Two usual causes: a departed client's socket left in the read set (recv() "
+        "returned b'' and the client was not removed), or every client in the write set "
+        "(a socket can almost always take more bytes): watch a socket for writing only "
+        "while its queue holds bytes.")
+
+
+def busy_share(pid: int, conversation) -> float:
+    """The share of the next CPU_WINDOW seconds during which the process wanted the CPU."""
+    before = busy_seconds(pid)
     started = time.monotonic()
     time.sleep(CPU_WINDOW)   # the measurement window itself: nothing to wait for
     after = busy_seconds(pid)
     elapsed = time.monotonic() - started
-    if after is None:
+    if before is None or after is None:
         conversation.fail("the server keeps running", conversation.exit_note("server") or
                           "it could no longer be measured", "")
-    share = (after - before) / elapsed
-    conversation.log("(the server wanted the CPU %.0f%% of %.1f s while its clients were idle)"
-                     % (100 * share, elapsed))
-    if share > BUSY_LIMIT:
-        conversation.fail(
-            "the server sleeps in select() while no client sends anything",
-            "it wanted the CPU %.0f%% of the time: it is spinning" % (100 * share),
-            "select() returns at once, again and again, when a socket it watches is always "
-            "ready. Two usual causes: a departed client's socket left in the read set (recv() "
-            "returned b'' and the client was not removed), or every client in the write set "
-            "(a socket can almost always take more bytes): watch a socket for writing only "
-            "while its queue holds bytes.")
+    return (after - before) / elapsed
 
 
 def busy_seconds(pid: int) -> float | None:

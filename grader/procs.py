@@ -961,11 +961,13 @@ class ServerUnderTest:
         try:
             sock = socket.create_connection(("127.0.0.1", self.port), timeout=WAIT)
         except OSError as error:
-            self.conv.fail("%s connects to the server" % label,
-                           "the connection failed: %s" % error,
-                           "the server must keep accepting new clients at any time "
-                           "(is the listening socket still in the select set?).")
-        return Peer(sock, label, self.conv)
+            failure = "the connection failed: %s" % error
+        else:
+            return Peer(sock, label, self.conv)
+        # Outside the except block: the report is the check's, not an exception chain.
+        self.conv.fail("%s connects to the server" % label, failure,
+                       "the server must keep accepting new clients at any time "
+                       "(is the listening socket still in the select set?).")
 
     def expect_running(self, duration: float, hint: str) -> None:
         """The server must not exit during the next `duration` seconds."""

@@ -68,8 +68,7 @@ def grade(impl: Path | str, *args: str, env: dict | None = None, limit: float = 
         started = time.monotonic()
         proc = subprocess.Popen(command, cwd=KIT, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=dict(os.environ, **(env or {})),
-                                start_new_session=POSIX)
+                                env=grader_environment(env), start_new_session=POSIX)
         try:
             output, _ = proc.communicate(timeout=limit)
         except subprocess.TimeoutExpired:
@@ -84,6 +83,15 @@ def grade(impl: Path | str, *args: str, env: dict | None = None, limit: float = 
                                  % (proc.returncode, text[-3000:]))
         results = json.loads(results_path.read_text(encoding="utf-8"))
     return Grade(impl, results, proc.returncode, text, seconds, env or {})
+
+
+def grader_environment(extra: dict | None) -> dict:
+    """The grader's environment, as on a student's machine: Python may cache the grader's
+    compiled modules (a machine that sets PYTHONDONTWRITEBYTECODE would otherwise make
+    pytest compile and rewrite them on every run, ~1 s of each grading's time)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env.update(extra or {})
+    return env
 
 
 def grade_many(jobs: list[tuple], workers: int = 3) -> list[Grade]:

@@ -43,6 +43,7 @@ STAGES = ["1_echo", "2_naming", "3_messaging", "4_exit"]
 LOADABLE = {1: "1_echo", 3: "3_messaging", 4: "4_exit"}
 FD_RESERVE = 64           # files a worker keeps for itself (pipes, selector, Python's own)
 CLIENTS_PER_WORKER = 50   # fewer clients than this are not worth a process of their own
+SERVER_MEMORY = 1024 ** 3   # the server's memory limit (grading: 256 MB); see start_server
 BUSY = 0.90               # a process busy this much of the time is the limit
 READY_GRACE = 15.0        # seconds past a worker's own time limit to connect (and start)
 RESULT_GRACE = 15.0       # seconds past the run (and its drain) to wait for the workers' results
@@ -117,8 +118,14 @@ def stage_number(value: str) -> int:
 
 def start_server(script: Path):
     """Start the server on a free port; return it (a grader.procs.Program) and its
-    port once it accepts connections."""
-    from grader.procs import START_TIMEOUT, Program, free_port, listens
+    port once it accepts connections.
+
+    It runs under the grader's limits, with more memory than grading gives: 1 GB,
+    and 64 GB of address space, since a thread per client reserves 8 MB of it
+    for each thread's stack (under grading's 16 GB, a server with two threads per
+    client could not start thread number 2,000)."""
+    from grader.procs import START_TIMEOUT, Limits, Program, configure, free_port, listens
+    configure(Limits(memory=SERVER_MEMORY))
     for attempt in range(3):
         port = free_port()
         program = Program([sys.executable, str(script), "--host", "127.0.0.1",
@@ -406,7 +413,11 @@ def verdict(args, server_busy: float | None, busy: list[float], crowded: bool) -
         return ("THIS TOOL, not the server: a worker was busy all the time, so the server "
                 "may take more than shown. Try --workers %d, or run the tool on another "
                 "machine (--port)." % more)
-    if server_busy is not None and server_busy >= BUSY:
+    if server_busy is None:
+        return ("not this tool (its busiest worker: %.0f%% of the time); the server's CPU "
+                "time is unknown here: if `top` shows it busy all the time, it is the limit."
+                % (max(busy) * 100))
+    if server_busy >= BUSY:
         return "the server: its processor time was all used."
     if crowded:
         return ("the machine: neither the server nor this tool had a processor to itself, "

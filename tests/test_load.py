@@ -120,6 +120,36 @@ def test_stage1_echo(tmp_path):
     assert data["sent"] == data["delivered"] > 0 and data["lost"] == data["wrong"] == 0
 
 
+# Before it listens, this server reserves what a thread-per-client server holding
+# 1,000 clients reserves (2,000 threads, each with an 8 MB stack: 16.8 GB of
+# address space, of which it uses little); then it is the reference echo server.
+MANY_THREADS_SERVER = """
+import runpy, sys, threading
+threading.stack_size(8 * 1024 * 1024)
+idle = threading.Event()
+for _ in range(2100):
+    threading.Thread(target=idle.wait, daemon=True).start()
+sys.argv[0] = {reference!r}
+runpy.run_path({reference!r}, run_name="__main__")
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"),
+                    reason="the address-space limit is set on Linux only")
+def test_a_server_may_reserve_a_thread_stack_per_client(tmp_path):
+    """Grading's 16 GB address-space backstop would stop a thread-per-client server
+    at about 950 clients; the load tool gives its server room for them."""
+    impl = tmp_path / "impl"
+    (impl / "1_echo").mkdir(parents=True)
+    (impl / "1_echo" / "chat_server.py").write_text(MANY_THREADS_SERVER.format(
+        reference=str(SOLUTIONS / "1_echo" / "chat_server.py")))
+    result = run_load("--impl", str(impl), "--stage", "1", "--clients", "10",
+                      "--seconds", "0.5", "--json", str(tmp_path / "load.json"))
+    no_server_left(impl)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert read_json(tmp_path / "load.json")["clients_connected"] == 10
+
+
 @pytest.mark.parametrize("fault, field", [("msg_text_first_word", "wrong"), ("no_sent", "lost")])
 def test_a_faulty_server_is_caught(tmp_path, fault, field):
     """The checks can fail: a server that cuts the text, or never replies SENT."""
@@ -220,3 +250,18 @@ def test_usage_error_through_the_command():
     result = run_load("--impl", "solutions", "--stage", "2")
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.startswith("python -m grader load: stage 2"), result.stderr
+
+
+@pytest.mark.parametrize("server_busy, workers_busy, says", [
+    (0.99, [0.40], "the server: its processor time was all used"),
+    (0.50, [0.97], "THIS TOOL, not the server"),
+    (0.50, [0.40], "the round trips set the pace"),
+    # --port: the server's CPU time is unknown, so the tool must not claim it was idle.
+    (None, [0.40], "the server's CPU time is unknown here"),
+    (None, [0.97], "THIS TOOL, not the server"),
+])
+def test_the_limit_is_named_from_what_was_measured(server_busy, workers_busy, says):
+    from argparse import Namespace
+    from grader import load
+    args = Namespace(workers=len(workers_busy), in_flight=1)
+    assert says in load.verdict(args, server_busy, workers_busy, crowded=False)

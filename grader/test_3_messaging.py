@@ -26,9 +26,9 @@ HINT_ONLY_RECIPIENT = ("a MSG goes to its recipient only: look the recipient up 
                        "(README § Stage 3).")
 HINT_GOES_ON = ("after an ERROR the connection stays open and the server goes on as before "
                 "(README § Stage 3).")
-HINT_SLOW = ("Never send with a blocking sendall() to a client that may not be reading: queue "
-             "its bytes and send them when select reports its socket writable "
-             "(README § Stage 3).")
+HINT_SLOW = ("Never send with a blocking sendall() to a client that may not be reading: on a "
+             "non-blocking socket send() takes what fits; keep the rest queued and send it "
+             "when select reports the socket writable (README § Stage 3).")
 HINT_BACKLOG = ("Count the bytes waiting in each client's queue: once they pass "
                 "protocol.MAX_BACKLOG (1 MiB), disconnect that client (unregister, close) and "
                 "free its name, so one client that never reads can't make the server's memory "

@@ -17,8 +17,10 @@ tells us which ones are ready, so the server never waits on a single client:
 
 Your part: TODO 3.1 and 3.2 below (README § Stage 3).  Everything from
 stages 1 and 2 is here and works: the select loop, the framing, the queues,
-NAME and GET_NAMES.  Until TODO 3.1 is done, MSG gets "ERROR not implemented
-yet: MSG (TODO 3.1)", and the server says so once on standard error.
+NAME and GET_NAMES.  One thing changed there: replies now leave at the end
+of each round of select (read why under "Sending").  Until TODO 3.1 is done,
+MSG gets "ERROR not implemented yet: MSG (TODO 3.1)", and the server says so
+once on standard error.
 
     python chat_server.py [--host HOST] [--port PORT] [--verbose]
 """

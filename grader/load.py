@@ -123,7 +123,7 @@ def start_server(script: Path):
     It runs under the grader's limits, with more memory than grading gives: 1 GB,
     and 64 GB of address space, since a thread per client reserves 8 MB of it
     for each thread's stack (under grading's 16 GB, a server with two threads per
-    client could not start thread number 2,000)."""
+    client could not start its 1,920th thread, and held about 950 clients)."""
     from grader.procs import START_TIMEOUT, Limits, Program, configure, free_port, listens
     configure(Limits(memory=SERVER_MEMORY))
     for attempt in range(3):

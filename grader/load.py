@@ -297,6 +297,21 @@ class Run:
             if process.is_alive():
                 process.kill()
                 process.join(timeout=2.0)
+        if not any(process.is_alive() for process in self.processes):
+            stop_resource_tracker()   # it waits for every holder of its pipe: workers too
+
+
+def stop_resource_tracker() -> None:
+    """Starting the workers ("spawn") also started multiprocessing's helper process,
+    the resource tracker. It would end a moment after this tool does; end it now and
+    wait for it, so that nothing this tool started outlives it."""
+    try:
+        from multiprocessing import resource_tracker
+        stop = getattr(resource_tracker._resource_tracker, "_stop", None)
+        if stop is not None:
+            stop()
+    except Exception:   # a private helper of multiprocessing: never fail over it
+        pass
 
 
 def percentile(ordered, fraction: float) -> float | None:

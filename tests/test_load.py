@@ -69,6 +69,9 @@ def run_load(*args: str, env: dict | None = None, preexec=None) -> subprocess.Co
                                          out.decode("utf-8", "replace"),
                                          err.decode("utf-8", "replace"))
     if Path("/proc").is_dir():
+        deadline = time.monotonic() + 2.0   # a process may need a moment to finish exiting
+        while session_members(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
         left = session_members(proc.pid)
         assert not left, "the tool left its workers running: %s\n%s" % (left, result.stdout)
     return result

@@ -6,7 +6,9 @@
     python -m grader load --impl DIR --stage N        how many clients, how fast
 
 Grading one implementation stays `pytest grader --impl DIR`. Each command lives
-in its own module (grader/<command>.py) with a `main(argv) -> int`.
+in its own module (grader/teach/<command>.py) with a `main(argv) -> int`. The
+student copy of the kit (the handout) has no grader/teach/: there these commands
+say that they are the teachers' tools.
 """
 
 from __future__ import annotations
@@ -39,7 +41,15 @@ def main(argv: list[str] | None = None) -> int:
     if command not in COMMANDS:
         print("python -m grader: no command %r\n\n%s" % (command, usage()), file=sys.stderr)
         return 2
-    module = importlib.import_module("grader." + command)
+    try:
+        module = importlib.import_module("grader.teach." + command)
+    except ModuleNotFoundError as error:
+        if error.name not in ("grader.teach", "grader.teach." + command):
+            raise
+        print("python -m grader %s: this is one of the teachers' tools, which the student "
+              "copy of the kit does not include. Grade your work with `python -m pytest "
+              "grader`." % command, file=sys.stderr)
+        return 2
     return module.main(rest)
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.checks import STAGES, stages_named
+from grader.stages import STAGES, stages_named
 from grader.clientside import spare_client
 from grader.procs import (ServerUnderTest, configure, discard_spares, keep_spare, make_limits,
                           spare_server, stop_everything)

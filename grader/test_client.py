@@ -11,11 +11,12 @@ import pytest
 
 from grader.checks import check
 from grader.clientside import ClientUnderTest
+from grader.stages import STAGES
 from grader.wire import MESSAGE, frame
 
-ALL_STAGES = ["1_echo", "2_naming", "3_messaging", "4_exit"]
-BEFORE_EXIT = ["1_echo", "2_naming", "3_messaging"]
-EXIT_STAGE = ["4_exit"]
+ALL_STAGES = STAGES
+BEFORE_EXIT = STAGES[:-1]
+EXIT_STAGE = STAGES[-1:]
 
 IDLE_PAUSE = 0.2    # check 24: how long the user types nothing before a message arrives
 BYE_DELAY = 0.2     # check 29: how long the server takes to say BYE

@@ -20,6 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 KIT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(KIT))   # the kit's own modules (grader.stages) for the tests
+from grader.stages import STAGES  # noqa: E402  (re-exported: the one list of the stages)
+
 IMPLS = KIT / "tests" / "impls"
 POSIX = os.name == "posix"
 KILL_GRACE = 5.0   # seconds the grader gets to clean up after SIGTERM

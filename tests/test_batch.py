@@ -24,16 +24,16 @@ from pathlib import Path
 
 import pytest
 
-from gradekit import (KIT, POSIX, _kill_group, processes_mentioning, stage_maximum,
+from gradekit import (KIT, POSIX, STAGES, _kill_group, processes_mentioning, stage_maximum,
                       started_by)
 
 STAGE1_POINTS, STAGE1_CHECKS = stage_maximum("1_echo")   # as the grader declares them
 sys.path.insert(0, str(KIT))
-from grader import batch, submissions  # noqa: E402
-from grader.submissions import SubmissionProblem, prepare  # noqa: E402
+from grader.teach import batch, submissions  # noqa: E402
+from grader.teach.submissions import SubmissionProblem, prepare  # noqa: E402
 
 SOLUTION = KIT / "solutions" / "1_echo"
-GRADES_HEADER = ["student", "1_echo", "2_naming", "3_messaging", "4_exit", "total",
+GRADES_HEADER = ["student", *STAGES, "total",
                  "max_score", "status", "seconds"]
 CHECKS_HEADER = ["student", "check", "title", "stage", "score", "max_score", "status"]
 HTML_NAME = "<img src=x onerror=alert(1)>"
@@ -294,7 +294,7 @@ def test_bad_input_is_one_line(tmp_path, capsys):
     assert code == 0 and read_csv(tmp_path / "o" / "grades.csv") == [GRADES_HEADER]
 
 
-# --- the layouts, without grading (grader/submissions.py in this process) ----------------
+# --- the layouts, without grading (grader/teach/submissions.py in this process) ----------------
 
 def test_layout_private_copy(tmp_path):
     sub = tmp_path / "sub"

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import pytest
 
-from gradekit import IMPLS, KIT, grade_many
+from gradekit import IMPLS, KIT, STAGES, grade_many
 
 sys.path.insert(0, str(KIT))
 from grader import procs  # noqa: E402  (the kit's root must be on the path first)
@@ -42,7 +42,6 @@ from grader import procs  # noqa: E402  (the kit's root must be on the path firs
 LINUX = Path("/proc/self/environ").exists()
 pytestmark = pytest.mark.skipif(not LINUX, reason="the monitor reads /proc (Linux)")
 
-STAGES = ["1_echo", "2_naming", "3_messaging", "4_exit"]
 PATHOLOGICAL = IMPLS / "pathological"
 DEFAULTS = procs.Limits()
 MB = procs.MB

@@ -11,9 +11,8 @@ import sys
 
 import pytest
 
-from gradekit import IMPLS, KIT, grade, grade_many, processes_mentioning
+from gradekit import IMPLS, KIT, STAGES, grade, grade_many, processes_mentioning
 
-STAGES = ["1_echo", "2_naming", "3_messaging", "4_exit"]
 SOLUTIONS = KIT / "solutions"
 SOLUTION_RUNS = 3
 CEILING = 10.0    # seconds: the most one full grading of the solutions may take (target: 3 s)

@@ -18,13 +18,12 @@ import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from gradekit import KIT, POSIX, _kill_group, stage_maximum
+from gradekit import KIT, POSIX, STAGES, _kill_group, stage_maximum
 
 STAGE1_POINTS, STAGE1_CHECKS = stage_maximum("1_echo")   # as the grader declares them
 sys.path.insert(0, str(KIT))
-from grader.handout import workflow_for  # noqa: E402
+from grader.teach.handout import workflow_for  # noqa: E402
 
-STAGES = ["1_echo", "2_naming", "3_messaging", "4_exit"]
 WORKFLOW = KIT / "classroom" / "classroom.yml"
 
 
@@ -83,6 +82,15 @@ def test_handout_has_no_solutions_and_a_students_readme(tmp_path):
     workflow = (out / ".github" / "workflows" / "classroom.yml").read_text(encoding="utf-8")
     assert [s["id"] for s in graders(workflow)] == ["stage1", "stage2"]
     assert "runners: stage1,stage2\n" in workflow and "STAGE3_RESULTS" not in workflow
+    assert not (out / "grader" / "teach").exists(), "the teachers' tools are not handed out"
+
+
+def test_the_teachers_tools_say_they_are_not_in_the_handout(tmp_path):
+    out = tmp_path / "chat-kit"
+    handout(out)
+    for command in ("batch", "gradescope", "handout", "load"):
+        code, output = run([sys.executable, "-m", "grader", command, "--help"], out, limit=30)
+        assert code == 2 and "teachers' tools" in output and "Traceback" not in output, output
 
 
 def test_handout_is_graded_where_it_lands(tmp_path):

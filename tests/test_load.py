@@ -240,7 +240,7 @@ def listening_port(pid: int):
 ])
 def test_usage_errors_give_one_clear_line(args, says, capsys, monkeypatch):
     """In this process (a usage error starts nothing): exit status 2, one line."""
-    from grader import load
+    from grader.teach import load
     monkeypatch.chdir(KIT)
     assert load.main(args) == 2
     out, err = capsys.readouterr()
@@ -265,6 +265,6 @@ def test_usage_error_through_the_command():
 ])
 def test_the_limit_is_named_from_what_was_measured(server_busy, workers_busy, says):
     from argparse import Namespace
-    from grader import load
+    from grader.teach import load
     args = Namespace(workers=len(workers_busy), in_flight=1)
     assert says in load.verdict(args, server_busy, workers_busy, crowded=False)

@@ -15,10 +15,9 @@ from collections import namedtuple
 
 import pytest
 
-from gradekit import IMPLS, grade_many, processes_mentioning, started_by
+from gradekit import IMPLS, STAGES, grade_many, processes_mentioning, started_by
 
 FAULTY = IMPLS / "faulty"
-STAGES = ["1_echo", "2_naming", "3_messaging", "4_exit"]
 WORKERS = 3
 # Every program this module's gradings start carries this in its environment (the grader
 # passes its environment on), so the leftover-process check ignores other people's runs.

@@ -17,9 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from gradekit import IMPLS, grade_many, processes_mentioning, started_by
+from gradekit import IMPLS, STAGES, grade_many, processes_mentioning, started_by
 
-STAGES = ["1_echo", "2_naming", "3_messaging", "4_exit"]
 PATHOLOGICAL = IMPLS / "pathological"
 MARK = "impls/pathological"      # in the command line of every program (and child) it starts
 # In the environment of every process this run's gradings start (the grader passes its

@@ -20,11 +20,10 @@ import sys
 
 import pytest
 
-from gradekit import KIT, grade
+from gradekit import KIT, STAGES, grade
 
 STAGES_DIR = KIT / "stages"
 SOLUTIONS = KIT / "solutions"
-STAGES = ["1_echo", "2_naming", "3_messaging", "4_exit"]
 PROGRAMS = ["chat_server.py", "chat_client.py"]
 GRADING_LIMIT = 60   # seconds: grading all four skeletons must take at most this
 

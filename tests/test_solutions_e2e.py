@@ -23,9 +23,10 @@ from pathlib import Path
 
 import pytest
 
+from gradekit import STAGES
+
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = ROOT / "solutions"
-STAGES = ["1_echo", "2_naming", "3_messaging", "4_exit"]
 NAMING = STAGES[1:]      # stages with commands and names
 MESSAGING = STAGES[2:]   # stages with MSG
 POSIX = os.name == "posix"

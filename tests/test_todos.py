@@ -26,9 +26,8 @@ import shutil
 
 import pytest
 
-from gradekit import KIT, grade_many
+from gradekit import KIT, STAGES, grade_many
 
-STAGES = ["1_echo", "2_naming", "3_messaging", "4_exit"]
 PROGRAMS = {"server": "chat_server.py", "client": "chat_client.py"}
 TODO_LINE = re.compile(r"^\s*# TODO (\d+\.\d+)\b", re.MULTILINE)
 WORKERS = 3   # gradings at once

@@ -2,7 +2,7 @@
 
 SUBMISSIONS holds one folder or one .zip per student (the name, without .zip,
 is the student's). Each submission is copied into a private folder
-(grader/submissions.py), graded by the real grader in a process group of its
+(grader/teach/submissions.py), graded by the real grader in a process group of its
 own under a time limit, several at once (--jobs), and written up:
 
     OUT/grades.csv            one row per student, always
@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from grader.checks import STAGES, stages_named
-from grader.submissions import (ERROR, NO_SUBMISSION, Prepared, SubmissionProblem,
+from grader.stages import STAGES, stages_named
+from grader.teach.submissions import (ERROR, NO_SUBMISSION, Prepared, SubmissionProblem,
                                 error_explanation, grade, is_junk, prepare, stop,
                                 timeout_explanation, zero_results)
 

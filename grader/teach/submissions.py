@@ -39,9 +39,9 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from grader.checks import STAGES
+from grader.stages import STAGES
 
-KIT = Path(__file__).resolve().parent.parent
+KIT = Path(__file__).resolve().parents[2]
 POSIX = os.name == "posix"
 
 # What a submission may not exceed (once unpacked, not counting the junk below).

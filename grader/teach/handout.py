@@ -32,8 +32,8 @@ import textwrap
 import zipfile
 from pathlib import Path
 
-from grader.checks import STAGES
-from grader.submissions import KIT, is_junk
+from grader.stages import STAGES
+from grader.teach.submissions import KIT, is_junk
 
 TOP_FILES = ["README.md", "LICENSE", "protocol.py", "requirements.txt", "pyproject.toml",
              ".gitignore"]

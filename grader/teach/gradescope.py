@@ -15,7 +15,7 @@ pyproject.toml, LICENSE); never solutions/ or tests/.
 
 run_autograder calls `python -m grader gradescope --run-autograder`, which
 copies the submission into a private folder (any layout the batch command
-accepts: grader/submissions.py), runs the grader on it with the students'
+accepts: grader/teach/submissions.py), runs the grader on it with the students'
 programs running as `student`, and writes results.json. An empty or
 malformed submission, a grading that runs past the time limit, or a crash of
 the grader itself still gives a results.json: 0 points and an explanation the
@@ -35,14 +35,16 @@ import traceback
 import zipfile
 from pathlib import Path
 
-from grader.checks import STAGES, stages_named
-from grader.submissions import (KIT, SubmissionProblem, error_explanation, grade, prepare,
+from grader.stages import STAGES, stages_named
+from grader.teach.submissions import (KIT, SubmissionProblem, error_explanation, grade, prepare,
                                 score_table, timeout_explanation, zero_results)
 
 DEFAULT_TIMEOUT = 300.0     # seconds for one grading; Gradescope's own limit is 10 minutes
 OUTER_MARGIN = 60           # run_autograder's last-resort limit: the timeout plus this
 STUDENT = "student"
 VENV = "/opt/chatkit-venv"
+# The teachers' tools the bundle runs: itself, and how a submission becomes a copy to grade.
+TEACH_FILES = ["__init__.py", "gradescope.py", "submissions.py"]
 KIT_FILES = ["protocol.py", "requirements.txt", "pyproject.toml", "LICENSE"]
 
 SETUP_SH = """#!/usr/bin/env bash
@@ -80,7 +82,7 @@ chmod +x "$SOURCE/run_autograder"
 RUN_AUTOGRADER = """#!/usr/bin/env bash
 # Gradescope runs this for every submission, as root. It grades
 # $AUTOGRADER_ROOT/submission (default root /autograder) and always writes
-# $AUTOGRADER_ROOT/results/results.json: see grader/gradescope.py.
+# $AUTOGRADER_ROOT/results/results.json: see grader/teach/gradescope.py.
 ROOT="${AUTOGRADER_ROOT:-/autograder}"
 SOURCE="$ROOT/source"
 [ -d "$SOURCE/grader" ] || SOURCE="$(cd "$(dirname "$0")" && pwd)"
@@ -151,8 +153,9 @@ def build(out: Path, stages: list[str], timeout: float) -> list[str]:
              ("run_autograder", (RUN_AUTOGRADER % {"venv": VENV, "outer": timeout + OUTER_MARGIN}
                                  ).encode(), True),
              ("autograder.json", (json.dumps(config, indent=2) + "\n").encode(), False)]
-    for path in sorted((KIT / "grader").glob("*.py")):
-        files.append(("grader/" + path.name, path.read_bytes(), False))
+    for path in sorted((KIT / "grader").glob("*.py")) + [
+            KIT / "grader" / "teach" / name for name in TEACH_FILES]:
+        files.append((path.relative_to(KIT).as_posix(), path.read_bytes(), False))
     for name in KIT_FILES:
         if (KIT / name).is_file():
             files.append((name, (KIT / name).read_bytes(), False))

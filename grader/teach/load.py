@@ -13,7 +13,7 @@ clients connected (and why the others were not), messages sent, delivered,
 lost and wrong, the throughput and the delivery latency, and who was the
 limit: the server or this tool (each one's CPU time against the wall time).
 
-The clients run in worker processes (grader/loadgen.py), each owning a share of
+The clients run in worker processes (grader/teach/loadgen.py), each owning a share of
 them on non-blocking sockets with one selector. One worker is used where one
 processor is all that is free; more where there are more processors, or where
 one process may not open enough sockets.
@@ -33,13 +33,13 @@ import sys
 import time
 from pathlib import Path
 
-from grader import loadgen
+from grader.stages import stages_named
+from grader.teach import loadgen
 
 # grader.procs (how the grader starts and stops programs) is imported where a
 # server is started: it brings pytest along, which a usage error or --port need not wait for.
 
 POSIX = os.name == "posix"
-STAGES = ["1_echo", "2_naming", "3_messaging", "4_exit"]
 LOADABLE = {1: "1_echo", 3: "3_messaging", 4: "4_exit"}
 FD_RESERVE = 64           # files a worker keeps for itself (pipes, selector, Python's own)
 CLIENTS_PER_WORKER = 50   # fewer clients than this are not worth a process of their own
@@ -108,10 +108,14 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
 
 
 def stage_number(value: str) -> int:
-    for stage in STAGES:
-        if value in (stage, stage[0], stage[2:]):
-            return int(stage[0])
-    raise UsageError("--stage %s: no such stage; use 1, 3 or 4" % value)
+    """'3', '3_messaging' or 'messaging' -> 3 (the grader's own stage names)."""
+    try:
+        named = stages_named([value])
+    except ValueError:
+        named = []
+    if len(named) != 1:
+        raise UsageError("--stage %s: no such stage; use 1, 3 or 4" % value)
+    return int(named[0][0])
 
 
 # --- the server -----------------------------------------------------------------

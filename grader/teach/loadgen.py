@@ -1,6 +1,6 @@
 """The load generator's worker: one process, many clients, one selector.
 
-`python -m grader load` (grader/load.py) starts one or more of these workers;
+`python -m grader load` (grader/teach/load.py) starts one or more of these workers;
 each owns a share of the clients and runs them all on non-blocking sockets
 with one selector, through three phases:
 

@@ -238,9 +238,14 @@ class Grader:
         outcome = yield
         report = outcome.get_result()
         check = self.checks.get(item.nodeid)
-        if check is not None and report.location is not None:
+        if check is None:
+            return
+        if report.location is not None:
             path, line, _ = report.location
             report.location = (path, line, "%s %s" % (check.label, check.title))
+        if report.failed and call.excinfo is not None and not call.excinfo.errisinstance(
+                (pytest.fail.Exception, pytest.skip.Exception)):
+            report.longrepr = own_error(call.excinfo, item.funcargs.get("conversation"))
 
     def pytest_sessionstart(self, session):
         """pytest's 'short test summary' would repeat every failure below the score
@@ -304,7 +309,7 @@ class Grader:
         what came, the hint), so a student's last screen holds both."""
         failed = [c for c in sorted(self.checks.values(),
                                     key=lambda c: (STAGES.index(c.stage), c.number))
-                  if c.status == "failed" and not c.output.startswith("Blocked by")]
+                  if c.status == "failed" and not c.output.startswith(NOT_THE_STUDENTS)]
         if not failed:
             return
         first = failed[0]
@@ -344,6 +349,25 @@ class Grader:
             "visibility": "visible",
             "tests": tests,
         }
+
+
+OWN_ERROR = "The grader hit an error of its own"
+NOT_THE_STUDENTS = ("Blocked by", OWN_ERROR)   # failures that are not the first thing to fix
+
+
+def own_error(excinfo, conversation) -> str:
+    """What a student reads when the grader's own code failed inside a check: one plain
+    line that says so (never the grader's traceback), and the conversation so far."""
+    entry = excinfo.traceback[-1] if excinfo.traceback else None
+    where = ""
+    if entry is not None:
+        where = ", in %s line %d" % (Path(str(entry.path)).name, entry.lineno + 1)
+    lines = ["%s in this check (%s: %s%s). This is not a verdict on your program: the "
+             "check scores 0 in this run; please tell your teacher, with this text."
+             % (OWN_ERROR, excinfo.typename, excinfo.value, where)]
+    if conversation is not None:
+        lines += conversation.transcript()
+    return "\n".join(lines)
 
 
 def essentials(output: str, limit: int = 8) -> list[str]:

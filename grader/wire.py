@@ -106,16 +106,25 @@ class Conversation:
     def log(self, line: str) -> None:
         self.lines.append(line)
 
-    def fail(self, expected: str, got: str, hint: str) -> None:
-        """Stop the check with the conversation, what we wanted, what came, and a hint."""
-        parts = []
-        if self.lines:
-            shown = self.lines[-TRANSCRIPT_LINES:]
-            skipped = len(self.lines) - len(shown)
-            parts.append("The conversation so far:")
-            if skipped:
-                parts.append("    … (%d earlier lines)" % skipped)
-            parts.extend("    " + line for line in shown)
+    def transcript(self) -> list[str]:
+        """'The conversation so far:' and its last lines (none if nothing was said)."""
+        if not self.lines:
+            return []
+        shown = self.lines[-TRANSCRIPT_LINES:]
+        skipped = len(self.lines) - len(shown)
+        parts = ["The conversation so far:"]
+        if skipped:
+            parts.append("    … (%d earlier lines)" % skipped)
+        return parts + ["    " + line for line in shown]
+
+    def fail(self, expected: str, got: str, hint) -> None:
+        """Stop the check with the conversation, what we wanted, what came, and a hint.
+
+        `hint` is a sentence, or a function that returns one: a hint that depends on
+        what happened meanwhile (e.g. on another thread's findings) is made only now."""
+        if callable(hint):
+            hint = hint()
+        parts = self.transcript()
         parts.append("Expected: " + expected)
         parts.append("Got:      " + got)
         if hint:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from pathlib import Path
 
 KIT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(KIT))   # the kit's own modules (grader.stages) for the tests
-from grader.stages import STAGES  # noqa: E402  (re-exported: the one list of the stages)
+from grader.stages import STAGES  # noqa: E402,F401  (re-exported: the one list of the stages)
 
 IMPLS = KIT / "tests" / "impls"
 POSIX = os.name == "posix"
@@ -59,6 +60,40 @@ class Grade:
 
     def output_of(self, number: str) -> str:
         return next(t["output"] for t in self.results["tests"] if t["number"] == number)
+
+
+# What a traceback of the grader's own code looks like in a failure's text: pytest's
+# (`grader/wire.py:120: TypeError`, `E   TypeError: …`, `>   source`) or Python's
+# (`File "…/grader/wire.py", line 120`). A student program's traceback, shown as its
+# output, names its own files, never the grader's.
+GRADER_TRACEBACK = re.compile(r'^\S*grader[/\\]\S+\.py:\d+:|^E {3}|^> {3}|'
+                              r'File "[^"]*[/\\]grader[/\\][^"]+\.py"', re.M)
+
+
+def not_an_explanation(text: str) -> str | None:
+    """Why a failed check's text is not the grader's explanation, or None if it is one.
+
+    An explanation is 'Expected: … Got: …' (with the conversation and the hint),
+    or 'Blocked by …'; never a traceback of the grader, and never the grader's own
+    error (a planted fault must be judged, not crash the grader)."""
+    found = GRADER_TRACEBACK.search(text)
+    if found:
+        return "it shows a traceback of the grader: %r" % found.group(0)
+    if text.startswith("The grader hit an error of its own"):
+        return "the grader failed on its own error"
+    if text.startswith("Blocked by ") or ("Expected: " in text and "Got:      " in text):
+        return None
+    return "it has no 'Expected:'/'Got:' and is no 'Blocked by'"
+
+
+def unexplained_failures(grade: "Grade") -> list[str]:
+    """'2.9: why' for each failed check of `grade` whose text is not an explanation."""
+    found = []
+    for test in grade.results["tests"]:
+        problem = not_an_explanation(test["output"]) if test["status"] == "failed" else None
+        if problem:
+            found.append("%s: %s\n%s" % (test["number"], problem, test["output"][:2000]))
+    return found
 
 
 def grade(impl: Path | str, *args: str, env: dict | None = None, limit: float = 240) -> Grade:
@@ -141,6 +176,33 @@ def processes_mentioning(text: str) -> list[str]:
         return found
     ps = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True)
     return [line.strip() for line in ps.stdout.splitlines() if text in line]
+
+
+LEFTOVER_WAIT = 3.0   # seconds a process that is being stopped gets to be gone
+
+
+def wait_until(predicate, timeout: float, step: float = 0.02):
+    """Poll `predicate()` until it returns something true, for at most `timeout` seconds;
+    return its last value. A bounded wait on the event itself, never a bare sleep: a
+    process that was just started may not have exec'd yet, one just killed may not yet
+    be reaped."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() >= deadline:
+            return value
+        time.sleep(step)
+
+
+def left_running(list_them, timeout: float = LEFTOVER_WAIT) -> list:
+    """What `list_them()` still lists after at most `timeout` seconds of waiting for it
+    to be empty: processes that are being stopped get that long to be gone."""
+    left = list_them()
+    deadline = time.monotonic() + timeout
+    while left and time.monotonic() < deadline:
+        time.sleep(0.05)
+        left = list_them()
+    return left
 
 
 def started_by(process: str, marker: str) -> bool:

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from gradekit import (KIT, POSIX, STAGES, _kill_group, processes_mentioning, stage_maximum,
-                      started_by)
+from gradekit import (KIT, POSIX, STAGES, _kill_group, left_running, processes_mentioning,
+                      stage_maximum, started_by)
 
 STAGE1_POINTS, STAGE1_CHECKS = stage_maximum("1_echo")   # as the grader declares them
 sys.path.insert(0, str(KIT))
@@ -266,8 +266,8 @@ def test_rerun_grades_only_the_late_submission(graded):
     feedback = (out / "dave" / "feedback.txt").read_text(encoding="utf-8")
     assert "Grading was stopped after 3 s" in feedback
     assert seconds < 30, "a 3 s time limit took %.1f s" % seconds
-    left = [p for p in processes_mentioning("chatkit-submission-")
-            if started_by(p, "%s=%s" % RUN_MARKER)]
+    left = left_running(lambda: [p for p in processes_mentioning("chatkit-submission-")
+                                 if started_by(p, "%s=%s" % RUN_MARKER)])
     assert not left, "programs left running: %s" % left
 
 

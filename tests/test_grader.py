@@ -5,13 +5,15 @@ implementation directory and judges it by the results.json it writes.
 """
 
 import json
+import os
 import shutil
 import subprocess
 import sys
 
 import pytest
 
-from gradekit import IMPLS, KIT, STAGES, grade, grade_many, processes_mentioning
+from gradekit import (GRADER_TRACEBACK, IMPLS, KIT, STAGES, grade, grade_many, left_running,
+                      processes_mentioning)
 
 SOLUTIONS = KIT / "solutions"
 SOLUTION_RUNS = 3
@@ -123,8 +125,26 @@ def test_failure_output_shows_exchange_expectation_and_hint(tmp_path):
         assert part in output, output
 
 
+def test_a_bug_of_the_grader_reads_as_one_plain_line():
+    """A TypeError inside the grader's own code (tests/plants/grader_bug.py) fails the
+    checks it hits with one plain line and the conversation so far, never a traceback;
+    the other checks still run and the score table and results.json still come."""
+    plants = str(KIT / "tests" / "plants")
+    run = grade(SOLUTIONS, "--stage", "2", "-p", "grader_bug",
+                env={"PYTHONPATH": plants + os.pathsep + os.environ.get("PYTHONPATH", "")})
+    hit = [t for t in run.tests() if t["output"].startswith("The grader hit an error of its own")]
+    assert hit, run.output[-3000:]
+    for test in hit:
+        first, _, rest = test["output"].partition("\n")
+        assert "TypeError" in first and "not a verdict on your program" in first, first
+        assert "The conversation so far:" in rest and "'NAME " in rest, test["output"]
+        assert not GRADER_TRACEBACK.search(test["output"]), test["output"]
+    assert not GRADER_TRACEBACK.search(run.output), run.output[-3000:]
+    assert "total" in run.output and any(t["status"] == "passed" for t in run.tests())
+
+
 def test_no_process_left_behind(solution_runs):
-    assert processes_mentioning(str(SOLUTIONS)) == []
+    assert left_running(lambda: processes_mentioning(str(SOLUTIONS))) == []
 
 
 def test_results_path_is_checked_before_grading(tmp_path):

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from gradekit import (KIT, POSIX, _kill_group, processes_mentioning, stage_maximum,
-                      started_by)
+from gradekit import (KIT, POSIX, _kill_group, left_running, processes_mentioning,
+                      stage_maximum, started_by)
 
 STAGE1_POINTS, STAGE1_CHECKS = stage_maximum("1_echo")   # as the grader declares them
 pytestmark = pytest.mark.skipif(not POSIX, reason="Gradescope runs run_autograder with bash")
@@ -145,8 +145,8 @@ def test_hanging_submission_is_stopped_at_the_limit(bundles, tmp_path):
     assert results["score"] == 0 and results["tests"] == []
     assert "Grading was stopped after 3 s" in results["output"]
     assert seconds < 30, "a 3 s limit took %.1f s" % seconds
-    left = [p for p in processes_mentioning("chatkit-submission-")
-            if started_by(p, "%s=%s" % RUN_MARKER)]
+    left = left_running(lambda: [p for p in processes_mentioning("chatkit-submission-")
+                                 if started_by(p, "%s=%s" % RUN_MARKER)])
     assert not left, "programs left running: %s" % left
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from gradekit import IMPLS, KIT, processes_mentioning
+from gradekit import IMPLS, KIT, left_running, processes_mentioning
 
 SOLUTIONS = KIT / "solutions"
 FIELDS = {"stage", "clients", "clients_connected", "seconds", "sent", "delivered", "lost",
@@ -78,7 +78,7 @@ def run_load(*args: str, env: dict | None = None, preexec=None) -> subprocess.Co
 
 
 def no_server_left(impl: Path) -> None:
-    left = processes_mentioning(str(impl))
+    left = left_running(lambda: processes_mentioning(str(impl)))
     assert not left, "the tool left the server running: %s" % left
 
 

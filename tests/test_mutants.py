@@ -15,7 +15,8 @@ from collections import namedtuple
 
 import pytest
 
-from gradekit import IMPLS, STAGES, grade_many, processes_mentioning, started_by
+from gradekit import (IMPLS, STAGES, grade_many, left_running, processes_mentioning,
+                      started_by, unexplained_failures)
 
 FAULTY = IMPLS / "faulty"
 WORKERS = 3
@@ -263,6 +264,14 @@ def test_fault_is_caught(graded, name):
            describe_failed(grade, fault.stage)))
 
 
+@pytest.mark.parametrize("name", [None] + [fault.name for fault in CATALOG])
+def test_every_failure_is_explained(graded, name):
+    """What the student reads for each failed check is the grader's explanation (the
+    conversation, Expected, Got, Hint; or Blocked by), never a grader traceback."""
+    unexplained = unexplained_failures(graded[name])
+    assert not unexplained, "fault %r:\n%s" % (name, "\n\n".join(unexplained))
+
+
 def test_mutation_score(graded, record_property, report):
     caught = [f.name for f in CATALOG if is_caught(graded[f.name], f)]
     missed = [f.name for f in CATALOG if f.name not in caught]
@@ -288,5 +297,5 @@ def ours(process: str) -> bool:
 
 
 def test_no_faulty_process_left_behind(graded):
-    left = [p for p in processes_mentioning("impls/faulty") if ours(p)]
+    left = left_running(lambda: [p for p in processes_mentioning("impls/faulty") if ours(p)])
     assert not left, "processes of the faulty implementation still running:\n%s" % "\n".join(left)

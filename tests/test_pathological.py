@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from gradekit import IMPLS, STAGES, grade_many, processes_mentioning, started_by
+from gradekit import (IMPLS, STAGES, grade_many, left_running, processes_mentioning, started_by,
+                      wait_until)
 
 PATHOLOGICAL = IMPLS / "pathological"
 MARK = "impls/pathological"      # in the command line of every program (and child) it starts
@@ -194,7 +195,13 @@ def test_another_runs_processes_are_not_counted():
     theirs = subprocess.Popen(sleeper, env=theirs_env)
     mine = subprocess.Popen(sleeper, env=dict(os.environ, **{RUN_MARKER[0]: RUN_MARKER[1]}))
     try:
-        listed = {int(line.split(":", 1)[0]): line for line in processes_mentioning(MARK)}
+        def both_listed():
+            # A child lists its own command line only once it has exec'd: until then
+            # /proc shows the parent's. So wait (bounded) for both to have done so.
+            found = {int(line.split(":", 1)[0]): line for line in processes_mentioning(MARK)}
+            return found if theirs.pid in found and mine.pid in found else None
+        listed = wait_until(both_listed, timeout=10) or {
+            int(line.split(":", 1)[0]): line for line in processes_mentioning(MARK)}
         assert theirs.pid in listed and mine.pid in listed, listed
         assert not ours(listed[theirs.pid])
         assert ours(listed[mine.pid])
@@ -207,10 +214,6 @@ def test_another_runs_processes_are_not_counted():
 def test_no_process_left_behind(gradings):
     """Nothing started from impls/pathological (programs, forked children) outlives grading.
     Only this run's processes count: another copy of the kit's tests may be running."""
-    deadline = time.monotonic() + LEFTOVER_POLL
-    while True:
-        left = [p for p in processes_mentioning(MARK) if ours(p)]
-        if not left or time.monotonic() >= deadline:
-            break
-        time.sleep(0.1)
+    left = left_running(lambda: [p for p in processes_mentioning(MARK) if ours(p)],
+                        timeout=LEFTOVER_POLL)
     assert left == [], "still running after all gradings:\n" + "\n".join(left)

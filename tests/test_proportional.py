@@ -18,7 +18,7 @@ from collections import namedtuple
 
 import pytest
 
-from gradekit import IMPLS, grade_many
+from gradekit import IMPLS, grade_many, unexplained_failures
 
 FAULTY = IMPLS / "faulty"
 WORKERS = 3
@@ -79,6 +79,8 @@ def test_one_mistake_costs_only_its_own_checks(graded, fault):
         "%s (%s) costs %d checks and %d points, more than its bound of %d checks and %d "
         "points; failed: %s\n%s" % (fault, bound.why, len(failed), lost_points(grade),
                                     bound.checks, bound.points, ", ".join(failed), outputs))
+    unexplained = unexplained_failures(grade)
+    assert not unexplained, "\n\n".join(unexplained)
 
 
 def test_measurements(graded, report):

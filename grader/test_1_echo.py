@@ -83,20 +83,30 @@ def test_length_in_bytes(server):
                                       "and slice the buffer in bytes before decoding.")
 
 
+INT_HEADERS = [b"+012", b" 12 ", b"1_23"]   # int() takes them all; none is 4 ASCII digits
+BAD_HEADERS = [b"abcd", b"1025", b"9999"] + INT_HEADERS
+HINT_BAD_HEADER = ("a header is exactly 4 ASCII digits. int() alone also accepts '+012', ' 12 ' "
+                   "and '1_23' (and digits of other scripts), so check the 4 bytes first (each "
+                   "one b'0' to b'9') and only then convert; anything else is a framing error: "
+                   "'ERROR <reason>', then close (README § Framing).")
+
+
 @check(7, "Bad headers get ERROR, then the connection is closed", points=2)
 def test_bad_headers(server):
-    """'abcd', '1025' and '9999' each get ERROR and a close; a message whole before a bad
-    header, in the same write, is echoed first; another client carries on.
+    """'abcd', '1025' and '9999' each get ERROR and a close, and so do '+012', ' 12 ' and
+    '1_23', which int() reads as 12 and 123 but which are not 4 ASCII digits; a message
+    whole before a bad header, in the same write, is echoed first; another client
+    carries on.
 
     This is the stage's one check of the word ERROR itself (README § Framing).
     """
     bystander = server.connect("bystander")
-    for header in [b"abcd", b"1025", b"9999"]:
+    for header in BAD_HEADERS:
         bad = server.connect("bad")
         bad.send_raw(header + b"xyz", note="bad header %r" % header.decode())
-        bad.expect_error(exact=True,
-                         hint="a header that is not 4 digits, or announces more than 1024 "
-                              "bytes, is a framing error: send 'ERROR <reason>' to that client.")
+        bad.expect_error(exact=True, hint=HINT_BAD_HEADER if header in INT_HEADERS else
+                         "a header that is not 4 digits, or announces more than 1024 "
+                         "bytes, is a framing error: send 'ERROR <reason>' to that client.")
         bad.expect_closed(hint="after the ERROR the server must close that connection: the "
                                "stream can't be trusted any more (flush the ERROR first).")
     late = server.connect("late")

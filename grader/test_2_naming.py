@@ -187,9 +187,12 @@ def test_echo_is_gone(server):
                                      "remove the stage 1 echo. " + HINT_NAME)
 
 
-@check(11, "Unknown commands and empty payloads get ERROR", points=2)
+@check(11, "Unknown commands get ERROR; every refusal's word is ERROR", points=2)
 def test_unknown_commands(server):
     """'DANCE', 'name alice', 'get_names' and '' (empty) each get ERROR; then commands work.
+    Then each other refusal of stage 2 (a taken name, a missing, spaced or 17-letter name,
+    'hello', invalid UTF-8), each from a client of its own, must begin with the word ERROR
+    if it refuses (whether it refuses is judged by the check about that refusal).
 
     This is the stage's one check of the word ERROR itself.
     """
@@ -204,6 +207,20 @@ def test_unknown_commands(server):
                                  + HINT_GOES_ON)
     alice.send("NAME alice")
     alice.expect("HELLO alice", hint=HINT_GOES_ON)
+    for payload, note in REFUSED_IN_STAGE_2:
+        server.connect("newcomer").refusal_says_error(payload, note=note)
+
+
+# Every other refusal stage 2 introduces (check 11 judges their word, while alice holds
+# 'alice'): (payload, how the transcript shows it).
+REFUSED_IN_STAGE_2 = [
+    ("NAME alice", "'NAME alice' (alice holds it)"),
+    ("NAME", None),
+    ("NAME a b", None),
+    ("NAME " + "x" * 17, "'NAME xxxxxxxxxxxxxxxxx' (17 letters)"),
+    ("hello", "'hello' (not a command)"),
+    (b"NAME \xff\xfe", "'NAME \\xff\\xfe' (not valid UTF-8)"),
+]
 
 
 @check(12, "Invalid UTF-8 gets ERROR; the connection stays open")

@@ -103,19 +103,27 @@ def test_unnamed_sender(server):
                   "have reached him. " + HINT_MSG)
 
 
-@check(5, "MSG to a name nobody holds gets ERROR")
+@check(5, "MSG to nobody gets ERROR; every refusal's word is ERROR")
 def test_unknown_recipient(server):
-    """'MSG zoe hi' when nobody is zoe: ERROR to the sender; the server goes on.
+    """'MSG zoe hi' when nobody is zoe: ERROR to the sender; the server goes on. Then each
+    other refusal of stage 3 (no name yet, to oneself, no text), each from a client of its
+    own, must begin with the word ERROR if it refuses (whether it refuses is judged by
+    the check about that refusal).
 
     This is the stage's one check of the word ERROR itself.
     """
     alice = named(server, "alice")
     bob = named(server, "bob")
     alice.send("MSG zoe hi")
-    alice.expect_error(exact=True, hint="look the name up with names.get(name) (or 'in'): a missing name "
-                            "must get 'ERROR <reason>', not crash the server (README § Stage 3).")
+    alice.expect_error(exact=True, hint="look the name up with names.get(name) (or 'in'): a "
+                       "missing name must get 'ERROR <reason>', not crash the server "
+                       "(README § Stage 3).")
     exchange(alice, bob, "alice", "bob", "still there?",
              hint="after an ERROR the server serves on: " + HINT_MSG)
+    server.connect("nameless").refusal_says_error("MSG bob hi", note="'MSG bob hi' (no name yet)")
+    named(server, "ann").refusal_says_error("MSG ann hi", note="'MSG ann hi' (to herself)")
+    for sender, payload in [("cat", "MSG bob"), ("dan", "MSG bob ")]:
+        named(server, sender).refusal_says_error(payload)
 
 
 @check(6, "MSG to oneself gets ERROR")

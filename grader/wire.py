@@ -58,6 +58,13 @@ def is_refusal(payload: bytes) -> bool:
     return word.startswith(b"ERR") or (len(word) >= 3 and edit_distance(word, b"ERROR") <= 2)
 
 
+def error_word_hint(reply: bytes) -> str:
+    """The hint for a refusal whose first word is not exactly ERROR."""
+    return ("the reply must begin with the word ERROR exactly as written: capital letters, "
+            "then a space and the reason (README § The protocol). This reply starts with %s."
+            % show(reply.split(None, 1)[0]))
+
+
 def edit_distance(a: bytes, b: bytes) -> int:
     """Levenshtein distance: insertions, deletions and substitutions."""
     row = list(range(len(b) + 1))
@@ -319,11 +326,28 @@ class Peer:
             self.conv.log(self.heard(show(payload)))
             return payload
         if kind == MESSAGE and is_refusal(payload):
-            hint = ("the reply must begin with the word ERROR exactly as written: capital "
-                    "letters, then a space and the reason (README § The protocol). "
-                    "This reply starts with %s." % show(payload.split(None, 1)[0]))
+            hint = error_word_hint(payload)
         self.conv.fail(self.heard("'ERROR <reason>'"), self.describe_event(kind, payload, timeout),
                        hint)
+
+    def refusal_says_error(self, payload: bytes | str, note: str | None = None) -> None:
+        """Send `payload`, which the contract refuses; if the reply refuses it, its first
+        word must be ERROR, word for word.
+
+        Only the word is judged here (each stage's one check of the word goes through
+        every refusal the stage introduces): a reply that is no refusal, or no reply,
+        is the business of the check about that behaviour, so it costs nothing here.
+        """
+        self.send(payload, note=note)
+        kind, reply = self.read_event()
+        if kind == MESSAGE and is_refusal(reply) and not is_error(reply):
+            self.conv.fail(self.heard("'ERROR <reason>'"), self.describe_event(kind, reply),
+                           error_word_hint(reply))
+        if kind == MESSAGE:
+            self.conv.log(self.heard(show(reply)))
+        else:
+            self.conv.log("%-8s (no reply to judge here: another check judges that)"
+                          % self.label)
 
     def expect_closed(self, hint: str, timeout: float = WAIT) -> None:
         """The other side must close this connection (and send nothing more)."""

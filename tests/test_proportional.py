@@ -39,10 +39,16 @@ BOUNDS = [
           "a client that closes keeps its name: only the check about that"),
     Bound("text_stripped", 2, 3, ["3.2", "4.10"],
           "MSG text stripped: the exact-text check, and stage 4's messaging regression"),
-    Bound("validates_only_renames", 1, 1, ["2.18"],
-          "a first NAME is not validated: only the check about that"),
     Bound("decode_each_chunk", 3, 3, ["2.17", "3.16", "4.14"],
           "each recv() chunk decoded: the split-character check of each stage that decodes"),
+    Bound("taken_name_lowercase_error", 1, 2, ["2.11"],
+          "'error: name taken' for one refusal: only stage 2's check of the word"),
+    Bound("self_message_capitalised_error", 1, 1, ["3.5"],
+          "'Error …' for a MSG to oneself: only stage 3's check of the word"),
+    Bound("header_int_lenient", 1, 2, ["1.7"],
+          "int() alone reads the header: only the bad-header check"),
+    Bound("validates_only_renames", 1, 1, ["2.18"],
+          "a first NAME is not validated: the word check does not count it again"),
 ]
 BY_FAULT = {bound.fault: bound for bound in BOUNDS}
 

@@ -169,6 +169,16 @@ class Server:
             at += HEADER + int(header)
         return False
 
+    def header_ok(self, header: bytes) -> bool:
+        """Four ASCII digits (bytes.isdigit() is ASCII-only). The header_int_lenient mistake
+        trusts int(), which also takes b'+012', b' 12 ' and b'1_23'."""
+        if FAULT == "header_int_lenient":
+            try:
+                return int(header) >= 0
+            except ValueError:
+                return False
+        return header.isdigit()
+
     def take_messages(self, conn: Conn) -> None:
         if FAULT == "bad_header_loses_messages" and self.bad_header_ahead(conn):
             # payloads = decoder.feed(data) raised: the whole messages before it are lost
@@ -180,7 +190,7 @@ class Server:
                     conn.inbuf = b""    # header = sock.recv(4): a short read is lost
                 return
             header = conn.inbuf[:HEADER]
-            if FAULT != "crash_on_bad_header" and not header.isdigit():
+            if FAULT != "crash_on_bad_header" and not self.header_ok(header):
                 self.framing_error(conn, "the header %r is not 4 digits" % header)
                 return
             length = int(header)        # int(b"abcd") raises ValueError
@@ -349,7 +359,8 @@ class Server:
         holder = self.names.get(name)
         if FAULT != "duplicate_names" and holder is not None and (
                 holder is not conn or FAULT == "own_name_error"):
-            self.reply(conn, ERROR + " the name %s is taken" % name)
+            word = "error:" if FAULT == "taken_name_lowercase_error" else ERROR
+            self.reply(conn, word + " the name %s is taken" % name)
             return
         if conn.name is not None and FAULT != "rename_keeps_old":
             if self.names.get(conn.name) is conn:
@@ -388,7 +399,8 @@ class Server:
             self.reply(conn, ERROR + " no text")
             return
         if to == conn.name and FAULT != "msg_self_allowed":
-            self.reply(conn, ERROR + " you can't send to yourself")
+            word = "Error" if FAULT == "self_message_capitalised_error" else ERROR
+            self.reply(conn, word + " you can't send to yourself")
             return
         if FAULT == "crash_unknown_recipient":
             target = self.names[to]

@@ -43,8 +43,8 @@ class ClientLink(Peer):
 
     program_label = "client"
 
-    def __init__(self, sock: socket.socket, conversation: Conversation) -> None:
-        super().__init__(sock, "client", conversation)
+    def __init__(self, sock: socket.socket, conversation: Conversation, program=None) -> None:
+        super().__init__(sock, "client", conversation, program)
 
     # --- the scripted server talks -----------------------------------------
     def _log_out(self, text: str) -> None:
@@ -82,6 +82,7 @@ class ClientLink(Peer):
         A client that already left is not blamed here (other checks judge that)."""
         self.sock.settimeout(WAIT)
         try:
+            self.count_sent(len(frame("BYE")))
             self.sock.sendall(frame("BYE"))
             self._log_out("'BYE'")
         except OSError:
@@ -148,7 +149,7 @@ class ClientUnderTest:
         self.conv.log("(the grader plays the server on 127.0.0.1:%d and starts "
                       "%s/%s/chat_client.py --host 127.0.0.1 --port %d)"
                       % (port, self.stage_dir.parent.name, self.stage_dir.name, port))
-        self.link = ClientLink(self._accept(port), self.conv)
+        self.link = ClientLink(self._accept(port), self.conv, self.program)
         self.conv.log("client connects")
         return self.link
 
@@ -188,6 +189,7 @@ class ClientUnderTest:
 
     def _write(self, data: bytes) -> None:
         try:
+            self.program.was_sent(len(data))
             self.program.proc.stdin.write(data)
             self.program.proc.stdin.flush()
             return

@@ -48,6 +48,11 @@ KEEP_BYTES = 512 * 1024  # how much of each output stream is kept (its end)
 READ_SIZE = 65536       # one read from a program's output pipe
 WINDOWS_POLL = 0.005    # Windows: how often an empty output pipe is looked at again
 MB = 1000 * 1000        # the limits are given in MB, as people count them
+# The output limit stops runaways only: on top of --output-limit, a program may print
+# this many bytes for every byte the grader sends it (on its sockets, or typed into it),
+# so output that grows with the traffic (a log line per message, even a long one) is
+# never held against it. One that prints without end, whatever it is sent, is stopped.
+OUTPUT_PER_BYTE_SENT = 1024
 MARKER = "CHATKIT_PROGRAM"   # environment variable: which Program a process belongs to
 
 
@@ -351,6 +356,7 @@ class Program:
         self.processes = 1            # how many were alive at the last look
         self.peak_memory = 0          # the most resident memory seen at a look
         self.pss, self.pss_due = 0, 0.0   # the watchdog's last proportional measure
+        self.sent = 0                 # bytes the grader has sent it (see OUTPUT_PER_BYTE_SENT)
         env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONIOENCODING="utf-8",
                    PYTHONDONTWRITEBYTECODE="1")
         env[MARKER] = self.token
@@ -369,11 +375,22 @@ class Program:
         WATCHDOG.watch(self)
 
     # --- output ------------------------------------------------------------
+    def was_sent(self, count: int) -> None:
+        """The grader sent it `count` more bytes: it may print that much more."""
+        self.sent += count
+
+    def output_allowed(self) -> int:
+        """How much it may print by now: --output-limit, plus OUTPUT_PER_BYTE_SENT for
+        each byte the grader has sent it."""
+        return LIMITS.output + OUTPUT_PER_BYTE_SENT * self.sent
+
     def _check_output(self) -> None:
-        if LIMITS.output and self.out.total + self.err.total > LIMITS.output:
+        if LIMITS.output and self.out.total + self.err.total > self.output_allowed():
             self.stop_for_limit(
-                "printed more than %s (standard output and error together: the grader's "
-                "limit, --output-limit)" % size(LIMITS.output),
+                "printed more than %s (standard output and error together) while the grader "
+                "had sent it only %s: the grader's limit is %s, plus %d bytes for each byte "
+                "it sends (--output-limit)" % (size(self.output_allowed()), size(self.sent),
+                                               size(LIMITS.output), OUTPUT_PER_BYTE_SENT),
                 "is there a print inside the select loop, or in a loop that never waits? "
                 "Print a line when something happens (a client connects, a message "
                 "arrives), not on every turn of a loop.")
@@ -833,6 +850,105 @@ def listening_sockets(table: str, port: int) -> set[str] | None:
     return found
 
 
+# --- the processes of a program: itself and every process it started ------------------
+#
+# "The server" is every process the student's program started, not only the one the
+# grader started: a chat_server.py may be a launcher whose child runs the real loop
+# (on Windows, a virtual environment's python.exe is exactly such a launcher).
+
+def process_tree(program: Program) -> set[int]:
+    """The program's process and every process below it (by parent), plus any process
+    of its that the watchdog found by its marker (one that left the tree: a daemon)."""
+    parents = parent_map()   # every process alive now
+    found = descendants(program.proc.pid, parents)
+    return found | {pid for pid in program.pids if pid in parents}
+
+
+def descendants(root: int, parents: dict[int, int]) -> set[int]:
+    """`root` and every process whose chain of parents leads to it."""
+    children: dict[int, list[int]] = {}
+    for pid, parent in parents.items():
+        children.setdefault(parent, []).append(pid)
+    found, waiting = {root}, [root]
+    while waiting:
+        for child in children.get(waiting.pop(), []):
+            if child not in found:
+                found.add(child)
+                waiting.append(child)
+    return found
+
+
+def parent_map() -> dict[int, int]:
+    """{pid: its parent's pid} for every process the system lists: Linux /proc,
+    Windows a toolhelp snapshot, elsewhere (macOS, BSD) ps."""
+    if Path("/proc/self/stat").exists():
+        return _parents_from_proc()
+    if os.name == "nt":
+        return _parents_from_toolhelp()
+    return _parents_from_ps()
+
+
+def _parents_from_proc() -> dict[int, int]:
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:   # /proc/PID/stat: "pid (name) state ppid ..."
+                parents[int(entry.name)] = int(
+                    (entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue     # it ended meanwhile
+    return parents
+
+
+def _parents_from_ps() -> dict[int, int]:
+    try:
+        listing = subprocess.run(["ps", "-A", "-o", "pid=,ppid="], capture_output=True,
+                                 text=True, timeout=5).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    return parse_ps_parents(listing)
+
+
+def parse_ps_parents(listing: str) -> dict[int, int]:
+    """`ps -A -o pid=,ppid=`'s lines ('  412   1') as {pid: parent}."""
+    parents = {}
+    for line in listing.splitlines():
+        fields = line.split()
+        if len(fields) == 2 and fields[0].isdigit() and fields[1].isdigit():
+            parents[int(fields[0])] = int(fields[1])
+    return parents
+
+
+def _parents_from_toolhelp() -> dict[int, int]:
+    """Windows: every process and its parent, from CreateToolhelp32Snapshot."""
+    import ctypes
+    from ctypes import wintypes
+
+    class ProcessEntry(ctypes.Structure):
+        _fields_ = [("dwSize", wintypes.DWORD), ("cntUsage", wintypes.DWORD),
+                    ("th32ProcessID", wintypes.DWORD), ("th32DefaultHeapID", ctypes.c_void_p),
+                    ("th32ModuleID", wintypes.DWORD), ("cntThreads", wintypes.DWORD),
+                    ("th32ParentProcessID", wintypes.DWORD), ("pcPriClassBase", ctypes.c_long),
+                    ("dwFlags", wintypes.DWORD), ("szExeFile", ctypes.c_char * 260)]
+
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
+    kernel32.CreateToolhelp32Snapshot.restype = wintypes.HANDLE
+    snapshot = kernel32.CreateToolhelp32Snapshot(0x2, 0)   # TH32CS_SNAPPROCESS
+    if snapshot in (None, wintypes.HANDLE(-1).value):
+        return {}
+    parents = {}
+    entry = ProcessEntry()
+    entry.dwSize = ctypes.sizeof(ProcessEntry)
+    try:
+        more = kernel32.Process32First(snapshot, ctypes.byref(entry))
+        while more:
+            parents[entry.th32ProcessID] = entry.th32ParentProcessID
+            more = kernel32.Process32Next(snapshot, ctypes.byref(entry))
+    finally:
+        kernel32.CloseHandle(snapshot)
+    return parents
+
+
 def session_members(session: int) -> list[int]:
     """Every other process in the program's session (the ones it started)."""
     members = []
@@ -957,13 +1073,13 @@ class ServerUnderTest:
         label = label or "client%d" % self._count
         if self._spare is not None:
             sock, self._spare = self._spare, None
-            return Peer(sock, label, self.conv)
+            return Peer(sock, label, self.conv, self.program)
         try:
             sock = socket.create_connection(("127.0.0.1", self.port), timeout=WAIT)
         except OSError as error:
             failure = "the connection failed: %s" % error
         else:
-            return Peer(sock, label, self.conv)
+            return Peer(sock, label, self.conv, self.program)
         # Outside the except block: the report is the check's, not an exception chain.
         self.conv.fail("%s connects to the server" % label, failure,
                        "the server must keep accepting new clients at any time "

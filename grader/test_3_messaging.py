@@ -203,6 +203,7 @@ class Flood:
 
     def __init__(self, peer, recipient: str, count: int, window: int | None = None,
                  stop_on_refusal: bool = False) -> None:
+        self.peer = peer
         self.sock = peer.sock
         self.recipient = recipient
         self.count = count
@@ -280,8 +281,10 @@ class Flood:
                 for _, events in selector.select(min(left, 0.1)):
                     if events & selectors.EVENT_WRITE and self._may_write():
                         try:
-                            self.written += self.sock.send(
+                            count = self.sock.send(
                                 self.data[self.written:min(self.end, self.written + 65536)])
+                            self.written += count
+                            self.peer.count_sent(count)
                         except BlockingIOError:
                             pass
                         except OSError:
@@ -545,7 +548,7 @@ def slow_link(server, label):
                          "the server must keep accepting new clients at any time.")
     server.conv.log("%-8s connects (on a slow link: small segments, a small receive buffer)"
                     % label)
-    return Peer(sock, label, server.conv)
+    return Peer(sock, label, server.conv, server.program)
 
 
 def read_in_order(bob, count: int) -> None:

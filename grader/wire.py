@@ -175,10 +175,12 @@ class Peer:
 
     program_label = "server"   # the program at the other end of this connection
 
-    def __init__(self, sock: socket.socket, label: str, conversation: Conversation) -> None:
+    def __init__(self, sock: socket.socket, label: str, conversation: Conversation,
+                 program=None) -> None:
         self.sock = sock
         self.label = label
         self.conv = conversation
+        self.program = program     # the program at the other end, if the grader started it
         self.reader = FrameReader()
         self.closed = False
 
@@ -210,7 +212,14 @@ class Peer:
     def _log_out(self, text: str) -> None:
         self.conv.log("%-8s → server  %s" % (self.label, text))
 
+    def count_sent(self, count: int) -> None:
+        """Tell the program at the other end that it was sent `count` bytes (it may print
+        in proportion to what it is sent: the output limit stops runaways only)."""
+        if self.program is not None:
+            self.program.was_sent(count)
+
     def _sendall(self, data: bytes) -> None:
+        self.count_sent(len(data))
         self.sock.settimeout(WAIT)
         try:
             self.sock.sendall(data)

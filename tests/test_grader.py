@@ -80,13 +80,27 @@ def test_score_table_printed(solution_runs):
     assert "total" in output
 
 
-@pytest.mark.parametrize("design", ["threaded", "asyncio"])
+@pytest.mark.parametrize("design", ["threaded", "asyncio", "chatty"])
 def test_alternative_designs_score_full_marks(design):
-    """Fairness: servers and clients written independently, with other designs."""
+    """Fairness: servers and clients written independently, with other designs; and the
+    reference server logging about 2 KB per message on both streams (impls/chatty),
+    whose output grows with the traffic: the output limit stops runaways only."""
     run = grade(IMPLS / design)
     failed = {n: run.output_of(n)[:600] for n in run.failed()}
     assert not failed, "%s design lost points:\n%s" % (design, json.dumps(failed, indent=2))
     assert run.score == run.max_score > 0
+
+
+@pytest.mark.parametrize("spins", [False, True])
+def test_the_server_is_every_process_it_started(spins):
+    """A chat_server.py that launches the real server as its child (as a virtual
+    environment's python.exe does on Windows): the child that spins fails 1.12, and only
+    1.12; the correct child passes it (impls/launcher)."""
+    run = grade(IMPLS / "launcher", "--stage", "1",
+                env={"CHATKIT_LAUNCHED_SPINS": "1" if spins else "0"})
+    assert run.failed() == (["1.12"] if spins else []), run.output[-3000:]
+    if spins:
+        assert "its 2 processes together" in run.output_of("1.12"), run.output_of("1.12")
 
 
 def test_stage_option_selects_stages():

@@ -1,0 +1,45 @@
+"""A correct server that logs about 2 KB per message it handles, on both streams.
+
+The kit's reference server (solutions/), with one change: every payload it handles
+is first logged, a line of about 1 KB to standard output and another to standard
+error, as a student's debug logging might. Its output grows with the traffic the
+grader sends (about 17 MB during check 3.10's 8 MB flood), never on its own: the
+output limit must not stop it (tests/test_containment.py).
+"""
+
+import importlib.util
+import runpy
+import sys
+from pathlib import Path
+
+SOLUTIONS = Path(__file__).resolve().parents[3] / "solutions"
+LOG_LINE = 1000   # characters of each line, on each stream
+
+
+def load_reference(stage: str):
+    """The reference server of `stage` as a module (its main() not yet run)."""
+    path = SOLUTIONS / stage / "chat_server.py"
+    sys.path.insert(0, str(path.parent))
+    spec = importlib.util.spec_from_file_location("reference_server", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def server_main(stage: str) -> None:
+    server = load_reference(stage)
+    handle_payload = server.handle_payload
+
+    def logged(client, payload):
+        line = "handling %r %s" % (payload[:40], "." * LOG_LINE)
+        print(line, flush=True)
+        print(line, file=sys.stderr, flush=True)
+        return handle_payload(client, payload)
+
+    server.handle_payload = logged
+    server.main()
+
+
+def client_main(stage: str) -> None:
+    """The reference client, unchanged."""
+    runpy.run_path(str(SOLUTIONS / stage / "chat_client.py"), run_name="__main__")

@@ -4,6 +4,7 @@
     pytest grader --impl solutions         grade any implementation directory
     pytest grader --stage 2                only stage 2 (also: 2_naming, naming)
     pytest grader --results results.json   also write Gradescope's results.json
+    pytest grader --classroom-results FILE  also write GitHub Classroom's (grader/classroom.py)
 
 Each check is a test function marked with @check (grader/checks.py), which
 carries its number, title and points. Everything about scoring lives here.
@@ -25,7 +26,8 @@ from grader.stages import STAGES, stages_named
 from grader.clientside import spare_client
 from grader.procs import (ServerUnderTest, configure, discard_spares, keep_spare, make_limits,
                           spare_server, stop_everything)
-from grader.wire import Conversation
+from grader.classroom import classroom_results, write_classroom_results
+from grader.wire import OWN_ERROR, Conversation, essentials
 
 KIT_ROOT = Path(__file__).resolve().parent.parent
 CHECK_TIMEOUT = 30   # pytest-timeout's outer safety net for one check, in seconds
@@ -42,6 +44,9 @@ def pytest_addoption(parser):
                          "comma-separate for several")
     group.addoption("--results", metavar="FILE", default=None,
                     help="also write the run as Gradescope results.json to FILE")
+    group.addoption("--classroom-results", metavar="FILE", default=None,
+                    help="also write the run as GitHub Classroom's grading reporter reads it "
+                         "(and, in a GitHub Actions step, as the step's output 'result')")
     # Limits on student programs (grader/procs.py, README § Limits on student programs).
     group.addoption("--output-limit", metavar="MB", default="16",
                     help="stop a program that prints more than MB megabytes (default 16; 0: none)")
@@ -73,7 +78,8 @@ def pytest_configure(config):
     if not impl.is_dir():
         raise pytest.UsageError("--impl %s: no such directory" % impl)
     grader = Grader(impl, parse_stages(config.getoption("--stage")),
-                    results_path(config.getoption("--results")))
+                    results_path(config.getoption("--results")),
+                    results_path(config.getoption("--classroom-results"), "--classroom-results"))
     set_limits(config, grader)
     config.pluginmanager.register(grader, "chatkit-grader")
     if config.pluginmanager.hasplugin("timeout"):
@@ -91,22 +97,22 @@ def set_limits(config, grader: "Grader") -> None:
     configure(limits)
 
 
-def results_path(option: str | None) -> Path | None:
+def results_path(option: str | None, name: str = "--results") -> Path | None:
     """--results FILE, checked before any grading: its folder is created if need be,
     so a typo costs one line now, not the whole run's results at the end."""
     if option is None:
         return None
     path = Path(option).resolve()
     if path.is_dir():
-        raise pytest.UsageError("--results %s: that is a folder; give a file name, "
-                                "e.g. %s" % (option, Path(option) / "results.json"))
+        raise pytest.UsageError("%s %s: that is a folder; give a file name, "
+                                "e.g. %s" % (name, option, Path(option) / "results.json"))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise pytest.UsageError("--results %s: cannot create its folder (%s)"
-                                % (option, error.strerror or error)) from None
+        raise pytest.UsageError("%s %s: cannot create its folder (%s)"
+                                % (name, option, error.strerror or error)) from None
     if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise pytest.UsageError("--results %s: cannot write there (permission denied)" % option)
+        raise pytest.UsageError("%s %s: cannot write there (permission denied)" % (name, option))
     return path
 
 
@@ -155,10 +161,12 @@ class Check:
 class Grader:
     """Collects the checks, enforces their dependencies, and keeps the score."""
 
-    def __init__(self, impl: Path, stages: list[str], results_path: Path | None) -> None:
+    def __init__(self, impl: Path, stages: list[str], results_path: Path | None,
+                 classroom_path: Path | None = None) -> None:
         self.impl = impl
         self.stages = stages
         self.results_path = results_path
+        self.classroom_path = classroom_path
         self.checks: dict[str, Check] = {}       # by pytest node id
         self.started = time.time()
 
@@ -328,6 +336,8 @@ class Grader:
         if self.results_path:
             self.results_path.write_text(json.dumps(self.results(), indent=2,
                                                           ensure_ascii=False), encoding="utf-8")
+        if self.classroom_path:
+            write_classroom_results(self.classroom_path, classroom_results(self.results()))
 
     def results(self) -> dict:
         """The run in Gradescope's results.json format."""
@@ -351,7 +361,6 @@ class Grader:
         }
 
 
-OWN_ERROR = "The grader hit an error of its own"
 NOT_THE_STUDENTS = ("Blocked by", OWN_ERROR)   # failures that are not the first thing to fix
 
 
@@ -370,18 +379,6 @@ def own_error(excinfo, conversation) -> str:
     return "\n".join(lines)
 
 
-def essentials(output: str, limit: int = 8) -> list[str]:
-    """The Expected/Got/Hint lines of a failure (or its first lines if it has none)."""
-    lines = output.splitlines()
-    start = next((i for i, line in enumerate(lines) if line.startswith("Expected:")), None)
-    if start is None:
-        return lines[:limit]
-    kept = []
-    for line in lines[start:]:
-        if line.startswith("The ") and ("standard" in line or "exited" in line):
-            break   # the program's output follows: above, in the full story
-        kept.append(line)
-    return kept[:limit]
 
 
 CHECK_TIME_LIMIT = ("a program that never answers is usually stuck: an endless loop, or a "

@@ -58,6 +58,23 @@ def is_refusal(payload: bytes) -> bool:
     return word.startswith(b"ERR") or (len(word) >= 3 and edit_distance(word, b"ERROR") <= 2)
 
 
+OWN_ERROR = "The grader hit an error of its own"   # how a bug of the grader's reads
+
+
+def essentials(output: str, limit: int = 8) -> list[str]:
+    """The Expected/Got/Hint lines of a failure (or its first lines if it has none)."""
+    lines = output.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith("Expected:")), None)
+    if start is None:
+        return lines[:limit]
+    kept = []
+    for line in lines[start:]:
+        if line.startswith("The ") and ("standard" in line or "exited" in line):
+            break   # the program's output follows: above, in the full story
+        kept.append(line)
+    return kept[:limit]
+
+
 def error_word_hint(reply: bytes) -> str:
     """The hint for a refusal whose first word is not exactly ERROR."""
     return ("the reply must begin with the word ERROR exactly as written: capital letters, "

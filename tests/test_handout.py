@@ -11,20 +11,14 @@ stage's points in the grader.
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 import zipfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from gradekit import KIT, POSIX, STAGES, _kill_group, stage_maximum
 
 STAGE1_POINTS, STAGE1_CHECKS = stage_maximum("1_echo")   # as the grader declares them
-sys.path.insert(0, str(KIT))
-from grader.teach.handout import workflow_for  # noqa: E402
-
-WORKFLOW = KIT / "classroom" / "classroom.yml"
 
 
 def run(command: list[str], cwd: Path, limit: float = 120) -> tuple[int, str]:
@@ -59,8 +53,8 @@ def steps(text: str) -> list[dict]:
 
 
 def graders(text: str) -> list[dict]:
-    return [s for s in steps(text)
-            if s.get("uses") == "classroom-resources/autograding-command-grader@v1"]
+    """The workflow's grading steps: one per stage, each with an id stageN."""
+    return [s for s in steps(text) if re.fullmatch(r"stage\d", s.get("id", ""))]
 
 
 def test_handout_has_no_solutions_and_a_students_readme(tmp_path):
@@ -120,47 +114,3 @@ def test_handout_as_a_zip_and_bad_paths(tmp_path):
                          (["--out", str(tmp_path / "h"), "--stages", "5"], "--stages")]:
         code, output = run([sys.executable, "-m", "grader", "handout", *args], KIT, limit=30)
         assert code == 2 and phrase in output and "Traceback" not in output, output
-
-
-def test_classroom_workflow_reads_right():
-    text = WORKFLOW.read_text(encoding="utf-8")
-    assert "\t" not in text
-    found = graders(text)
-    assert [s["id"] for s in found] == ["stage1", "stage2", "stage3", "stage4"]
-    for number, step in enumerate(found, 1):
-        assert step["command"] == "python -m pytest grader --stage %d" % number
-        assert step["test-name"] == step["name"] and int(step["timeout"]) <= 10
-    reporter = [s for s in steps(text)
-                if s.get("uses") == "classroom-resources/autograding-grading-reporter@v1"]
-    assert len(reporter) == 1 and reporter[0]["runners"] == "stage1,stage2,stage3,stage4"
-    for step in found:
-        assert reporter[0]["%s_RESULTS" % step["id"].upper()] == \
-            '"${{steps.%s.outputs.result}}"' % step["id"]
-    assert graders(workflow_for(text, 3))[-1]["id"] == "stage3"
-
-
-def test_classroom_steps_give_the_points_they_claim(tmp_path, report):
-    """Each step's command, run for real in a student repository holding the solutions."""
-    repo = tmp_path / "repo"
-    handout(repo, "--classroom")
-    for stage in STAGES:
-        shutil.rmtree(repo / "stages" / stage)
-        shutil.copytree(KIT / "solutions" / stage, repo / "stages" / stage)
-    found = graders((repo / ".github" / "workflows" / "classroom.yml").read_text("utf-8"))
-
-    def grade(step):
-        command = step["command"].split()
-        assert command[0] == "python"
-        results = repo / ("%s.json" % step["id"])
-        code, output = run([sys.executable, *command[1:], "--results", str(results)], repo)
-        return step, code, output, json.loads(results.read_text(encoding="utf-8"))
-
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        for step, code, output, results in pool.map(grade, found):
-            assert code == 0, "%s failed on the solutions:\n%s" % (step["name"], output[-3000:])
-            assert results["max_score"] == int(step["max-score"]), \
-                "%s claims %s points, the grader gives %s" % (step["name"], step["max-score"],
-                                                             results["max_score"])
-            assert results["score"] == results["max_score"]
-    report("classroom: the 4 workflow steps pass on the solutions, %d points in all"
-           % sum(int(s["max-score"]) for s in found))

@@ -1,0 +1,228 @@
+"""GitHub Classroom: the gradebook gets the grader's own points, check by check.
+
+The workflow (classroom/classroom.yml, as the handout carries it) is run here as
+GitHub runs it: each grading step's `run:` in bash, in a student repository, with
+GITHUB_OUTPUT set; then the reporter's sum, computed as the reporter computes it
+(classroom-resources/autograding-grading-reporter: for each runner, the base64
+JSON of <RUNNER>_RESULTS; the total is the sum of every test's score, out of the
+sum of the max_scores). That total must equal the grader's own score of the same
+repository, whatever the student did.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from gradekit import IMPLS, KIT, POSIX, STAGES, _kill_group, grade
+
+sys.path.insert(0, str(KIT))
+from grader.classroom import classroom_results  # noqa: E402
+from grader.teach.handout import workflow_for  # noqa: E402
+
+WORKFLOW = KIT / "classroom" / "classroom.yml"
+STEP_LIMIT = 240   # seconds: one grading step (the grader bounds its own checks)
+
+
+def workflow_steps(text: str) -> list[dict]:
+    """The workflow's steps: each a dict of its `key: value` lines (nested keys flattened)."""
+    found, current = [], None
+    for line in text.splitlines():
+        if line.startswith("    - name: "):
+            current = {"name": line.split(": ", 1)[1]}
+            found.append(current)
+        elif current is not None and re.match(r"^ {6,}[\w-]+: ", line):
+            key, value = line.strip().split(": ", 1)
+            current[key] = value
+    return found
+
+
+def grading_steps(text: str) -> list[dict]:
+    return [s for s in workflow_steps(text) if re.fullmatch(r"stage\d", s.get("id", ""))]
+
+
+def reporter_step(text: str) -> dict:
+    found = [s for s in workflow_steps(text)
+             if s.get("uses") == "classroom-resources/autograding-grading-reporter@v1"]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def python_on_path(folder: Path) -> dict:
+    """An environment in which `python` is this Python, as actions/setup-python makes it."""
+    folder.mkdir(exist_ok=True)
+    (folder / "python").symlink_to(sys.executable)
+    return dict(os.environ, PATH="%s%s%s" % (folder, os.pathsep, os.environ["PATH"]))
+
+
+def run_step(step: dict, repo: Path, env: dict, outputs: Path) -> dict:
+    """Run one step's `run:` in bash, as GitHub does; return the outputs it set."""
+    outputs.write_text("")
+    proc = subprocess.Popen(["bash", "-e", "-c", step["run"]], cwd=repo,
+                            env=dict(env, GITHUB_OUTPUT=str(outputs)),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, start_new_session=POSIX)
+    try:
+        proc.communicate(timeout=STEP_LIMIT)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        raise AssertionError("%s ran past %d s" % (step["name"], STEP_LIMIT))
+    return dict(line.split("=", 1) for line in outputs.read_text().splitlines() if "=" in line)
+
+
+def reporter_total(text: str, outputs_by_step: dict[str, dict]) -> tuple[int, int, dict]:
+    """(total, maximum, results by runner) as the reporter computes them."""
+    reporter = reporter_step(text)
+    total = maximum = 0
+    by_runner = {}
+    for runner in [r for r in re.split(r"[\s,]", reporter["runners"]) if r]:
+        reference = reporter["%s_RESULTS" % runner.upper()]
+        step_id = re.fullmatch(r'"\$\{\{steps\.(\w+)\.outputs\.result\}\}"', reference).group(1)
+        results = json.loads(base64.b64decode(outputs_by_step[step_id]["result"]))
+        by_runner[runner] = results
+        if results["max_score"]:
+            maximum += results["max_score"]
+            total += sum(test["score"] for test in results["tests"])
+    return total, maximum, by_runner
+
+
+def run_workflow(repo: Path, env: dict, tmp: Path) -> tuple[int, int, dict]:
+    text = (repo / ".github" / "workflows" / "classroom.yml").read_text(encoding="utf-8")
+    outputs = {}
+    for step in grading_steps(text):
+        outputs[step["id"]] = run_step(step, repo, env, tmp / ("%s.out" % step["id"]))
+    return reporter_total(text, outputs)
+
+
+def student_repo(tmp: Path, stages_from: Path | None) -> Path:
+    """A student's repository: the handout with the Classroom workflow, its stages/
+    replaced by `stages_from` (None: the untouched skeletons)."""
+    repo = tmp / "repo"
+    done = subprocess.run([sys.executable, "-m", "grader", "handout", "--out", str(repo),
+                           "--classroom"], cwd=KIT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    if stages_from is not None:
+        shutil.rmtree(repo / "stages")
+        shutil.copytree(stages_from, repo / "stages",
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    return repo
+
+
+def crashing_servers(tmp: Path) -> Path:
+    """The solutions, but every server crashes at start (an ImportError)."""
+    folder = tmp / "crashing"
+    shutil.copytree(KIT / "solutions", folder, ignore=shutil.ignore_patterns("__pycache__"))
+    for stage in STAGES:
+        (folder / stage / "chat_server.py").write_text("import no_such_module_here\n")
+    return folder
+
+
+def missing_stage_3(tmp: Path) -> Path:
+    folder = tmp / "missing"
+    shutil.copytree(KIT / "solutions", folder, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.rmtree(folder / "3_messaging")
+    return folder
+
+
+SUBMISSIONS = {
+    "solutions": (lambda tmp: KIT / "solutions", {}),
+    "untouched handout": (lambda tmp: None, {}),
+    "one-check mistake": (lambda tmp: IMPLS / "faulty",
+                          {"CHATKIT_FAULT": "names_space_after_each"}),
+    "crashing server": (crashing_servers, {}),
+    "missing stage folder": (missing_stage_3, {}),
+}
+
+
+@pytest.fixture(scope="module")
+def workflow_runs(tmp_path_factory):
+    """Each submission: (the reporter's total, maximum, results by runner; the grader's)."""
+    def run_one(name):
+        tmp = tmp_path_factory.mktemp(re.sub(r"\W", "_", name))
+        make_stages, extra = SUBMISSIONS[name]
+        repo = student_repo(tmp, make_stages(tmp))
+        env = dict(python_on_path(tmp / "bin"), **extra)
+        total, maximum, by_runner = run_workflow(repo, env, tmp)
+        graded = grade(repo / "stages", env=extra)
+        return name, (total, maximum, by_runner, graded)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return dict(pool.map(run_one, SUBMISSIONS))
+
+
+@pytest.mark.parametrize("name", list(SUBMISSIONS))
+def test_the_gradebook_gets_the_graders_score(workflow_runs, name, report):
+    total, maximum, by_runner, graded = workflow_runs[name]
+    assert (total, maximum) == (graded.score, graded.max_score), (
+        "%s: the gradebook would get %d/%d, the grader gives %d/%d"
+        % (name, total, maximum, graded.score, graded.max_score))
+    report("classroom, %s: gradebook %d/%d, grader %d/%d"
+           % (name, total, maximum, graded.score, graded.max_score))
+
+
+def test_a_one_check_mistake_costs_one_check(workflow_runs):
+    total, maximum, by_runner, _ = workflow_runs["one-check mistake"]
+    assert (total, maximum) == (126, 127)
+    failed = [t for r in by_runner.values() for t in r["tests"] if t["status"] != "pass"]
+    assert [t["name"].split()[0] for t in failed] == ["2.9"], failed
+    message = failed[0]["message"]
+    for part in ("Expected:", "Got:", "Hint:"):
+        assert part in message, message
+    assert by_runner["stage2"]["status"] == "fail" and by_runner["stage1"]["status"] == "pass"
+
+
+def test_each_test_has_the_reporters_fields(workflow_runs):
+    _, _, by_runner, _ = workflow_runs["crashing server"]
+    for runner, results in by_runner.items():
+        assert {"version", "status", "max_score", "tests"} <= set(results), runner
+        for test in results["tests"]:
+            assert {"name", "status", "score", "message", "line_no"} <= set(test)
+            assert test["status"] in ("pass", "fail", "error") and test["line_no"] == 0
+            assert re.match(r"\d\.\d+ ", test["name"]), test["name"]
+
+
+def test_a_missing_stage_folder_gets_zero_with_the_reason(workflow_runs):
+    _, _, by_runner, _ = workflow_runs["missing stage folder"]
+    stage3 = by_runner["stage3"]
+    assert stage3["max_score"] > 0 and sum(t["score"] for t in stage3["tests"]) == 0
+    assert "no such file" in stage3["tests"][0]["message"], stage3["tests"][0]
+
+
+def test_the_workflow_reads_right():
+    text = WORKFLOW.read_text(encoding="utf-8")
+    assert "\t" not in text
+    found = grading_steps(text)
+    assert [s["id"] for s in found] == ["stage%d" % n for n in range(1, len(STAGES) + 1)]
+    for number, step in enumerate(found, 1):
+        assert step["run"] == ("python -m pytest grader --stage %d --classroom-results "
+                               "stage%d.json" % (number, number))
+        assert step["if"] == "always()" and int(step["timeout-minutes"]) <= 10
+    reporter = reporter_step(text)
+    assert reporter["if"] == "always()"
+    assert reporter["runners"] == ",".join(s["id"] for s in found)
+    for step in found:
+        assert reporter["%s_RESULTS" % step["id"].upper()] == \
+            '"${{steps.%s.outputs.result}}"' % step["id"]
+    fewer = workflow_for(text, 2)
+    assert [s["id"] for s in grading_steps(fewer)] == ["stage1", "stage2"]
+    assert reporter_step(fewer)["runners"] == "stage1,stage2" and "STAGE3_RESULTS" not in fewer
+
+
+def test_classroom_results_of_a_grader_error_say_error():
+    results = {"tests": [
+        {"name": "1.1 x", "status": "passed", "score": 2, "max_score": 2, "output": "Passed."},
+        {"name": "1.2 y", "status": "failed", "score": 0, "max_score": 1,
+         "output": "The grader hit an error of its own in this check (TypeError: …)."},
+        {"name": "1.3 z", "status": "failed", "score": 0, "max_score": 0, "output": "Skipped."},
+    ]}
+    report = classroom_results(results)
+    assert report["status"] == "error" and report["max_score"] == 3
+    assert [t["status"] for t in report["tests"]] == ["pass", "error"]

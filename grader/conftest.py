@@ -95,6 +95,9 @@ def set_limits(config, grader: "Grader") -> None:
     except ValueError as error:
         raise pytest.UsageError(str(error)) from None
     configure(limits)
+    if limits.copy is not None:   # the programs' own user reads a copy (grader/isolation.py)
+        grader.run_from = limits.copy
+    grader.who = limits.who
 
 
 def results_path(option: str | None, name: str = "--results") -> Path | None:
@@ -164,6 +167,8 @@ class Grader:
     def __init__(self, impl: Path, stages: list[str], results_path: Path | None,
                  classroom_path: Path | None = None) -> None:
         self.impl = impl
+        self.run_from = impl      # where the programs are started from (a copy, if need be)
+        self.who = ""             # who the programs run as, when the grader runs as root
         self.stages = stages
         self.results_path = results_path
         self.classroom_path = classroom_path
@@ -217,7 +222,7 @@ class Grader:
             numbers = [c.number for c in self.checks.values() if c.stage == stage]
             for script, wanted, start in (("chat_server.py", SERVER_CHECKS, spare_server),
                                           ("chat_client.py", CLIENT_CHECKS, spare_client)):
-                path = self.impl / stage / script
+                path = self.run_from / stage / script
                 if path.is_file() and any(n in wanted for n in numbers):
                     keep_spare(path, start(path))
 
@@ -286,6 +291,9 @@ class Grader:
         if not self.checks:
             return
         tr.section("chat kit: %s" % self.impl)
+        if self.who:
+            tr.write_line("(%s)" % self.who if not self.who.startswith("WARNING")
+                          else self.who, bold=self.who.startswith("WARNING"))
         total = maximum = 0
         rows = []
         width = max(len(c.title) for c in self.checks.values())
@@ -445,7 +453,7 @@ def stage(request) -> str:
 
 @pytest.fixture
 def stage_dir(grader, stage) -> Path:
-    return grader.impl / stage
+    return grader.run_from / stage
 
 
 @pytest.fixture

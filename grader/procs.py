@@ -37,6 +37,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from grader import isolation
 from grader.wire import WAIT, Conversation, Peer
 
 POSIX = os.name == "posix"
@@ -83,6 +84,9 @@ class Limits:
     python: str = sys.executable  # the interpreter the programs run with
     uid: int | None = None
     gid: int | None = None
+    user: "isolation.GradingUser | None" = None   # this grading's own user (as root, Linux)
+    copy: Path | None = None     # a copy of the implementation that user can read, if made
+    who: str = ""                # who the programs run as, said in the grader's header
 
     def address_space(self) -> int:
         """The hard backstop on address space: virtual memory, so far above `memory`
@@ -98,9 +102,29 @@ def configure(limits: Limits) -> None:
     """Set the limits of this grading (the grader's options), before any program starts."""
     global LIMITS
     LIMITS = limits
-    if limits.run_as is not None:
+    if limits.uid is not None:
         # What the grader writes from now on (its results) is its own alone.
         os.umask(0o077)
+    if limits.user is not None and limits.processes:
+        _limit_tasks_of_children(limits.processes + THREADS_ALLOWED)
+
+
+# Under a grading's own user, the kernel bounds that user's tasks: processes and their
+# threads together (RLIMIT_NPROC counts both). A thread-per-client server holding a
+# hundred clients needs about a hundred, so the bound is --max-processes plus this.
+THREADS_ALLOWED = 200
+
+
+def _limit_tasks_of_children(tasks: int) -> None:
+    """RLIMIT_NPROC on the grader's own process, so that every program it starts has it
+    from its first instruction on (a limit set from outside after the start would
+    race a program that forks at once). Root, the grader, is exempt from it; the
+    programs, under their own user, are not."""
+    import resource
+    try:
+        resource.setrlimit(resource.RLIMIT_NPROC, (tasks, tasks))
+    except (OSError, ValueError):
+        pass   # refused: the watchdog still counts processes
 
 
 def make_limits(output_mb: str, memory_mb: str, processes: str, run_as: str | None,
@@ -112,7 +136,85 @@ def make_limits(output_mb: str, memory_mb: str, processes: str, run_as: str | No
                     processes=int(_amount("--max-processes", processes, scale=1)))
     if run_as:
         _prepare_run_as(limits, run_as, impl, stages, results)
+    elif isolation.possible():
+        _prepare_own_user(limits, impl, stages, results)
     return limits
+
+
+def _prepare_own_user(limits: Limits, impl: Path, stages: list[str],
+                      results: Path | None) -> None:
+    """As root, without --run-as: the programs run as a user of this grading's own
+    (grader/isolation.py), reading a copy of the implementation if they cannot read
+    it where it is. If no such user can run Python 3.10+, they run as root, and the
+    grader says so plainly (in its header, so in every feedback)."""
+    user = isolation.claim()
+    if user is None:
+        limits.who = ("WARNING: student programs run as root: no free user id in %d-%d"
+                      % (isolation.FIRST_UID, isolation.FIRST_UID + isolation.POOL_SIZE - 1))
+        return
+    limits.uid, limits.gid, limits.user = user.uid, user.gid, user
+    files = _program_files(impl, stages)
+    found = _find_python(limits, files, results)
+    if found is not None and found["unreadable"]:
+        limits.copy = isolation.readable_copy(impl, stages)
+        found = _find_python(limits, _program_files(limits.copy, stages), results)
+    if found is None or found["unreadable"] or found["results"]:
+        isolation.release(user)
+        limits.uid = limits.gid = limits.user = None
+        if limits.copy is not None:
+            isolation.remove_copy(limits.copy)
+            limits.copy = None
+        why = ("it could write where the results go (%s)" % found["results"][0] if found and
+               found["results"] else "no Python 3.10 or newer that another user can run "
+               "(tried %s)" % ", ".join(_pythons()))
+        limits.who = ("WARNING: student programs run as root, with every right on this "
+                      "machine: %s" % why)
+        return
+    limits.who = "student programs run as %s, this grading's own" % user
+
+
+def _program_files(impl: Path, stages: list[str]) -> list[str]:
+    files = [str(impl / stage / name) for stage in stages
+             for name in ("chat_server.py", "chat_client.py") if (impl / stage / name).is_file()]
+    return files + [str(path) for path in (impl / "protocol.py", impl.parent / "protocol.py")
+                    if path.is_file()]
+
+
+def _find_python(limits: Limits, files: list[str], results: Path | None) -> dict | None:
+    """What the first Python 3.10+ that limits.uid can run found (see RUN_AS_PROBE),
+    with its path as found["python"] (also set as limits.python); None if none."""
+    for python in _pythons():
+        found = _probe(python, limits, files, results)
+        if found is not None and tuple(found["version"]) >= (3, 10):
+            limits.python = found["python"] = python
+            return found
+    return None
+
+
+def unprivileged_python_missing() -> str | None:
+    """As root on Linux: why student programs would have to run as root (no Python
+    3.10+ that a user of their own can run), or None when they need not."""
+    if not isolation.possible():
+        return None
+    user = isolation.claim()
+    if user is None:
+        return "no free user id"
+    try:
+        found = _find_python(Limits(uid=user.uid, gid=user.gid), [], None)
+    finally:
+        isolation.release(user)
+    return None if found else ("no Python 3.10 or newer that another user can run (tried %s)"
+                               % ", ".join(_pythons()))
+
+
+def release_user() -> None:
+    """End every process of this grading's own user, then free the id (and the copy)."""
+    user, copy = LIMITS.user, LIMITS.copy
+    LIMITS.user = LIMITS.copy = None   # once: Ctrl-C or SIGTERM may come during the end
+    if user is not None:
+        isolation.release(user)
+    if copy is not None:
+        isolation.remove_copy(copy)
 
 
 def _amount(option: str, value, scale: int = MB) -> int:
@@ -164,10 +266,8 @@ def _prepare_run_as(limits: Limits, user: str, impl: Path, stages: list[str],
                          "another user (this one runs as %s): run it as root, or leave out "
                          "--run-as" % (user, pwd.getpwuid(os.geteuid()).pw_name))
     limits.run_as, limits.uid, limits.gid = user, entry.pw_uid, entry.pw_gid
-    files = [str(impl / stage / name) for stage in stages
-             for name in ("chat_server.py", "chat_client.py") if (impl / stage / name).is_file()]
-    files += [str(path) for path in (impl / "protocol.py", impl.parent / "protocol.py")
-              if path.is_file()]
+    limits.who = "student programs run as %s" % user
+    files = _program_files(impl, stages)
     tried = []
     for python in _pythons():
         found = _probe(python, limits, files, results)
@@ -758,6 +858,7 @@ def stop_everything() -> None:
     and any process any of them started that is still alive, wherever it went."""
     stop_all(list(RUNNING))
     WATCHDOG.sweep(b"%d-" % os.getpid())
+    release_user()
 
 
 # --- spares: the next check's program, started while this one runs ---------------

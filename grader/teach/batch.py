@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from grader import procs
 from grader.stages import STAGES, stages_named
 from grader.teach.submissions import (ERROR, NO_SUBMISSION, Prepared, SubmissionProblem,
                                 error_explanation, grade, is_junk, prepare, stop,
@@ -145,6 +146,11 @@ def check_paths(options: Options) -> None:
     if out_real == subs_real or subs_real in out_real.parents:
         raise BadInput("--out %s is inside SUBMISSIONS: it would be graded as a student; "
                        "put it elsewhere" % out)
+    if options.run_as and options.jobs > 1:
+        raise BadInput("--run-as %s with --jobs %d: the gradings running at once would share "
+                       "one user, so one student's programs could stop another's. Leave out "
+                       "--run-as: as root, each grading gets a user of its own"
+                       % (options.run_as, options.jobs))
     if options.run_as:
         try:
             import pwd
@@ -356,6 +362,10 @@ def run(options: Options) -> int:
     options.out.mkdir(parents=True, exist_ok=True)
     entries = list_entries(options.submissions)
     say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
+    missing = None if options.run_as else procs.unprivileged_python_missing()
+    if missing:   # once, first, rather than in every student's grading
+        say("batch: WARNING: student programs will run as root, with every right on this "
+            "machine: %s" % missing)
     say("batch: %d submission%s in %s; stages %s"
         % (len(entries), "" if len(entries) == 1 else "s", options.submissions,
            ", ".join(options.stages)))

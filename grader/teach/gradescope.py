@@ -35,6 +35,7 @@ import traceback
 import zipfile
 from pathlib import Path
 
+from grader import isolation
 from grader.stages import STAGES, stages_named
 from grader.teach.submissions import (KIT, SubmissionProblem, error_explanation, grade, prepare,
                                 score_table, timeout_explanation, zero_results)
@@ -179,6 +180,9 @@ def who_runs_programs() -> tuple[str | None, str]:
     except (ImportError, KeyError):
         exists = False
     is_root = hasattr(os, "geteuid") and os.geteuid() == 0
+    if isolation.possible():
+        return None, ("Your programs ran as a user of their own, which no other program on "
+                      "this machine had.")
     if exists and is_root:
         return STUDENT, "Your programs ran as the unprivileged user %s." % STUDENT
     try:

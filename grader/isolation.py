@@ -1,0 +1,167 @@
+"""A user of its own for each grading (Linux, the grader running as root).
+
+Student programs are untrusted. When the grader runs as root (a teacher's
+server, a container, CI, Gradescope), they must never run as root, and one
+grading's programs must not be able to signal, trace, read or write another's.
+So, as isolate (the IOI's contest sandbox) does with its boxes, each grading
+claims a user id of its own from a pool, for as long as it runs:
+
+* the id has no passwd entry and no process when it is claimed, and a lock
+  (flock on a root-only file) keeps every other grading off it meanwhile;
+  the lock goes with the grading's process, however that process ends;
+* the programs run as that id, with the kernel's per-user limit on tasks
+  (RLIMIT_NPROC: processes and threads together), set before they exist;
+* when the grading ends, every process of that id is killed (kill(-1) from a
+  process of that id: daemons that left the process group and scrubbed their
+  environment included), before the lock lets another grading have the id.
+
+Where the programs need to read the implementation and cannot (a folder only
+root can read), they get a copy where they can (`readable_copy`).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+FIRST_UID = 60000          # the pool: FIRST_UID ... FIRST_UID + POOL_SIZE - 1 (isolate's too)
+POOL_SIZE = 1000
+HOME = Path("/run/chatkit")   # root's alone: the locks, and copies the programs can read
+END_WAIT = 5.0             # seconds to see every process of a user gone
+
+
+@dataclass
+class GradingUser:
+    uid: int
+    gid: int
+    lock: int     # the open, flock'ed lock file: the id is ours while it is open
+
+    def __str__(self) -> str:
+        return "user id %d" % self.uid
+
+
+def possible() -> bool:
+    """Whether this grader can give programs a user of their own: Linux, as root."""
+    return os.name == "posix" and Path("/proc/self/status").exists() and os.geteuid() == 0
+
+
+def claim() -> GradingUser | None:
+    """A user id no other grading uses while this one runs, or None if none is free."""
+    locks = private_folder(HOME / "users")
+    for uid in range(FIRST_UID, FIRST_UID + POOL_SIZE):
+        if has_passwd_entry(uid):
+            continue
+        fd = os.open(locks / str(uid), os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)          # another grading has it
+            continue
+        if processes_of(uid):     # not ours to kill: leave that id alone
+            os.close(fd)
+            continue
+        return GradingUser(uid, uid, fd)
+    return None
+
+
+def release(user: GradingUser) -> bool:
+    """End every process of the user, then let other gradings have the id. Whether
+    everything ended (if not, the id stays locked until this process exits, and the
+    next grading skips it while any of its processes live)."""
+    ended = end_every_process(user.uid)
+    if ended:
+        os.close(user.lock)
+    return ended
+
+
+def end_every_process(uid: int, within: float = END_WAIT) -> bool:
+    """Kill every process of `uid` and wait until none is left (or `within` s pass).
+
+    kill(-1, SIGKILL) from a process running as `uid` reaches every process of
+    that user, wherever it went, and nobody else's; it is repeated while a
+    process forks faster than it is killed."""
+    deadline = time.monotonic() + within
+    while processes_of(uid):
+        if time.monotonic() >= deadline:
+            return False
+        try:
+            subprocess.run(["/bin/sh", "-c", "kill -KILL -1"], user=uid, group=uid,
+                           extra_groups=[], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           timeout=5, cwd="/")
+        except (OSError, subprocess.SubprocessError):
+            pass   # it may itself be refused a process: the user is at its limit; again
+        time.sleep(0.02)   # let the killed be reaped before looking again
+    return True
+
+
+def processes_of(uid: int) -> list[int]:
+    """The live processes (not zombies) whose real user id is `uid`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+        except OSError:
+            continue   # it ended meanwhile
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        try:
+            real_uid = int(fields["Uid"].split()[0])
+        except (KeyError, ValueError, IndexError):
+            continue
+        if real_uid == uid and not fields.get("State", "").strip().startswith("Z"):
+            found.append(int(entry.name))
+    return found
+
+
+def has_passwd_entry(uid: int) -> bool:
+    import pwd
+    try:
+        pwd.getpwuid(uid)
+        return True
+    except KeyError:
+        return False
+
+
+def private_folder(path: Path) -> Path:
+    """`path`, a folder that root alone can write (created if need be); ValueError if
+    it exists but is not root's, or is a link (someone else placed it there)."""
+    path.mkdir(mode=0o711, parents=True, exist_ok=True)
+    info = os.lstat(path)
+    if not os.path.isdir(path) or os.path.islink(path) or info.st_uid != 0 \
+            or info.st_mode & 0o022:
+        raise ValueError("%s is not a folder that root alone can write: remove it" % path)
+    return path
+
+
+def readable_copy(impl: Path, stages: list[str]) -> Path:
+    """A copy of `impl` that every user can read but only root can change: the files
+    at its top (protocol.py, shared modules), the stage folders being graded, and
+    the protocol.py one folder up. Same folder names, so every message reads the same."""
+    root = Path(tempfile.mkdtemp(prefix="copy-", dir=private_folder(HOME / "copies")))
+    os.chmod(root, 0o755)
+    copy = root / impl.name
+    copy.mkdir()
+    for entry in impl.iterdir():
+        if entry.is_file() and not entry.is_symlink():
+            shutil.copy(entry, copy / entry.name)
+    for stage in stages:
+        if (impl / stage).is_dir():
+            shutil.copytree(impl / stage, copy / stage, symlinks=False,
+                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    if (impl.parent / "protocol.py").is_file():
+        shutil.copy(impl.parent / "protocol.py", root / "protocol.py")
+    for path in [root, *root.rglob("*")]:
+        os.chmod(path, 0o755 if path.is_dir() else 0o644)
+    return copy
+
+
+def remove_copy(copy: Path) -> None:
+    shutil.rmtree(copy.parent, ignore_errors=True)

@@ -1,0 +1,263 @@
+"""As root, each grading runs its students' programs as a user of its own.
+
+A class graded as root (as CI runs these tests) holds, besides correct students:
+
+* a saboteur, whose server leaves a daemon behind (double fork, a new session, an
+  empty environment: no marker of the grader survives) that kills every process
+  of its own user, again and again, for a minute;
+* a forger, whose daemon looks up the grader's command lines (/proc is readable by
+  everyone) and tries, again and again, to overwrite every results file it finds
+  with a score of 999;
+* a fork loop, whose server starts processes as fast as it can.
+
+Under one shared user, the saboteur stopped its neighbours' programs. With a user
+per grading, the correct students keep full marks, no forged score is on file, the
+fork loop stays at or under the kernel's bound, and no process of any grading's
+user is left when the command returns. The saboteur also goes through the
+Gradescope bundle alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from gradekit import KIT, left_running
+
+sys.path.insert(0, str(KIT))
+from grader import isolation, procs  # noqa: E402
+
+pytestmark = pytest.mark.skipif(not isolation.possible(),
+                                reason="a user per grading needs Linux and a grader run as root")
+
+SOLUTION = KIT / "solutions" / "1_echo"
+FORGED = "FORGED-BY-A-STUDENT"   # what the forger writes into every results file it finds
+TASK_BOUND = procs.Limits().processes + procs.THREADS_ALLOWED
+
+# Each hostile server: a prelude that does its mischief, then the reference server.
+DAEMON = '''
+import os, sys
+def _leave_a_daemon(code):
+    if os.fork() != 0:
+        return
+    os.setsid()
+    if os.fork() != 0:
+        os._exit(0)
+    os.execve(sys.executable, [sys.executable, "-c", code], {})   # no marker survives
+'''
+SABOTEUR = DAEMON + '''
+_leave_a_daemon("""
+import os, signal, time
+end = time.time() + 60
+while time.time() < end:
+    try:
+        os.kill(-1, signal.SIGKILL)   # every process of this user but itself
+    except OSError:
+        pass
+    time.sleep(0.02)
+""")
+'''
+FORGER = DAEMON + '''
+_leave_a_daemon("""
+import json, os, time
+forged = json.dumps({"score": 27, "max_score": 27, "tests": [], "note": "%s"})
+end = time.time() + 60
+while time.time() < end:
+    for pid in os.listdir("/proc"):
+        try:
+            words = open("/proc/%%s/cmdline" %% pid, "rb").read().decode().split("\\\\0")
+        except (OSError, ValueError):
+            continue
+        for flag in ("--out", "--results", "--classroom-results"):
+            if flag in words[:-1]:
+                target = words[words.index(flag) + 1]
+                for root, dirs, files in os.walk(target) if os.path.isdir(target) else [
+                        (os.path.dirname(target), [], [os.path.basename(target)])]:
+                    for name in files + ["forged.json"]:
+                        try:
+                            with open(os.path.join(root, name), "w") as f:
+                                f.write(forged if name.endswith(".json") else "x,%s\\\\n")
+                        except OSError:
+                            pass
+    time.sleep(0.05)
+""")
+''' % (FORGED, FORGED)
+FORK_LOOP = '''
+import os, time
+for _ in range(20000):
+    try:
+        if os.fork() == 0:
+            time.sleep(30)
+            os._exit(0)
+    except OSError:
+        time.sleep(0.001)
+'''
+
+
+def submission(folder: Path, prelude: str = "") -> None:
+    stage = folder / "1_echo"
+    shutil.copytree(SOLUTION, stage, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(KIT / "protocol.py", folder / "protocol.py")
+    server = stage / "chat_server.py"
+    server.write_text(prelude + "\n" + server.read_text(encoding="utf-8"), encoding="utf-8")
+
+
+def pool_processes() -> dict[int, int]:
+    """{uid: how many live processes} for the uids of the grading users' pool."""
+    counts: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                uid = entry.stat().st_uid
+            except OSError:
+                continue
+            if isolation.FIRST_UID <= uid < isolation.FIRST_UID + isolation.POOL_SIZE:
+                counts[uid] = counts.get(uid, 0) + 1
+    return counts
+
+
+class PoolMonitor:
+    """The most processes each grading user had at once, looked at every few ms."""
+
+    def __init__(self) -> None:
+        self.peaks: dict[int, int] = {}
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self.done.wait(0.005):
+            for uid, count in pool_processes().items():
+                self.peaks[uid] = max(self.peaks.get(uid, 0), count)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.done.set()
+        self.thread.join(5)
+
+
+def users_named_in(text: str) -> set[int]:
+    """The grading users a grader's output names ('… run as user id 60004, …'): this
+    run's own, as other gradings may run on the machine meanwhile."""
+    return {int(uid) for uid in re.findall(r"run as user id (\d+)", text)}
+
+
+@pytest.fixture(scope="module")
+def hostile_class(tmp_path_factory):
+    from test_batch import read_csv, run_batch
+    root = tmp_path_factory.mktemp("hostile")
+    subs, out = root / "submissions", root / "out"
+    for name, prelude in (("ada", ""), ("ben", ""), ("saboteur", SABOTEUR),
+                          ("forger", FORGER), ("forker", FORK_LOOP), ("zoe", "")):
+        submission(subs / name, prelude)
+    with PoolMonitor() as monitor:
+        code, stdout, stderr, seconds = run_batch(subs, "--out", out, "--jobs", 3,
+                                                  "--stage", 1, "--timeout", 90, limit=400)
+    ours = users_named_in("".join(path.read_text(encoding="utf-8", errors="replace")
+                                  for path in out.glob("*/feedback.txt")))
+    left = {uid: count for uid, count in pool_processes().items() if uid in ours}
+    rows = {row[0]: row for row in read_csv(out / "grades.csv")[1:]}
+    return {"code": code, "stderr": stderr, "out": out, "rows": rows, "left": left,
+            "peak": max([monitor.peaks.get(uid, 0) for uid in ours] or [0]),
+            "users": ours, "seconds": seconds}
+
+
+def test_correct_students_keep_full_marks(hostile_class, report):
+    rows = hostile_class["rows"]
+    for student in ("ada", "ben", "zoe"):
+        assert rows[student][1] == "27", (student, rows[student],
+                                                    hostile_class["stderr"][-3000:])
+    report("isolation: a class with a saboteur, a forger and a fork loop, --jobs 3: %.1f s; "
+           "the fork loop's user had %d processes at most (bound %d tasks)"
+           % (hostile_class["seconds"], hostile_class["peak"], TASK_BOUND))
+
+
+def test_no_forged_score_is_on_file(hostile_class):
+    for path in hostile_class["out"].rglob("*"):
+        if path.is_file():
+            text = path.read_text(encoding="utf-8", errors="replace")
+            assert FORGED not in text, "%s holds the forged score:\n%s" % (path, text[:500])
+            assert path.name != "forged.json", path
+    assert set(hostile_class["rows"]) == {"ada", "ben", "forger", "forker", "saboteur", "zoe"}
+
+
+def test_the_fork_loop_stays_within_the_kernels_bound(hostile_class):
+    assert 0 < hostile_class["peak"] <= TASK_BOUND, hostile_class["peak"]
+
+
+def test_nothing_of_any_grading_user_is_left(hostile_class):
+    assert len(hostile_class["users"]) >= 3, hostile_class["users"]   # --jobs 3: three at once
+    assert hostile_class["left"] == {}, hostile_class["left"]
+
+
+def test_the_saboteur_alone_through_the_gradescope_bundle(tmp_path):
+    from test_gradescope import build, run_autograder, unpack_like_gradescope
+    bundle = tmp_path / "autograder.zip"
+    build(bundle, "--stage", "1", "--timeout", "90")
+    unpack_like_gradescope(bundle, tmp_path)
+    submission(tmp_path / "submission" / "work", SABOTEUR)
+    results, output, _ = run_autograder(tmp_path, limit=240)
+    assert 0 <= results["score"] < results["max_score"] == 27, json.dumps(results)[:2000]
+    assert "a user of their own" in results["output"], results["output"]
+    ours = users_named_in(output + results.get("output", ""))
+    assert ours, output[-2000:]
+    assert left_running(lambda: {u: n for u, n in pool_processes().items() if u in ours}) == {}
+
+
+def test_two_gradings_never_share_a_user():
+    first = isolation.claim()
+    second = isolation.claim()
+    try:
+        assert first is not None and second is not None and first.uid != second.uid
+    finally:
+        for user in (first, second):
+            if user is not None:
+                isolation.release(user)
+
+
+def test_a_daemon_of_the_user_is_ended_at_release(tmp_path):
+    """A process of the grading's user that left every group and scrubbed its
+    environment is still ended when the grading ends."""
+    import subprocess
+    user = isolation.claim()
+    assert user is not None
+    try:
+        # A shell that leaves `sleep` behind in a new session, with an empty environment.
+        subprocess.run(["/bin/sh", "-c", "(setsid sleep 60 > /dev/null 2>&1 &); exit 0"],
+                       user=user.uid, group=user.gid, extra_groups=[], cwd="/", env={},
+                       timeout=30)
+        deadline = time.monotonic() + 5
+        while not isolation.processes_of(user.uid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert isolation.processes_of(user.uid), "the daemon did not start"
+    finally:
+        assert isolation.release(user)
+    assert isolation.processes_of(user.uid) == []
+
+
+def test_without_a_python_for_other_users_it_grades_as_root_and_says_so(monkeypatch, tmp_path):
+    """No Python 3.10+ that another user can run: the programs run as root, the grader
+    says so plainly (its output, so every student's feedback), and frees the id."""
+    monkeypatch.setattr(procs, "_pythons", lambda: [])
+    limits = procs.Limits()
+    procs._prepare_own_user(limits, KIT / "solutions", ["1_echo"], None)
+    assert limits.uid is None and limits.user is None
+    assert limits.who.startswith("WARNING: student programs run as root"), limits.who
+    assert "no Python 3.10 or newer that another user can run" in limits.who
+
+
+def test_batch_is_told_once_before_grading_when_no_python_fits(monkeypatch):
+    """batch asks this once, before grading anyone, and says it on its first line."""
+    assert procs.unprivileged_python_missing() is None   # this machine has one
+    monkeypatch.setattr(procs, "_pythons", lambda: [])
+    assert "no Python 3.10 or newer" in procs.unprivileged_python_missing()

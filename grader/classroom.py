@@ -9,7 +9,7 @@ JSON itself (`pytest grader --classroom-results FILE`) and, inside a GitHub
 Actions step, also gives it as the step's output `result`, so each grading step
 of the workflow is one command and no script.
 
-Pure code: results in, JSON out (no pytest, no sockets).
+Results in, JSON out (no pytest, no sockets).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import base64
 import json
 import os
 
+from grader.isolation import write_out_of_reach
 from grader.wire import OWN_ERROR, essentials
 
 
@@ -56,7 +57,7 @@ def as_step_output(report: dict) -> str:
 def write_classroom_results(path, report: dict) -> None:
     """Write the reporter's JSON to `path`; inside a GitHub Actions step (GITHUB_OUTPUT
     set), also append it to the step's outputs as `result`."""
-    path.write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
+    write_out_of_reach(path, json.dumps(report, indent=2, ensure_ascii=False))
     github_output = os.environ.get("GITHUB_OUTPUT")
     if github_output:
         with open(github_output, "a", encoding="utf-8") as outputs:

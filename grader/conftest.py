@@ -25,8 +25,9 @@ import pytest
 from grader.stages import STAGES, stages_named
 from grader.clientside import spare_client
 from grader.procs import (ServerUnderTest, configure, discard_spares, keep_spare, make_limits,
-                          spare_server, stop_everything)
+                          release_user, spare_server, stop_everything)
 from grader.classroom import classroom_results, write_classroom_results
+from grader.isolation import write_out_of_reach
 from grader.wire import OWN_ERROR, Conversation, essentials
 
 KIT_ROOT = Path(__file__).resolve().parent.parent
@@ -341,9 +342,10 @@ class Grader:
 
     def pytest_sessionfinish(self, session, exitstatus):
         discard_spares()
+        release_user()   # as root: no program of the students' is left to race the results
         if self.results_path:
-            self.results_path.write_text(json.dumps(self.results(), indent=2,
-                                                          ensure_ascii=False), encoding="utf-8")
+            write_out_of_reach(self.results_path,
+                               json.dumps(self.results(), indent=2, ensure_ascii=False))
         if self.classroom_path:
             write_classroom_results(self.classroom_path, classroom_results(self.results()))
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -83,22 +84,37 @@ def release(user: GradingUser) -> bool:
 def end_every_process(uid: int, within: float = END_WAIT) -> bool:
     """Kill every process of `uid` and wait until none is left (or `within` s pass).
 
-    kill(-1, SIGKILL) from a process running as `uid` reaches every process of
-    that user, wherever it went, and nobody else's; it is repeated while a
-    process forks faster than it is killed."""
+    Root kills each process it finds, again while any is left (the kernel's bound
+    on the user's tasks keeps a fork loop from outrunning that). Should some still
+    be there after a while, kill(-1, SIGKILL) from a process running as `uid`
+    reaches every process of that user at once, wherever it went, nobody else's."""
     deadline = time.monotonic() + within
-    while processes_of(uid):
+    sweeps = 0
+    while True:
+        found = processes_of(uid)
+        if not found:
+            return True
         if time.monotonic() >= deadline:
             return False
-        try:
-            subprocess.run(["/bin/sh", "-c", "kill -KILL -1"], user=uid, group=uid,
-                           extra_groups=[], stdin=subprocess.DEVNULL,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                           timeout=5, cwd="/")
-        except (OSError, subprocess.SubprocessError):
-            pass   # it may itself be refused a process: the user is at its limit; again
-        time.sleep(0.02)   # let the killed be reaped before looking again
-    return True
+        for pid in found:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass   # gone already
+        sweeps += 1
+        if sweeps % 20 == 0:
+            _kill_all_as(uid)
+        time.sleep(0.005)   # let the killed be reaped before looking again
+
+
+def _kill_all_as(uid: int) -> None:
+    """kill(-1, SIGKILL) run as `uid`: every process of that user but the killer."""
+    try:
+        subprocess.run(["/bin/sh", "-c", "kill -KILL -1"], user=uid, group=uid,
+                       extra_groups=[], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=5, cwd="/")
+    except (OSError, subprocess.SubprocessError):
+        pass   # refused a process (the user is at its bound): root's sweeps go on
 
 
 def processes_of(uid: int) -> list[int]:
@@ -165,3 +181,18 @@ def readable_copy(impl: Path, stages: list[str]) -> Path:
 
 def remove_copy(copy: Path) -> None:
     shutil.rmtree(copy.parent, ignore_errors=True)
+
+
+def write_out_of_reach(path: Path, text: str) -> None:
+    """Write `path` so that nothing a student's program placed there beforehand counts:
+    a new file (O_EXCL, never through a link) renamed over whatever `path` was (a
+    planted link is replaced, not followed)."""
+    partial = path.with_name("%s.%d.partial" % (path.name, os.getpid()))
+    try:
+        os.unlink(partial)
+    except FileNotFoundError:
+        pass
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
+    os.replace(partial, path)

@@ -158,15 +158,14 @@ def _prepare_own_user(limits: Limits, impl: Path, stages: list[str],
     if found is not None and found["unreadable"]:
         limits.copy = isolation.readable_copy(impl, stages)
         found = _find_python(limits, _program_files(limits.copy, stages), results)
-    if found is None or found["unreadable"] or found["results"]:
+    if found is None or found["unreadable"]:
         isolation.release(user)
         limits.uid = limits.gid = limits.user = None
         if limits.copy is not None:
             isolation.remove_copy(limits.copy)
             limits.copy = None
-        why = ("it could write where the results go (%s)" % found["results"][0] if found and
-               found["results"] else "no Python 3.10 or newer that another user can run "
-               "(tried %s)" % ", ".join(_pythons()))
+        why = ("no Python 3.10 or newer that another user can run (tried %s)"
+               % ", ".join(_pythons()))
         limits.who = ("WARNING: student programs run as root, with every right on this "
                       "machine: %s" % why)
         return

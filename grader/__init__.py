@@ -1,1 +1,1 @@
-"""The chat kit's autograder: `pytest grader` (see README § The grader)."""
+"""The chat kit's autograder: `pytest grader` (see docs/students.md § The grader)."""

@@ -20,19 +20,19 @@ import pytest
 from grader.wire import MESSAGE, QUIET, frame, show
 
 HINT_NAME = ("'NAME <name>' gets 'HELLO <name>' when the name is free or already yours; "
-             "naming keeps working in every stage from 2 on (README § Stage 2).")
+             "naming keeps working in every stage from 2 on (docs/students.md § Stage 2).")
 HINT_MSG = ("'MSG <name> <text>' pushes 'FROM <sender> <text>' to the recipient and replies "
-            "'SENT <name>' to the sender (README § Stage 3).")
+            "'SENT <name>' to the sender (docs/students.md § Stage 3).")
 HINT_NAMES = ("'GET_NAMES' gets 'NAMES' followed by every name now held, sorted, each after "
-              "one space: 'NAMES alice bob' (README § Stage 2).")
+              "one space: 'NAMES alice bob' (docs/students.md § Stage 2).")
 HINT_UNNAMED_LEAVES = ("A client that never took a name may leave too, by closing or by a "
                        "reset: clean it up like any other (unregister, close), and free its "
                        "name only if it has one: 'del names[client.name]' with no name raises "
-                       "and stops the server (README § Stage 2).")
+                       "and stops the server (docs/students.md § Stage 2).")
 HINT_SPLIT_CHARACTER = ("one recv() may end in the middle of a character: 'é' is two bytes "
                         "in UTF-8 and they may arrive in two reads. Keep the raw bytes in the "
                         "buffer and decode only a whole payload, never each chunk recv() "
-                        "returns (README § Framing, § Stage 2).")
+                        "returns (docs/students.md § Framing, § Stage 2).")
 
 SPLIT_PAUSE = 0.03   # send_split_character: the pause between the two halves of a character
 
@@ -67,7 +67,7 @@ def exchange(sender, recipient, sender_name, recipient_name, text, hint=HINT_MSG
             got += "; %s got no reply either" % sender.label
         recipient.conv.fail(recipient.heard(show(expected)), got, hint)
     sender.expect("SENT " + recipient_name, hint="the sender of a delivered MSG gets the reply "
-                                                 "'SENT <name>' (README § Stage 3).")
+                                                 "'SENT <name>' (docs/students.md § Stage 3).")
 
 
 def unnamed_clients_leave(server):

@@ -70,7 +70,7 @@ class ClientLink(Peer):
                            died or "the send did not finish within %.0f s: the client stopped "
                                    "reading" % WAIT,
                            "the client must keep receiving from the socket all the time "
-                           "(README § The client).")
+                           "(docs/students.md § The client).")
         self.conv.fail("the client receives what the server sends",
                        "%sthe connection failed: %s" % (died + "; " if died else "", error),
                        "the client crashed: its error is below." if died else
@@ -141,7 +141,7 @@ class ClientUnderTest:
         if not self.script.is_file():
             self.conv.fail("a client program at %s" % self.script, "no such file",
                            "each stage folder needs chat_server.py and chat_client.py "
-                           "(see README § Running).")
+                           "(see docs/students.md § Running).")
         spare = take_spare(self.script) or spare_client(self.script)
         keep_spare(self.script, spare_client(self.script))   # the next check's (procs.py § spares)
         self.program, self._listener, port = spare.program, spare.listener, spare.port
@@ -169,12 +169,12 @@ class ClientUnderTest:
                                "it exited with status %s without connecting" % status,
                                "the client must connect to the --host and --port given on its "
                                "command line (argparse; defaults 127.0.0.1 and 7777). Its error is "
-                               "below (README § Running).")
+                               "below (docs/students.md § Running).")
             if time.monotonic() >= deadline:
                 self.conv.fail("the client connects to 127.0.0.1:%d" % port,
                                "no connection within %.0f s" % CONNECT_TIMEOUT,
                                "the client must connect at start, to the --host and --port it is "
-                               "given (argparse; defaults 127.0.0.1 and 7777) (README § Running).")
+                               "given (argparse; defaults 127.0.0.1 and 7777) (docs/students.md § Running).")
 
     # --- the user at the keyboard ------------------------------------------
     def type(self, line: str, note: str | None = None, ending: str = "\n") -> None:
@@ -200,7 +200,7 @@ class ClientUnderTest:
         self.conv.fail("the client reads what you type",
                        "its standard input is closed" + (": " + died if died else ""),
                        "the client must keep reading lines until the input ends "
-                       "(README § The client).")
+                       "(docs/students.md § The client).")
 
     def end_input(self) -> None:
         """End of input, as Ctrl-D (Ctrl-Z Enter on Windows) does: stdin is closed."""

@@ -48,7 +48,7 @@ def pytest_addoption(parser):
     group.addoption("--classroom-results", metavar="FILE", default=None,
                     help="also write the run as GitHub Classroom's grading reporter reads it "
                          "(and, in a GitHub Actions step, as the step's output 'result')")
-    # Limits on student programs (grader/procs.py, README § Limits on student programs).
+    # Limits on student programs (grader/procs.py, docs/teachers.md § Limits on student programs).
     group.addoption("--output-limit", metavar="MB", default="16",
                     help="stop a program that prints more than MB megabytes (default 16; 0: none)")
     group.addoption("--memory-limit", metavar="MB", default="256",

@@ -3,7 +3,7 @@
 Every program gets its own process group (and session), so teardown can stop it
 together with anything it started, and every wait is bounded. Student programs
 are untrusted and often broken, so each one also runs within limits (`Limits`,
-set from the grader's options, README § Limits on student programs):
+set from the grader's options, docs/teachers.md § Limits on student programs):
 
 * output: what it prints goes through pipes that the grader drains at once
   (never an undrained pipe, so a program that prints megabytes cannot block,
@@ -627,7 +627,7 @@ def _set_hard_limits(pid: int) -> None:
         import resource
         prlimit = resource.prlimit
     except (ImportError, AttributeError):
-        return   # not Linux: the output limit still holds; see README
+        return   # not Linux: the output limit still holds; see docs/teachers.md
     wanted = [(resource.RLIMIT_CORE, 0)]
     if LIMITS.memory:
         wanted.append((resource.RLIMIT_AS, LIMITS.address_space()))
@@ -1092,7 +1092,7 @@ class ServerUnderTest:
             self.conv.fail("a server program at %s" % self.script,
                            "no such file",
                            "each stage folder needs chat_server.py and chat_client.py "
-                           "(see README § Layout).")
+                           "(see docs/developing.md § Layout).")
         for attempt in range(3):
             spare = take_spare(self.script) if port is None and attempt == 0 else None
             if spare is not None:
@@ -1127,7 +1127,7 @@ class ServerUnderTest:
             self.conv.fail("the server accepts a connection on port %d" % self.port,
                            "it did not start listening within %.0f s" % START_TIMEOUT,
                            "does the server bind to the --host/--port it is given and call listen()? "
-                           "(see README § Running).")
+                           "(see docs/students.md § Running).")
         if self.program.limit_reason:
             self.conv.fail("the server starts and keeps running",
                            "the grader stopped it before it accepted a connection: it %s"

@@ -16,11 +16,11 @@ STAGE = "1_echo"
 
 HINT_FRAMING = ("TCP is a byte stream: one recv() may return part of a message or several "
                 "messages. Keep a buffer per client and take out only complete messages "
-                "(README § Framing).")
+                "(docs/students.md § Framing).")
 HINT_EOF = ("when recv() returns b'' the client has left: unregister its socket from select "
             "and close it. A socket whose peer has left stays readable for ever, so a server "
             "that ignores b'' finds it ready in every select() and spins at full CPU "
-            "(README § Stage 1).")
+            "(docs/students.md § Stage 1).")
 
 CPU_WINDOW = 0.2    # check 12: how long the idle server is watched, in seconds
 BUSY_LIMIT = 0.5    # check 12: the share of that time it may want the CPU (a spinner: ~1.0)
@@ -32,7 +32,7 @@ def test_echoes_one_message(server):
     alice = server.connect("alice")
     alice.send("hello")
     alice.expect("hello", hint="the server must send each message back, framed, to its sender "
-                               "(README § Stage 1).")
+                               "(docs/students.md § Stage 1).")
 
 
 @check(2, "Echo keeps the payload byte for byte, empty ones too")
@@ -72,7 +72,7 @@ def test_largest_message(server):
                                   "MAX_MSG_LENGTH bytes is valid (a header over 1024 is the "
                                   "error). A long payload may also take several recv() calls: "
                                   "keep the part that arrived in the client's buffer until "
-                                  "the rest comes (README § Framing).")
+                                  "the rest comes (docs/students.md § Framing).")
 
 
 @check(6, "Length counts bytes, not characters (UTF-8)")
@@ -89,7 +89,7 @@ BAD_HEADERS = [b"abcd", b"1025", b"9999"] + INT_HEADERS
 HINT_BAD_HEADER = ("a header is exactly 4 ASCII digits. int() alone also accepts '+012', ' 12 ' "
                    "and '1_23' (and digits of other scripts), so check the 4 bytes first (each "
                    "one b'0' to b'9') and only then convert; anything else is a framing error: "
-                   "'ERROR <reason>', then close (README § Framing).")
+                   "'ERROR <reason>', then close (docs/students.md § Framing).")
 
 
 @check(7, "Bad headers get ERROR, then the connection is closed", points=2)
@@ -99,7 +99,7 @@ def test_bad_headers(server):
     whole before a bad header, in the same write, is echoed first; another client
     carries on.
 
-    This is the stage's one check of the word ERROR itself (README § Framing).
+    This is the stage's one check of the word ERROR itself (docs/students.md § Framing).
     """
     bystander = server.connect("bystander")
     for header in BAD_HEADERS:
@@ -115,11 +115,11 @@ def test_bad_headers(server):
     late.expect("hi", hint="the message before the bad header is whole: handle it as usual, and "
                            "queue its reply before the ERROR. Take out every complete message "
                            "first; only then complain about the header that follows "
-                           "(README § Framing).")
+                           "(docs/students.md § Framing).")
     late.expect_error(hint="after the messages that were whole, the bad header gets "
-                           "'ERROR <reason>' (README § Framing).")
+                           "'ERROR <reason>' (docs/students.md § Framing).")
     late.expect_closed(hint="after the ERROR the server closes that connection "
-                            "(README § Framing).")
+                            "(docs/students.md § Framing).")
     bystander.send("still here")
     bystander.expect("still here", hint="a framing error ends only that client's connection, "
                                         "never the server.")
@@ -186,13 +186,13 @@ def test_half_closed_client(server):
     alice = server.connect("alice")
     alice.send("hello")
     alice.expect("hello", hint="the server must send each message back to its sender "
-                               "(README § Stage 1).")
+                               "(docs/students.md § Stage 1).")
     alice.shut_sending_side()
     alice.expect_closed(hint=HINT_EOF)
     bob = server.connect("bob")
     bob.send("still there?")
     bob.expect("still there?", hint="after a client leaves, the server serves the others "
-                                    "(README § Stage 1).")
+                                    "(docs/students.md § Stage 1).")
 
 
 @check(12, "With its clients idle, the server uses little CPU")
@@ -205,11 +205,11 @@ def test_idle_server_is_idle(server, conversation):
     for client in (alice, bob, carol):
         client.send("hi")
         client.expect("hi", hint="the server must send each message back to its sender "
-                                 "(README § Stage 1).")
+                                 "(docs/students.md § Stage 1).")
     carol.close()
     alice.send("anyone?")   # a round trip after carol's close: the server is settled
     alice.expect("anyone?", hint="after a client leaves, the server serves the others "
-                                 "(README § Stage 1).")
+                                 "(docs/students.md § Stage 1).")
     program = server.program
     if busy_seconds(program.proc.pid) is None:
         pytest.skip("this system does not tell the grader how much CPU a program uses "

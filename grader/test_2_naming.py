@@ -16,11 +16,11 @@ from grader.wire import MESSAGE, frame, show
 STAGE = "2_naming"
 HINT_VALID = ("A valid name is 1 to 16 characters (len() of the decoded text, not of the "
               "bytes), none of them whitespace (c.isspace()); the name is everything after "
-              "'NAME ', so never split() or strip() it (README § Stage 2).")
+              "'NAME ', so never split() or strip() it (docs/students.md § Stage 2).")
 HINT_GOES_ON = ("After an ERROR the connection stays open: reply, then go on reading that "
-                "client's next command (README § Stage 2).")
+                "client's next command (docs/students.md § Stage 2).")
 HINT_FRAMING = ("TCP is a byte stream: keep a buffer per client and take out only complete "
-                "messages (README § Framing).")
+                "messages (docs/students.md § Framing).")
 
 
 @check(1, "NAME alice gets HELLO alice", points=2, needs=None)
@@ -30,7 +30,7 @@ def test_name_gets_hello(server):
     alice.send("NAME alice")
     alice.expect("HELLO alice", hint="echo is gone in stage 2: read the payload as a command; "
                                      "for 'NAME <name>' reply 'HELLO <name>' to the sender "
-                                     "(README § Stage 2).")
+                                     "(docs/students.md § Stage 2).")
 
 
 @check(2, "GET_NAMES lists the names held", points=2)
@@ -48,11 +48,11 @@ def test_taken_name(server):
     bob = named(server, "bob")
     bob.send("NAME alice", note="'NAME alice' (alice holds it)")
     bob.expect_error(hint="a name belongs to one client at a time: if another client holds "
-                          "it, reply 'ERROR <reason>' (README § Stage 2).")
+                          "it, reply 'ERROR <reason>' (docs/students.md § Stage 2).")
     expect_names(bob, ["alice", "bob"],
                  hint="a refused NAME changes nothing: alice still holds 'alice' and bob still "
                       "holds 'bob'. Check that the name is free before you release the "
-                      "client's old one (README § Stage 2).")
+                      "client's old one (docs/students.md § Stage 2).")
 
 
 @check(4, "Renaming frees the old name at once", points=2)
@@ -64,10 +64,10 @@ def test_rename_frees_old_name(server):
     bob = server.connect("bob")
     expect_names(bob, ["ann"], hint="after a rename only the new name is held: delete the old "
                                     "name from your table when the client takes the new one "
-                                    "(README § Stage 2).")
+                                    "(docs/students.md § Stage 2).")
     bob.send("NAME alice")
     bob.expect("HELLO alice", hint="a rename frees the old name at once, so another client "
-                                   "can take it (README § Stage 2).")
+                                   "can take it (docs/students.md § Stage 2).")
     expect_names(bob, ["alice", "ann"])
 
 
@@ -78,7 +78,7 @@ def test_own_name_again(server):
     alice.send("NAME alice", note="'NAME alice' again (she already holds it)")
     alice.expect("HELLO alice", hint="a name that is already the sender's own is not taken "
                                      "by someone else: compare the holder with the sender "
-                                     "and reply 'HELLO <name>' (README § Stage 2).")
+                                     "and reply 'HELLO <name>' (docs/students.md § Stage 2).")
     expect_names(alice, ["alice"], hint="each name is held once: asking again for one's own "
                                         "name must not list it twice. " + HINT_NAMES)
 
@@ -92,7 +92,7 @@ def test_whitespace_names(server):
         alice.expect_error(hint="this name is empty or holds whitespace, so it is invalid "
                                 "and gets 'ERROR <reason>'. " + HINT_VALID)
     expect_names(alice, ["alice"], hint="an invalid NAME changes nothing: alice still holds "
-                                        "'alice' (README § Stage 2).")
+                                        "'alice' (docs/students.md § Stage 2).")
 
 
 @check(7, "A name has at most 16 characters (not bytes), Hebrew too")
@@ -128,7 +128,7 @@ def test_names_sorted(server):
     if listed is not None and sorted(listed) == wanted:
         hint = ("the names are right but not sorted: sort them with plain sorted(names), where "
                 "uppercase letters come before lowercase ones, so 'Zed' is first "
-                "(README § Stage 2).")
+                "(docs/students.md § Stage 2).")
     else:
         hint = ("every held name is listed, sorted by plain string order, and clients without "
                 "a name may ask too. " + HINT_NAMES)
@@ -148,7 +148,7 @@ def test_names_format(server):
     expect_exact_names(alice, [], hint="each name comes after a single space, so with no names "
                                        "the reply is 'NAMES' with no space at all: "
                                        "' '.join(['NAMES'] + names), not 'NAMES ' + "
-                                       "' '.join(names) (README § Stage 2).")
+                                       "' '.join(names) (docs/students.md § Stage 2).")
     alice.send("NAME alice")
     alice.expect("HELLO alice", hint=HINT_NAME)
     bob = named(server, "bob")
@@ -167,10 +167,10 @@ def expect_exact_names(peer, names, hint):
     if kind == MESSAGE and payload.rstrip() == wanted and not names:
         hint = ("nobody has a name, so the reply is 'NAMES' alone: there is an extra space at "
                 "the end. ' '.join(['NAMES'] + names) puts a space before each name and "
-                "nowhere else (README § Stage 2).")
+                "nowhere else (docs/students.md § Stage 2).")
     elif kind == MESSAGE and sorted(names_listed(payload) or []) == sorted(names) and names:
         hint = (format_problem(payload) or "the names are right but not spelt out as "
-                "'NAMES alice bob'") + " (README § Stage 2)."
+                "'NAMES alice bob'") + " (docs/students.md § Stage 2)."
     peer.conv.fail(peer.heard(show(wanted)), peer.describe_event(kind, payload), hint)
 
 
@@ -181,7 +181,7 @@ def test_echo_is_gone(server):
     alice.send("hello")
     alice.expect_error(hint="stage 2 does not echo any more: every payload is a command, and "
                             "one that is not NAME or GET_NAMES gets 'ERROR <reason>' "
-                            "(README § Stage 2).")
+                            "(docs/students.md § Stage 2).")
     alice.send("NAME alice")
     alice.expect("HELLO alice", hint="every command gets exactly one reply, nothing more: "
                                      "remove the stage 1 echo. " + HINT_NAME)
@@ -202,7 +202,7 @@ def test_unknown_commands(server):
         alice.expect_error(exact=True, hint="commands are exact and case-sensitive; anything else, an "
                                 "empty payload too, gets 'ERROR <reason>'. Look commands up "
                                 "with .get() or 'in', and never take split()[0] of an empty "
-                                "text (README § Stage 2).")
+                                "text (docs/students.md § Stage 2).")
     expect_names(alice, [], hint="'name alice' is not NAME, so nobody holds a name. "
                                  + HINT_GOES_ON)
     alice.send("NAME alice")
@@ -230,9 +230,9 @@ def test_invalid_utf8(server):
     alice.send(b"NAME \xff\xfe", note="'NAME \\xff\\xfe' (not valid UTF-8)")
     alice.expect_error(hint="decode with payload.decode('utf-8') inside try/except "
                             "UnicodeDecodeError, and reply 'ERROR <reason>' (no errors= "
-                            "'replace' or 'ignore': those invent a name) (README § Stage 2).")
+                            "'replace' or 'ignore': those invent a name) (docs/students.md § Stage 2).")
     expect_names(alice, [], hint="bytes that are not UTF-8 are not a command: they name nobody, "
-                                 "and the connection stays open (README § Stage 2).")
+                                 "and the connection stays open (docs/students.md § Stage 2).")
     alice.send("NAME alice")
     alice.expect("HELLO alice", hint=HINT_GOES_ON)
 
@@ -246,7 +246,7 @@ def test_twenty_clients(server):
     for i, client in enumerate(clients, 1):
         client.expect("HELLO u%d" % i, hint="the reply goes to the client that sent the "
                                             "command: queue it for that client's socket, not "
-                                            "for the last one accepted (README § Stage 2).")
+                                            "for the last one accepted (docs/students.md § Stage 2).")
     expect_names(clients[0], ["u%d" % i for i in range(1, 21)],
                  hint="all twenty names are held. " + HINT_NAMES)
 
@@ -273,9 +273,9 @@ def test_framing_still_works(server):
     bad = server.connect("bad")
     bad.send_raw(b"abcdNAME bad", note="bad header 'abcd'")
     bad.expect_error(hint="a header that is not 4 digits gets 'ERROR <reason>', in stage 2 "
-                          "too (README § Framing).")
+                          "too (docs/students.md § Framing).")
     bad.expect_closed(hint="after the ERROR for a bad header, close that connection "
-                           "(README § Framing).")
+                           "(docs/students.md § Framing).")
     expect_names(alice, ["alice"], hint="a framing error ends only that client's connection: "
                                         "the others carry on. " + HINT_NAMES)
 

@@ -20,21 +20,21 @@ from grader.wire import MESSAGE, WAIT, FrameReader, Peer, frame, is_refusal, sho
 STAGE = "3_messaging"
 
 HINT_TEXT = ("the text is everything after the second space, kept exactly: split with "
-             "text.split(' ', 2) or partition(' '), never with split() (README § Stage 3).")
+             "text.split(' ', 2) or partition(' '), never with split() (docs/students.md § Stage 3).")
 HINT_ONLY_RECIPIENT = ("a MSG goes to its recipient only: look the recipient up by name and "
                        "queue the push for that one client, not for every client "
-                       "(README § Stage 3).")
+                       "(docs/students.md § Stage 3).")
 HINT_GOES_ON = ("after an ERROR the connection stays open and the server goes on as before "
-                "(README § Stage 3).")
+                "(docs/students.md § Stage 3).")
 HINT_SLOW = ("Never send with a blocking sendall() to a client that may not be reading: on a "
              "non-blocking socket send() takes what fits; keep the rest queued and send it "
-             "when select reports the socket writable (README § Stage 3).")
+             "when select reports the socket writable (docs/students.md § Stage 3).")
 HINT_BACKLOG = ("Count the bytes waiting in each client's queue: once they pass "
                 "protocol.MAX_BACKLOG (1 MiB), disconnect that client (unregister, close) and "
                 "free its name, so one client that never reads can't make the server's memory "
-                "grow without bound (README § Stage 3).")
+                "grow without bound (docs/students.md § Stage 3).")
 HINT_FRAMING = ("TCP is a byte stream: keep a buffer per client and take out only complete "
-                "messages (README § Framing).")
+                "messages (docs/students.md § Framing).")
 
 FLOOD_COUNT = 8200      # check 10: messages alice sends to bob, who never reads ...
 FLOOD_TEXT = 1000       # ... each with this many bytes of text: about 8.3 MB in all
@@ -82,7 +82,7 @@ def test_only_recipient(server):
     carol = named(server, "carol")
     exchange(alice, bob, "alice", "bob", "for bob only", hint=HINT_ONLY_RECIPIENT)
     # No fixed wait for carol's silence: alice now writes to carol herself. Messages from
-    # one sender to one recipient keep their order (README § Stage 3), so had the server pushed
+    # one sender to one recipient keep their order (docs/students.md § Stage 3), so had the server pushed
     # 'for bob only' to carol, it would reach her before this one.
     exchange(alice, carol, "alice", "carol", "this one is for carol", hint=HINT_ONLY_RECIPIENT)
 
@@ -95,7 +95,7 @@ def test_unnamed_sender(server):
     carol.send("MSG bob hi", note="'MSG bob hi' (carol has no name yet)")
     carol.expect_error(hint="only a named client may send: with no name there is no "
                             "'FROM <sender>' to write. Reply ERROR and deliver nothing "
-                            "(README § Stage 3).")
+                            "(docs/students.md § Stage 3).")
     carol.send("NAME carol")
     carol.expect("HELLO carol", hint=HINT_GOES_ON)
     exchange(carol, bob, "carol", "bob", "now I have a name",
@@ -117,7 +117,7 @@ def test_unknown_recipient(server):
     alice.send("MSG zoe hi")
     alice.expect_error(exact=True, hint="look the name up with names.get(name) (or 'in'): a "
                        "missing name must get 'ERROR <reason>', not crash the server "
-                       "(README § Stage 3).")
+                       "(docs/students.md § Stage 3).")
     exchange(alice, bob, "alice", "bob", "still there?",
              hint="after an ERROR the server serves on: " + HINT_MSG)
     server.connect("nameless").refusal_says_error("MSG bob hi", note="'MSG bob hi' (no name yet)")
@@ -134,7 +134,7 @@ def test_message_to_self(server):
     alice.send("MSG alice hi")
     alice.expect_error(hint="a client may not send a message to itself: compare the recipient "
                             "with the sender's own name first, and reply ERROR without "
-                            "delivering (README § Stage 3).")
+                            "delivering (docs/students.md § Stage 3).")
     exchange(alice, bob, "alice", "bob", "to someone else", hint=HINT_GOES_ON + " " + HINT_MSG)
 
 
@@ -146,7 +146,7 @@ def test_message_without_text(server):
     for payload in ["MSG bob", "MSG bob "]:
         alice.send(payload)
         alice.expect_error(hint="the text must not be empty: 'MSG bob' and 'MSG bob ' get "
-                                "'ERROR <reason>' and nothing is delivered (README § Stage 3).")
+                                "'ERROR <reason>' and nothing is delivered (docs/students.md § Stage 3).")
     exchange(alice, bob, "alice", "bob", "with text",
              hint="bob's next message must be this one: a MSG without text delivers nothing. "
                   + HINT_MSG)
@@ -158,16 +158,16 @@ def test_messages_follow_renames(server):
     alice = named(server, "alice")
     bob = named(server, "bob")
     alice.send("NAME ann")
-    alice.expect("HELLO ann", hint="a named client may rename (README § Stage 2).")
+    alice.expect("HELLO ann", hint="a named client may rename (docs/students.md § Stage 2).")
     bob.send("MSG alice hi")
     bob.expect_error(hint="after a rename the old name is free at once: 'alice' is not a "
-                          "current name, so a MSG to it gets ERROR (README § Stage 3).")
+                          "current name, so a MSG to it gets ERROR (docs/students.md § Stage 3).")
     exchange(bob, alice, "bob", "ann", "hi ann",
              hint="look the recipient up in the current names: after a rename the new name "
-                  "reaches the client (README § Stage 3).")
+                  "reaches the client (docs/students.md § Stage 3).")
     exchange(alice, bob, "ann", "bob", "hi from ann",
              hint="write the sender's current name in 'FROM <sender>', not the name it had "
-                  "when it connected (README § Stage 3).")
+                  "when it connected (docs/students.md § Stage 3).")
 
 
 @check(9, "300 messages in one write arrive in order", points=2)
@@ -435,9 +435,9 @@ def test_naming_still_works(server):
     carol = server.connect("carol")
     carol.send("NAME alice")
     carol.expect_error(hint="a name held by another client is refused with ERROR, in stage 3 "
-                            "too (README § Stage 2).")
+                            "too (docs/students.md § Stage 2).")
     expect_names(carol, ["alice", "bob"], hint="GET_NAMES lists every held name, in stage 3 "
-                                               "too (README § Stage 2).")
+                                               "too (docs/students.md § Stage 2).")
 
 
 @check(12, "Framing still works: a MSG in pieces, a bad header")
@@ -451,9 +451,9 @@ def test_framing_still_works(server):
     bad = server.connect("bad")
     bad.send_raw(b"abcdMSG bob hi", note="bad header 'abcd'")
     bad.expect_error(hint="a header that is not 4 digits gets 'ERROR <reason>' "
-                          "(README § Framing).")
+                          "(docs/students.md § Framing).")
     bad.expect_closed(hint="after the ERROR for a bad header, close that connection "
-                           "(README § Framing).")
+                           "(docs/students.md § Framing).")
     exchange(alice, bob, "alice", "bob", "still here",
              hint="a framing error ends only that client's connection, never the server.")
 
@@ -571,7 +571,7 @@ def read_in_order(bob, count: int) -> None:
                       "first the next time the socket is writable; and never remove items "
                       "from a list while looping over it (that skips the next one). Messages "
                       "from one sender to one recipient arrive in the order sent "
-                      "(README § Stage 3).")
+                      "(docs/students.md § Stage 3).")
     bob.conv.log("bob      ← server  all %d messages, whole and in order" % count)
 
 

@@ -20,18 +20,18 @@ from grader.wire import MESSAGE, frame, show
 STAGE = "4_exit"
 
 HINT_EXIT = ("'EXIT' gets the reply 'BYE'; then the server closes that connection and frees "
-             "the client's name (README § Stage 4).")
+             "the client's name (docs/students.md § Stage 4).")
 HINT_FREED = ("A freed name is free at once: GET_NAMES no longer lists it, NAME can take it, "
               "and MSG to it gets ERROR. Delete it from your names table in the same place "
-              "you forget the client (README § Stage 4).")
+              "you forget the client (docs/students.md § Stage 4).")
 HINT_VANISH = ("A client may leave without EXIT: recv() returns b'' (it closed) or raises "
                "ConnectionResetError (it was reset). Either way, unregister and close its "
-               "socket, free its name, and keep serving the others (README § Stage 4).")
+               "socket, free its name, and keep serving the others (docs/students.md § Stage 4).")
 HINT_FRAMING = ("TCP is a byte stream: keep a buffer per client and take out only complete "
-                "messages (README § Framing).")
+                "messages (docs/students.md § Framing).")
 HINT_BYE_LAST = ("BYE is the client's last reply: anything it sent after EXIT, even in the same "
                  "write, is ignored. Once a client has said EXIT, handle none of its messages "
-                 "and queue nothing more for it (README § Stage 4).")
+                 "and queue nothing more for it (docs/students.md § Stage 4).")
 
 POLL_LIMIT = 2.0        # how long a vanished client's name may take to disappear
 POLL_PAUSE = 0.02       # the pause between two GET_NAMES while we wait for that
@@ -93,7 +93,7 @@ def test_exit_bye_close(server):
                              "you close: queue it, and close only once the queue is empty. "
                              + HINT_EXIT)
     alice.expect_closed(hint="after BYE the server closes the connection itself: once BYE is "
-                             "sent, unregister the socket and close it (README § Stage 4).")
+                             "sent, unregister the socket and close it (docs/students.md § Stage 4).")
 
 
 @check(2, "After EXIT the name is free at once (GET_NAMES, MSG, NAME)", points=2, needs=None)
@@ -128,7 +128,7 @@ def test_unnamed_exit(server):
                              "simply no name to free. " + HINT_EXIT)
     bob = named(server, "bob")
     expect_names(bob, ["bob"], hint="after an unnamed client leaves, the server serves on "
-                                    "(README § Stage 4).")
+                                    "(docs/students.md § Stage 4).")
 
 
 @check(4, "EXIT after a burst: every earlier reply comes before BYE", needs=None)
@@ -174,7 +174,7 @@ def test_close_frees_name(server):
                      hint="alice closed her connection without EXIT, yet her name is still "
                           "listed: when recv() returns b'', remove the client completely: "
                           "unregister and close its socket, and free its name "
-                          "(README § Stage 4).")
+                          "(docs/students.md § Stage 4).")
 
 
 @check(6, "A reset connection loses its name; the server serves on", points=2, needs=None)
@@ -189,7 +189,7 @@ def test_reset_frees_name(server):
                                      "listed: recv() raises ConnectionResetError for a reset; "
                                      "catch it (or any OSError) and clean up exactly as for "
                                      "b'': unregister, close, free the name "
-                                     "(README § Stage 4).")
+                                     "(docs/students.md § Stage 4).")
     exchange(bob, newcomer, "bob", "alice", "hello again",
              hint="after a reset the server keeps serving. " + HINT_VANISH)
 
@@ -207,7 +207,7 @@ def test_reset_with_replies_waiting(server):
                      hint="rude was reset while the server still had replies for it: recv() "
                           "and send() on its socket then raise ConnectionResetError or "
                           "BrokenPipeError. Catch OSError around both, and clean up as for a "
-                          "close: unregister, close, free the name (README § Stage 4).")
+                          "close: unregister, close, free the name (docs/students.md § Stage 4).")
 
 
 @check(8, "Ctrl-C: a clean exit, and the port can be bound at once", points=2, needs=None)
@@ -222,7 +222,7 @@ def test_ctrl_c(server, another_server, conversation):
     server.interrupt()
     hint_stop = ("catch KeyboardInterrupt around your select loop (try: … except "
                  "KeyboardInterrupt:), close the listening socket and every client socket, "
-                 "and let the program end (README § Stage 4).")
+                 "and let the program end (docs/students.md § Stage 4).")
     status = server.program.wait_exit(CTRL_C_LIMIT)
     if status is None:
         conversation.fail("the server exits within %.0f s of Ctrl-C" % CTRL_C_LIMIT,
@@ -249,11 +249,11 @@ def test_ctrl_c(server, another_server, conversation):
                     "(TIME_WAIT), and bind() fails with 'Address already in use' unless the "
                     "listening socket sets SO_REUSEADDR before bind(): "
                     "listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1) "
-                    "(README § Stage 4)." % failed, pytrace=False)
+                    "(docs/students.md § Stage 4)." % failed, pytrace=False)
     carol = fresh.connect("carol")
     carol.send("NAME carol")
     carol.expect("HELLO carol", hint="the server started again on the same port must serve "
-                                     "as usual (README § Stage 4).")
+                                     "as usual (docs/students.md § Stage 4).")
 
 
 @check(9, "Naming still works: a taken name, a rename, GET_NAMES", needs=None)
@@ -266,11 +266,11 @@ def test_naming_still_works(server):
     carol = server.connect("carol")
     carol.send("NAME alice")
     carol.expect_error(hint="a name held by another client is refused with ERROR, in stage 4 "
-                            "too (README § Stage 2).")
+                            "too (docs/students.md § Stage 2).")
     alice.send("NAME ann")
-    alice.expect("HELLO ann", hint="a named client may rename (README § Stage 2).")
+    alice.expect("HELLO ann", hint="a named client may rename (docs/students.md § Stage 2).")
     expect_names(carol, ["ann", "bob"], hint="GET_NAMES lists every held name; a rename frees "
-                                             "the old name (README § Stage 2).")
+                                             "the old name (docs/students.md § Stage 2).")
 
 
 @check(10, "Messaging still works: FROM, SENT, ERROR for unknown name", needs=None)
@@ -280,11 +280,11 @@ def test_messaging_still_works(server):
     alice = named(server, "alice")
     bob = named(server, "bob")
     hint = ("'MSG <name> <text>' pushes 'FROM <sender> <text>' to the recipient, text kept "
-            "exactly, and replies 'SENT <name>' to the sender, in stage 4 too (README § Stage 3).")
+            "exactly, and replies 'SENT <name>' to the sender, in stage 4 too (docs/students.md § Stage 3).")
     exchange(alice, bob, "alice", "bob", "hi  there ", hint=hint)
     exchange(bob, alice, "bob", "alice", "hello back", hint=hint)
     alice.send("MSG zoe hi")
-    alice.expect_error(hint="a MSG to a name nobody holds gets ERROR (README § Stage 3).")
+    alice.expect_error(hint="a MSG to a name nobody holds gets ERROR (docs/students.md § Stage 3).")
 
 
 @check(11, "Framing still works: a bad header, a MSG in pieces", needs=None)
@@ -296,13 +296,13 @@ def test_framing_still_works(server):
     bad = server.connect("bad")
     bad.send_raw(b"abcdEXIT", note="bad header 'abcd'")
     bad.expect_error(hint="a header that is not 4 digits gets 'ERROR <reason>' "
-                          "(README § Framing).")
+                          "(docs/students.md § Framing).")
     bad.expect_closed(hint="after the ERROR for a bad header, close that connection "
-                           "(README § Framing).")
+                           "(docs/students.md § Framing).")
     alice.send_bytewise("MSG bob byte by byte")
     bob.expect("FROM alice byte by byte", hint="the MSG arrived in 24 pieces. " + HINT_FRAMING)
     alice.expect("SENT bob", hint="the sender of a delivered MSG gets 'SENT <name>' "
-                                  "(README § Stage 3).")
+                                  "(docs/students.md § Stage 3).")
 
 
 @check(12, "Commands after EXIT, even in the same write, are ignored", needs=None)

@@ -23,9 +23,9 @@ BYE_DELAY = 0.2     # check 29: how long the server takes to say BYE
 PIECE_PAUSE = 0.03  # check 30: the pause between the pieces of one message
 
 HINT_SEND = ("the client must send each line the user types as one framed message: a 4-digit "
-             "length header, then the line without its newline (README § The client, § Framing).")
+             "length header, then the line without its newline (docs/students.md § The client, § Framing).")
 HINT_NO_TRACEBACK = ("catch the errors of a normal ending (EOFError, a closed socket) and end "
-                     "quietly: a user should never see a traceback (README § The client).")
+                     "quietly: a user should never see a traceback (docs/students.md § The client).")
 
 
 @pytest.fixture
@@ -56,7 +56,7 @@ def test_client_length_in_bytes(client_program):
     server.expect("héllo שלום", hint="the header counts bytes, not characters: count and "
                                      "send the line's UTF-8 bytes. Read standard input as "
                                      "bytes (sys.stdin.buffer) and len() counts bytes; a str "
-                                     "line must be encoded first (README § Framing).")
+                                     "line must be encoded first (docs/students.md § Framing).")
 
 
 @check(22, "Client skips empty lines and strips the line ending", needs=20)
@@ -71,16 +71,16 @@ def test_client_skips_empty_lines(client_program):
         server.conv.log("client → server  'after'")
         return
     if kind != MESSAGE:
-        hint = "after an empty line (not sent), the next line must be sent (README § The client)."
+        hint = "after an empty line (not sent), the next line must be sent (docs/students.md § The client)."
     elif payload == b"":
         hint = "an empty line is not a message: skip it and read the next line " \
-               "(README § The client)."
+               "(docs/students.md § The client)."
     elif payload.rstrip(b"\r\n") == b"after":
         hint = "the line ending is not part of the message, and on Windows it is '\\r\\n': " \
-               "strip both characters, not just '\\n' (README § The client)."
+               "strip both characters, not just '\\n' (docs/students.md § The client)."
     else:
         hint = "send exactly the line that was typed, without its line ending " \
-               "(README § The client)."
+               "(docs/students.md § The client)."
     server.conv.fail("client → server  'after'", server.describe_event(kind, payload), hint)
 
 
@@ -96,15 +96,15 @@ def test_client_refuses_long_line(client_program):
                                    "sys.stdin.buffer, or of a str line once encoded to UTF-8) "
                                    "before sending: over 1024 bytes, print an error and read the "
                                    "next line; never send it, cut it, or crash. Exactly 1024 "
-                                   "bytes is allowed (README § The client).")
+                                   "bytes is allowed (docs/students.md § The client).")
     client_program.expect_running(hint="a line that is too long is the user's mistake: print an "
-                                       "error and keep going (README § The client).")
+                                       "error and keep going (docs/students.md § The client).")
     if client_program.output_size() == 0:
         client_program.conv.fail("the client prints an error about the lines that are too long",
                                  "it printed nothing at all",
                                  "tell the user the line was not sent and why, e.g. "
                                  "'error: line is 1100 bytes; the limit is 1024' "
-                                 "(README § The client).")
+                                 "(docs/students.md § The client).")
 
 
 @check(24, "Client prints a message while the user types nothing", points=2,
@@ -122,7 +122,7 @@ def test_client_prints_while_idle(client_program):
         "FROM alice are you there?",
         hint="a client blocked in input() can't print anything: read standard input in a "
              "thread of its own, so the main loop can receive and print at any time "
-             "(README § The client).")
+             "(docs/students.md § The client).")
 
 
 @check(25, "Client prints several messages that arrive together", needs=20)
@@ -138,7 +138,7 @@ def test_client_splits_messages(client_program):
             hint="one recv() can return several messages: keep a buffer, take out every "
                  "complete message and print each on a line of its own, as text (decode the "
                  "UTF-8, or write the bytes to sys.stdout.buffer; never print a b'...' "
-                 "object) (README § Framing, § The client).")
+                 "object) (docs/students.md § Framing, § The client).")
 
 
 # --- stages 1 to 3: end of input ends the client -------------------------------
@@ -150,10 +150,10 @@ def test_client_end_of_input(client_program):
     server = client_program.start()
     client_program.end_input()
     server.expect_closed(hint="when the input ends (readline() returns '', or input() raises "
-                              "EOFError), close the socket and exit (README § The client).")
+                              "EOFError), close the socket and exit (docs/students.md § The client).")
     client_program.expect_exit((0,), within=3.0,
                                hint="at the end of input the client exits with status 0; make "
-                                    "sure no thread keeps it alive (README § The client).")
+                                    "sure no thread keeps it alive (docs/students.md § The client).")
     client_program.expect_no_traceback(hint=HINT_NO_TRACEBACK)
 
 
@@ -166,11 +166,11 @@ def test_client_types_exit(client_program):
     server = client_program.start()
     client_program.type("EXIT")
     server.expect("EXIT", hint="the line EXIT is sent like any other line "
-                               "(README § Stage 4, § The client).")
+                               "(docs/students.md § Stage 4, § The client).")
     server.say_bye()
     client_program.expect_exit((0,), within=3.0,
                                hint="after BYE the client is done: close the socket and exit "
-                                    "with status 0 (README § Stage 4).")
+                                    "with status 0 (docs/students.md § Stage 4).")
     client_program.expect_no_traceback(hint=HINT_NO_TRACEBACK)
 
 
@@ -181,11 +181,11 @@ def test_client_end_of_input_sends_exit(client_program):
     server = client_program.start()
     client_program.end_input()
     server.expect("EXIT", hint="in stage 4 the end of input leaves politely: send EXIT, as if "
-                               "the user had typed it (README § Stage 4, § The client).")
+                               "the user had typed it (docs/students.md § Stage 4, § The client).")
     server.say_bye()
     client_program.expect_exit((0,), within=3.0,
                                hint="after BYE the client is done: exit with status 0, even "
-                                    "though the input has ended (README § Stage 4).")
+                                    "though the input has ended (docs/students.md § Stage 4).")
     client_program.expect_no_traceback(hint=HINT_NO_TRACEBACK)
 
 
@@ -201,13 +201,13 @@ def test_client_server_closes(client_program):
     client_program.expect_exit((1,), within=3.0,
                                hint="when recv() returns b'' without a BYE, the server is gone: "
                                     "say so and exit with status 1, even while another thread "
-                                    "waits for input (README § Stage 4, § The client).")
+                                    "waits for input (docs/students.md § Stage 4, § The client).")
     client_program.expect_no_traceback(hint=HINT_NO_TRACEBACK)
     if client_program.output_size() == printed_before:
         client_program.conv.fail("the client tells the user the server closed the connection",
                                  "it exited without printing anything",
                                  "print a short message such as 'The server closed the "
-                                 "connection.' before exiting (README § Stage 4).")
+                                 "connection.' before exiting (docs/students.md § Stage 4).")
 
 
 @check(29, "After EXIT the client keeps printing until BYE comes", needs=20)
@@ -216,20 +216,20 @@ def test_client_waits_for_bye(client_program):
     """A 'NAMES a b' that comes after EXIT is printed; the client exits 0 only after BYE."""
     server = client_program.start()
     client_program.type("EXIT")
-    server.expect("EXIT", hint="the line EXIT is sent like any other line (README § Stage 4).")
+    server.expect("EXIT", hint="the line EXIT is sent like any other line (docs/students.md § Stage 4).")
     server.send("NAMES a b")
     client_program.expect_printed("NAMES a b", hint="after sending EXIT the client keeps "
                                                     "receiving, and printing what comes, until "
-                                                    "BYE arrives (README § Stage 4).")
+                                                    "BYE arrives (docs/students.md § Stage 4).")
     # A deliberate delay, and the point of this check: the server is slow to say BYE,
     # and the client must still be there, waiting for it.
     time.sleep(BYE_DELAY)
     client_program.expect_running(hint="sending EXIT is not the end: wait for the BYE reply "
-                                       "before exiting (README § Stage 4).")
+                                       "before exiting (docs/students.md § Stage 4).")
     server.say_bye()
     client_program.expect_exit((0,), within=3.0,
                                hint="after BYE the client exits with status 0 "
-                                    "(README § Stage 4).")
+                                    "(docs/students.md § Stage 4).")
     client_program.expect_no_traceback(hint=HINT_NO_TRACEBACK)
 
 
@@ -248,5 +248,5 @@ def test_client_message_in_pieces(client_program):
         payload,
         hint="one recv() may return a header alone, or part of a payload: keep what arrived "
              "in a buffer and print a message only once all of its bytes are there; one "
-             "recv(length) is not enough, it may return fewer bytes (README § Framing, "
+             "recv(length) is not enough, it may return fewer bytes (docs/students.md § Framing, "
              "§ The client).")

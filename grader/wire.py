@@ -2,7 +2,7 @@
 
 The grader never imports the student's protocol.py: a student who breaks the
 framing there must be caught, not agreed with. So this module frames and
-unframes by itself (README § Framing), and keeps a transcript of everything
+unframes by itself (docs/students.md § Framing), and keeps a transcript of everything
 that crossed the wire so a failing check can show the whole conversation.
 """
 
@@ -78,7 +78,7 @@ def essentials(output: str, limit: int = 8) -> list[str]:
 def error_word_hint(reply: bytes) -> str:
     """The hint for a refusal whose first word is not exactly ERROR."""
     return ("the reply must begin with the word ERROR exactly as written: capital letters, "
-            "then a space and the reason (README § The protocol). This reply starts with %s."
+            "then a space and the reason (docs/students.md § The protocol). This reply starts with %s."
             % show(reply.split(None, 1)[0]))
 
 

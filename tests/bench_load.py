@@ -6,7 +6,7 @@
 Not a test (pytest does not collect it): it runs `python -m grader load` on
 each design in turn, alternating them round after round so that a machine that
 gets busier or quieter affects them all alike, and prints the medians as the
-table in README § Load, with the reference's throughput over each other design's
+table in docs/teachers.md § Load, with the reference's throughput over each other design's
 (the median of the ratios round by round) and how often its p99 was the lower.
 """
 

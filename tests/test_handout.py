@@ -61,22 +61,41 @@ def test_handout_has_no_solutions_and_a_students_readme(tmp_path):
     out = tmp_path / "chat-kit"
     handout(out, "--stages", "2", "--classroom")
     top = sorted(p.name for p in out.iterdir())
-    assert top == sorted([".github", ".gitignore", "LICENSE", "README.md", "grader",
+    assert top == sorted([".github", ".gitignore", "LICENSE", "README.md", "docs", "grader",
                           "protocol.py", "pyproject.toml", "requirements.txt", "stages"])
     assert sorted(p.name for p in (out / "stages").iterdir()) == STAGES[:2]
+    assert sorted(p.name for p in (out / "docs").iterdir()) == ["students.md"]
     readme = (out / "README.md").read_text(encoding="utf-8")
+    assert readme == (out / "docs" / "students.md").read_text(encoding="utf-8")
     assert readme.index("## Start here") < readme.index("## For students")
     assert "python -m pytest grader --stage 1" in readme
     for absent in ("pytest tests", "kit-only", "handout-only", "## For instructors",
-                   "## Layout", "solutions/"):
+                   "## Layout", "solutions/", "teachers.md", "developing.md", "batch"):
         assert absent not in readme, "the handout README mentions %r" % absent
     assert "first 2 stages (1_echo, 2_naming)" in readme
     kit_readme = (KIT / "README.md").read_text(encoding="utf-8")
-    assert "python -m pytest tests" in kit_readme and "## For instructors" in kit_readme
+    assert "python -m pip install -r requirements.txt" in kit_readme
+    assert "python -m pytest tests" in kit_readme and len(kit_readme.splitlines()) <= 80
+    assert "python -m grader batch" in (KIT / "docs" / "teachers.md").read_text(encoding="utf-8")
     workflow = (out / ".github" / "workflows" / "classroom.yml").read_text(encoding="utf-8")
     assert [s["id"] for s in graders(workflow)] == ["stage1", "stage2"]
     assert "runners: stage1,stage2\n" in workflow and "STAGE3_RESULTS" not in workflow
     assert not (out / "grader" / "teach").exists(), "the teachers' tools are not handed out"
+
+
+def test_every_section_a_hint_names_is_in_the_students_guide():
+    """The grader's hints and the skeletons' TODOs send students to 'docs/students.md §
+    Stage 2': each section they name is a heading of that guide."""
+    guide = (KIT / "docs" / "students.md").read_text(encoding="utf-8")
+    headings = {line.lstrip("#").strip() for line in guide.splitlines() if line.startswith("#")}
+    named = set()
+    for folder in ("grader", "stages", "solutions"):
+        for path in (KIT / folder).rglob("*.py"):
+            named |= set(re.findall(r"docs/students\.md § ([A-Z][\w ]*?\w)(?=[).,:;]|$)",
+                                    " ".join(path.read_text(encoding="utf-8").split())))
+    assert named, "no hint names a section"
+    missing = sorted(n for n in named if not any(h.startswith(n) for h in headings))
+    assert not missing, "sections named but not in docs/students.md: %s" % missing
 
 
 def test_the_teachers_tools_say_they_are_not_in_the_handout(tmp_path):

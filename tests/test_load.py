@@ -3,7 +3,7 @@
 Each test runs the real command as its own process (in its own session, so
 that whatever it started can be found afterwards) against a copy of a real
 server, for a second or two. Timing is not judged here: the comparison of
-designs is a benchmark (README § Load), not a test.
+designs is a benchmark (docs/teachers.md § Load), not a test.
 """
 
 import json

@@ -5,7 +5,7 @@ mistake below can be switched on with the environment variable CHATKIT_FAULT
 (the grader passes its environment on to the programs it starts). With no
 fault it is correct and must score full marks. With a fault, the real grader
 is run on the fault's FIRST stage (the earliest stage whose rule, as the
-README states it, the mistake breaks); that stage must lose points, and at
+docs/students.md states it, the mistake breaks); that stage must lose points, and at
 least one of the checks named in the catalog must be among the failed ones.
 """
 

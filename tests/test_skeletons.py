@@ -27,7 +27,7 @@ SOLUTIONS = KIT / "solutions"
 PROGRAMS = ["chat_server.py", "chat_client.py"]
 GRADING_LIMIT = 60   # seconds: grading all four skeletons must take at most this
 
-# Check numbers, per stage (README § The grader): N.1-N.19 judge the server,
+# Check numbers, per stage (docs/students.md § The grader): N.1-N.19 judge the server,
 # N.20 and up the client.
 SERVER_CHECKS = range(1, 20)
 CLIENT_CHECKS = range(20, 100)
@@ -97,7 +97,7 @@ def test_skeleton_compiles(stage, program, tmp_path):
 @pytest.mark.parametrize("program", PROGRAMS)
 @pytest.mark.parametrize("stage", STAGES)
 def test_skeleton_runs_from_its_own_folder(stage, program):
-    """`import protocol` must work from inside the stage folder too (README § Running)."""
+    """`import protocol` must work from inside the stage folder too (docs/students.md § Running)."""
     done = subprocess.run([sys.executable, program, "--help"], cwd=STAGES_DIR / stage,
                           env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"),
                           capture_output=True, text=True, timeout=30)
@@ -139,7 +139,7 @@ def test_todos_come_in_reading_order(stage):
 
 @pytest.mark.parametrize("stage", STAGES)
 def test_todos_are_numbered_for_their_stage_and_point_to_the_readme(stage):
-    """'# TODO 2.1: ...' blocks: numbered within their stage, each naming a README section."""
+    """'# TODO 2.1: ...' blocks: numbered within their stage, each naming a section of docs/students.md."""
     numbers = set()
     for program in PROGRAMS:
         lines = (STAGES_DIR / stage / program).read_text(encoding="utf-8").splitlines()
@@ -150,7 +150,7 @@ def test_todos_are_numbered_for_their_stage_and_point_to_the_readme(stage):
             block = [line] + list(itertools.takewhile(
                 lambda following: re.match(r"\s*#   ", following), lines[i + 1:]))
             assert todo.group(1) == stage[0], "%s:%d: %s" % (program, i + 1, line)
-            assert "README §" in " ".join(block), "%s:%d: %s" % (program, i + 1, line)
+            assert "docs/students.md §" in " ".join(block), "%s:%d: %s" % (program, i + 1, line)
             numbers.add(int(todo.group(2)))
     assert numbers and numbers == set(range(1, len(numbers) + 1)), sorted(numbers)  # 1, 2, ...
 

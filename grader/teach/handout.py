@@ -1,18 +1,11 @@
 """The student copy of the kit: `python -m grader handout --out PATH [--stages N]`.
 
 Everything a student needs and nothing else: protocol.py, the skeletons in
-stages/, the grader, the setup files, and the README made right for them.
-Never solutions/ or tests/ (which holds working variants of the solutions).
-PATH is a new folder, or a .zip when it ends in .zip.
-
-The README is the kit's own, transformed by the marks it carries:
-
-    <!-- kit-only -->  ...  <!-- /kit-only -->    left out of the handout
-    <!-- handout-only                               shown only in the handout
-    ...
-    /handout-only -->
-
-so there is one README to keep true, not two.
+stages/, the grader (without grader/teach/, the teachers' tools), the setup
+files, and the students' guide (docs/students.md), which is also the copy's
+README.md. Never solutions/ or tests/ (which holds working variants of the
+solutions), nor the teachers' and developers' guides. PATH is a new folder, or
+a .zip when it ends in .zip.
 
 --stages N hands out the first N stages only: each stage's skeleton starts
 from a working copy of the stage before it, so handing out stage 3 hands out
@@ -35,28 +28,25 @@ from pathlib import Path
 from grader.stages import STAGES
 from grader.teach.submissions import KIT, is_junk
 
-TOP_FILES = ["README.md", "LICENSE", "protocol.py", "requirements.txt", "pyproject.toml",
-             ".gitignore"]
+TOP_FILES = ["LICENSE", "protocol.py", "requirements.txt", "pyproject.toml", ".gitignore"]
+GUIDE = "docs/students.md"
 WORKFLOW = KIT / "classroom" / "classroom.yml"
 WORKFLOW_IN_HANDOUT = ".github/workflows/classroom.yml"
 
-KIT_ONLY = re.compile(r"^<!-- kit-only -->\n.*?^<!-- /kit-only -->\n?", re.M | re.S)
-HANDOUT_ONLY = re.compile(r"^<!-- handout-only\n(.*?)^/handout-only -->\n?", re.M | re.S)
 
-
-def readme_for_students(text: str, stages: int) -> str:
-    """The kit's README as the handout needs it (see the module's doc)."""
-    text = KIT_ONLY.sub("", text)
-    if stages < len(STAGES):
-        note = textwrap.fill(
-            "This copy holds the first %d stage%s (%s): the next ones come later. Until "
-            "then, grade what you have with `--stage`: without it the grader also lists "
-            "the later stages, whose folders you don't have yet."
-            % (stages, "" if stages == 1 else "s", ", ".join(STAGES[:stages])), 76) + "\n\n"
-        text = HANDOUT_ONLY.sub(lambda m: m.group(1).rstrip("\n") + "\n\n" + note, text,
-                                count=1)
-    text = HANDOUT_ONLY.sub(lambda m: m.group(1), text)
-    return re.sub(r"\n{3,}", "\n\n", text)
+def guide_for_students(text: str, stages: int) -> str:
+    """The students' guide as the handout carries it: with fewer than all stages,
+    a note at the end of its 'Start here' section says which it holds."""
+    if stages >= len(STAGES):
+        return text
+    note = textwrap.fill(
+        "This copy holds the first %d stage%s (%s): the next ones come later. Until "
+        "then, grade what you have with `--stage`: without it the grader also lists "
+        "the later stages, whose folders you don't have yet."
+        % (stages, "" if stages == 1 else "s", ", ".join(STAGES[:stages])), 76)
+    start = text.index("## Start here")
+    end = text.index("\n## ", start + 1)
+    return text[:end].rstrip("\n") + "\n\n" + note + "\n" + text[end:]
 
 
 def workflow_for(text: str, stages: int) -> str:
@@ -88,8 +78,8 @@ def handout_files(stages: int, classroom: bool) -> dict[str, bytes]:
         path = KIT / name
         if path.is_file():
             files[name] = path.read_bytes()
-    files["README.md"] = readme_for_students(
-        (KIT / "README.md").read_text(encoding="utf-8"), stages).encode("utf-8")
+    guide = guide_for_students((KIT / GUIDE).read_text(encoding="utf-8"), stages)
+    files["README.md"] = files[GUIDE] = guide.encode("utf-8")
     for path in sorted((KIT / "grader").glob("*.py")):
         files["grader/" + path.name] = path.read_bytes()
     for stage in STAGES[:stages]:
@@ -134,8 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(
         prog="python -m grader handout",
-        description="Write the student copy of the kit: everything but solutions/ and tests/, "
-                    "with a README made for students.")
+        description="Write the student copy of the kit: everything but solutions/, tests/ "
+                    "and the teachers' tools, with the students' guide as its README.")
     parser.add_argument("--out", required=True, metavar="PATH",
                         help="a new folder, or a .zip file name")
     parser.add_argument("--stages", type=int, default=len(STAGES), metavar="N",

@@ -13,7 +13,7 @@ queue them; after each one it rings a "doorbell", a byte on a socket pair.
 The main thread then needs only select() on two sockets: the server and the
 doorbell.
 
-Your part: TODO 1.5 and 1.6 below (README § The client, § Framing).  The
+Your part: TODO 1.5 and 1.6 below (docs/students.md § The client, § Framing).  The
 rest, the helper thread and the select loop, is given and works.  Until a
 TODO is done, the client says so once on standard error.
 
@@ -74,7 +74,7 @@ def not_implemented(todo, what):
     """
     if todo not in todos_reported:
         todos_reported.add(todo)
-        print("TODO %s not implemented yet: %s (README § The client)" % (todo, what),
+        print("TODO %s not implemented yet: %s (docs/students.md § The client)" % (todo, what),
               file=sys.stderr, flush=True)
 
 
@@ -86,7 +86,7 @@ def show(payload):
 
 def send_line(server, line):
     """Send one typed line as a message, unless it is too long for one."""
-    # TODO 1.5: Send the line as one framed message (README § The client, § Framing).
+    # TODO 1.5: Send the line as one framed message (docs/students.md § The client, § Framing).
     #   A line over protocol.MAX_MSG_LENGTH bytes can't be one message: print an
     #   error on sys.stderr and return; the client goes on (never send it, cut it,
     #   or crash).  Otherwise protocol.frame() gives the bytes to send, and
@@ -105,7 +105,7 @@ def receive_messages(server, decoder):
     if not data:   # b"": the server closed the connection
         print("The server closed the connection.", file=sys.stderr)
         return 1
-    # TODO 1.6: Print every whole message that arrived (README § The client).
+    # TODO 1.6: Print every whole message that arrived (docs/students.md § The client).
     #   One recv() may return part of a message, or several: decoder.feed(data)
     #   keeps the unfinished part and returns the payloads now complete, none, one
     #   or several.  show() each one, in order.  (A bad header: see just below.)

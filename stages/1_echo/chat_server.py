@@ -15,7 +15,7 @@ tells us which ones are ready, so the server never waits on a single client:
             client socket readable     -> receive bytes, handle whole messages
             client socket writable     -> send queued bytes
 
-Your part: TODO 1.1 to 1.4 below (README § Framing, § Stage 1).  The rest,
+Your part: TODO 1.1 to 1.4 below (docs/students.md § Framing, § Stage 1).  The rest,
 the select loop and the sending side, is given and works.  Until a TODO is
 done, a stand-in runs in its place and says so once on standard error.
 
@@ -74,7 +74,7 @@ def not_implemented(todo, what):
     """
     if todo not in todos_reported:
         todos_reported.add(todo)
-        print("TODO %s not implemented yet: %s (README § Stage %d)" % (todo, what, STAGE),
+        print("TODO %s not implemented yet: %s (docs/students.md § Stage %d)" % (todo, what, STAGE),
               file=sys.stderr, flush=True)
     return "%s not implemented yet: %s (TODO %s)" % (protocol.REPLY_ERROR, what, todo)
 
@@ -87,7 +87,7 @@ def accept_client(listener):
         sock, address = listener.accept()
     except OSError:
         return   # it gave up (reset) before we got to it; the listener is fine
-    # TODO 1.1: Start serving the new client (README § Stage 1).  From now on,
+    # TODO 1.1: Start serving the new client (docs/students.md § Stage 1).  From now on,
     #   select() must report when this client sends something, and serve_forever()
     #   must hand its Client (its decoder and its queue: the class above) to
     #   serve_client().  Register the socket with the selector for
@@ -118,7 +118,7 @@ def remove_client(client, reason):
 def receive_from(client):
     """The socket is readable: take the bytes that arrived, and handle them."""
     # TODO 1.2: Take the bytes that arrived, and notice a client that has gone
-    #   (README § Stage 1).  Call client.sock.recv(RECV_SIZE) once, and hand what it
+    #   (docs/students.md § Stage 1).  Call client.sock.recv(RECV_SIZE) once, and hand what it
     #   returns to handle_received().  recv() returns what has arrived so far, up to
     #   RECV_SIZE bytes: maybe half a message, maybe several.  Never loop for more:
     #   select() calls this function again when more arrives.
@@ -136,7 +136,7 @@ def receive_from(client):
 def handle_received(client, data):
     """Rebuild whole messages from the bytes that arrived; handle each one."""
     # TODO 1.3: Rebuild whole messages from the bytes, and handle each one
-    #   (README § Framing).  The client's own decoder (a protocol.Decoder) keeps an
+    #   (docs/students.md § Framing).  The client's own decoder (a protocol.Decoder) keeps an
     #   unfinished message until the rest arrives: its feed() returns the payloads
     #   now complete, none, one or several.  Hand each, in order, to handle_payload().
     #   A bad header is a framing error: feed() still returns the whole payloads that
@@ -152,7 +152,7 @@ def handle_received(client, data):
 def handle_payload(client, payload):
     """Echo: send the payload back to its sender, unchanged (even if empty)."""
     # TODO 1.4: Echo: queue the payload for the client that sent it, unchanged
-    #   (README § Stage 1).  queue_message() frames it and keeps it until
+    #   (docs/students.md § Stage 1).  queue_message() frames it and keeps it until
     #   send_queued() can write it; never send() from here, where the client's
     #   socket may not be ready.  Pitfall: decoding or stripping the payload changes
     #   it.  An empty payload is a message too, and comes back empty.

@@ -16,7 +16,7 @@ tells us which ones are ready, so the server never waits on a single client:
             client socket readable     -> receive bytes, handle whole messages
             client socket writable     -> send queued bytes
 
-Your part: TODO 2.1 to 2.5 below (README § Stage 2).  Everything from
+Your part: TODO 2.1 to 2.5 below (docs/students.md § Stage 2).  Everything from
 stage 1 is here and works: the select loop, the framing, the queues, and
 removing clients.  Until a TODO is done, a stand-in runs in its place: a
 command gets "ERROR not implemented yet: ...", and the server says so once
@@ -79,7 +79,7 @@ def not_implemented(todo, what):
     """
     if todo not in todos_reported:
         todos_reported.add(todo)
-        print("TODO %s not implemented yet: %s (README § Stage %d)" % (todo, what, STAGE),
+        print("TODO %s not implemented yet: %s (docs/students.md § Stage %d)" % (todo, what, STAGE),
               file=sys.stderr, flush=True)
     return "%s not implemented yet: %s (TODO %s)" % (protocol.REPLY_ERROR, what, todo)
 
@@ -143,7 +143,7 @@ def handle_received(client, data):
 def handle_payload(client, payload):
     """Run one command and queue its reply (every command gets exactly one)."""
     # TODO 2.1: Run the command, and queue exactly one reply for the client that
-    #   sent it (README § Stage 2).  Echo is gone: every payload is one command now.
+    #   sent it (docs/students.md § Stage 2).  Echo is gone: every payload is one command now.
     #   Decode it as UTF-8 first: bytes that are not UTF-8 raise UnicodeDecodeError,
     #   and get "ERROR <reason>" (the connection stays open).
     #   The command is the text up to the first space, its argument all the rest
@@ -161,7 +161,7 @@ def handle_payload(client, payload):
 
 def is_valid_name(name):
     """1 to 16 characters (not bytes), none of them whitespace."""
-    # TODO 2.2: Return True only for a valid name (README § Stage 2): 1 to
+    # TODO 2.2: Return True only for a valid name (docs/students.md § Stage 2): 1 to
     #   protocol.MAX_NAME_LENGTH characters, none of them whitespace.  `name` is a
     #   str, so len() counts characters, as the rule does ("zoë" is 3 characters,
     #   4 bytes).  Pitfall: looking only for " " lets tabs and other Unicode spaces
@@ -174,7 +174,7 @@ def is_valid_name(name):
 def take_name(client, name):
     """NAME <name>: the client gets the name if it is valid and nobody else has it."""
     # TODO 2.3: Give the client the name if it may have it, and return the reply
-    #   (README § Stage 2).  An invalid name (is_valid_name()), or one that another
+    #   (docs/students.md § Stage 2).  An invalid name (is_valid_name()), or one that another
     #   client holds, gets "ERROR <reason>" and changes nothing; asking again for
     #   your own name is fine.  `names` maps every name held to its Client, so one
     #   look-up tells who holds a name.  On success, record the name in client.name
@@ -187,7 +187,7 @@ def take_name(client, name):
 def release_name(client):
     """Free the client's name, if it has one, so that others can take it."""
     if client.name is not None:
-        # TODO 2.4: Free the client's name (README § Stage 2): take it out of
+        # TODO 2.4: Free the client's name (docs/students.md § Stage 2): take it out of
         #   `names`, and forget it in client.name.  take_name() calls this for a
         #   rename; remove_client() and start_closing() call it when the client
         #   leaves.  Pitfall: a name left in `names` outlives its client, and then
@@ -197,7 +197,7 @@ def release_name(client):
 
 def list_names():
     """GET_NAMES: "NAMES" and every name now held, sorted."""
-    # TODO 2.5: Return the reply to GET_NAMES (README § Stage 2): "NAMES"
+    # TODO 2.5: Return the reply to GET_NAMES (docs/students.md § Stage 2): "NAMES"
     #   (protocol.REPLY_NAMES), then every name now held, sorted by plain string
     #   order, each after a single space; "NAMES" alone when nobody has a name.
     #   sorted() gives the keys of `names` in order, and str.join() puts a separator

@@ -15,7 +15,7 @@ tells us which ones are ready, so the server never waits on a single client:
             client socket writable     -> send the bytes that did not fit before
         send each client what this round queued for it (one send() each)
 
-Your part: TODO 3.1 and 3.2 below (README § Stage 3).  Everything from
+Your part: TODO 3.1 and 3.2 below (docs/students.md § Stage 3).  Everything from
 stages 1 and 2 is here and works: the select loop, the framing, the queues,
 NAME and GET_NAMES.  One thing changed there: replies now leave at the end
 of each round of select (read why under "Sending").  Until TODO 3.1 is done,
@@ -80,7 +80,7 @@ def not_implemented(todo, what):
     """
     if todo not in todos_reported:
         todos_reported.add(todo)
-        print("TODO %s not implemented yet: %s (README § Stage %d)" % (todo, what, STAGE),
+        print("TODO %s not implemented yet: %s (docs/students.md § Stage %d)" % (todo, what, STAGE),
               file=sys.stderr, flush=True)
     return "%s not implemented yet: %s (TODO %s)" % (protocol.REPLY_ERROR, what, todo)
 
@@ -204,7 +204,7 @@ def list_names():
 
 def send_private_message(sender, argument):
     """MSG <name> <text>: push FROM to the recipient, reply SENT to the sender."""
-    # TODO 3.1: Deliver a private message (README § Stage 3).  `argument` is all that
+    # TODO 3.1: Deliver a private message (docs/students.md § Stage 3).  `argument` is all that
     #   came after "MSG ": the recipient's name, one space, then the text.  Refuse
     #   with "ERROR <reason>", delivering nothing, when the sender has no name yet,
     #   the text is missing or empty, the recipient is the sender, or nobody holds
@@ -234,7 +234,7 @@ def send_private_message(sender, argument):
 def queue_message(client, payload):
     """Queue one message for the client; it is sent at the end of this round."""
     client.outgoing += protocol.frame(payload)
-    # TODO 3.2: Limit what waits for one client (README § Stage 3).  Other clients'
+    # TODO 3.2: Limit what waits for one client (docs/students.md § Stage 3).  Other clients'
     #   messages land in this queue too, so a client that never reads would make it,
     #   and our memory, grow without end.  Once client.outgoing holds more than
     #   protocol.MAX_BACKLOG bytes, disconnect that client: remove_client() closes

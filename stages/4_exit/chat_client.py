@@ -13,7 +13,7 @@ queue them; after each one it rings a "doorbell", a byte on a socket pair.
 The main thread then needs only select() on two sockets: the server and the
 doorbell.
 
-Your part: TODO 4.4 and 4.5 below (README § Stage 4, § The client).
+Your part: TODO 4.4 and 4.5 below (docs/students.md § Stage 4, § The client).
 Everything from stages 1 to 3 works: lines are sent, messages are printed,
 and the end of input ends the client (without a goodbye, for now).  Until a
 TODO is done, the client says so once on standard error.
@@ -77,7 +77,7 @@ def not_implemented(todo, what):
     """
     if todo not in todos_reported:
         todos_reported.add(todo)
-        print("TODO %s not implemented yet: %s (README § Stage 4)" % (todo, what),
+        print("TODO %s not implemented yet: %s (docs/students.md § Stage 4)" % (todo, what),
               file=sys.stderr, flush=True)
 
 
@@ -107,7 +107,7 @@ def receive_messages(server, decoder):
         return 1
     for payload in decoder.feed(data):
         show(payload)
-        # TODO 4.4: BYE is the server's last word (README § Stage 4).  Once it is
+        # TODO 4.4: BYE is the server's last word (docs/students.md § Stage 4).  Once it is
         #   shown, the client is done: return 0, the exit status for "all went well".
         #   Pitfall: payloads are bytes, and b"BYE" == "BYE" is False: compare with
         #   protocol.REPLY_BYE encoded.
@@ -139,7 +139,7 @@ def chat(server):
             doorbell_receiver.recv(RECV_SIZE)   # empty the doorbell; the lines are in the queue
             while not lines.empty():
                 line = lines.get()
-                # TODO 4.5: Leave politely (README § Stage 4).  The line EXIT, or the
+                # TODO 4.5: Leave politely (docs/students.md § Stage 4).  The line EXIT, or the
                 #   end of input (line is None), sends EXIT, framed, and starts the
                 #   wait for BYE: bye_deadline, BYE_TIMEOUT seconds after
                 #   time.monotonic().  From then on, send nothing more.

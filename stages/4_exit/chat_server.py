@@ -15,7 +15,7 @@ tells us which ones are ready, so the server never waits on a single client:
             client socket writable     -> send the bytes that did not fit before
         send each client what this round queued for it (one send() each)
 
-Your part: TODO 4.1 to 4.3 below (README § Stage 4).  Everything from
+Your part: TODO 4.1 to 4.3 below (docs/students.md § Stage 4).  Everything from
 stages 1 to 3 is here and works, clients that close or vanish included.
 Until TODO 4.2 is done, EXIT gets the reply
 "ERROR not implemented yet: EXIT (TODO 4.2)", and the server says so once
@@ -79,7 +79,7 @@ def not_implemented(todo, what):
     """
     if todo not in todos_reported:
         todos_reported.add(todo)
-        print("TODO %s not implemented yet: %s (README § Stage %d)" % (todo, what, STAGE),
+        print("TODO %s not implemented yet: %s (docs/students.md § Stage %d)" % (todo, what, STAGE),
               file=sys.stderr, flush=True)
     return "%s not implemented yet: %s (TODO %s)" % (protocol.REPLY_ERROR, what, todo)
 
@@ -142,7 +142,7 @@ def handle_received(client, data):
         handle_payload(client, payload)
         if not client.connected:
             return   # removed: too much waited for it to read (see queue_message)
-        # TODO 4.1: Nothing after EXIT (README § Stage 4).  Once a command has made
+        # TODO 4.1: Nothing after EXIT (docs/students.md § Stage 4).  Once a command has made
         #   the client leave (EXIT sets client.closing: TODO 4.2), ignore the rest of
         #   what it sent, even what came in the same recv().  BYE must be its last
         #   reply, and a later command (a NAME, say) must not act for a client that
@@ -230,7 +230,7 @@ def send_private_message(sender, argument):
 
 def leave(client):
     """EXIT: reply BYE; the connection closes once BYE is sent."""
-    # TODO 4.2: Say goodbye (README § Stage 4): return the reply "BYE"
+    # TODO 4.2: Say goodbye (docs/students.md § Stage 4): return the reply "BYE"
     #   (protocol.REPLY_BYE); then the server closes the connection and frees the
     #   name.  start_closing() sees to both the right way: reading stops, the name
     #   is free at once, and send_queued() closes the socket once the queue is
@@ -354,7 +354,7 @@ def create_listener(host, port):
 def close_everything():
     """Close every socket the selector watches (the listener and all clients)."""
     # TODO 4.3 (also in main): Close every socket the selector watches, the
-    #   listener and every client, then the selector itself (README § Stage 4).
+    #   listener and every client, then the selector itself (docs/students.md § Stage 4).
     #   selector.get_map() maps each watched socket to its key, and key.fileobj is
     #   the socket.  Pitfall: selector.close() alone closes none of the sockets.
     not_implemented("4.3", "close_everything() closes nothing")
@@ -384,7 +384,7 @@ def main():
     selector.register(listener, selectors.EVENT_READ)
     print("Chat server (stage %d) listening on %s:%d" % (STAGE, arguments.host, arguments.port),
           flush=True)
-    # TODO 4.3 (also in close_everything): Stop cleanly on Ctrl-C (README § Stage 4).
+    # TODO 4.3 (also in close_everything): Stop cleanly on Ctrl-C (docs/students.md § Stage 4).
     #   Ctrl-C raises KeyboardInterrupt wherever the program is, most likely inside
     #   select().  It is how a server is meant to stop, not an error: catch it around
     #   serve_forever(), close_everything(), and print "Server stopped."; the program

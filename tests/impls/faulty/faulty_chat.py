@@ -2,7 +2,7 @@
 
 The kit's planted-bug corpus (tests/test_mutants.py) runs the real grader on
 this implementation once per mistake, to prove the grader catches it. With no
-fault selected this is a correct implementation of every stage (README § The protocol): a
+fault selected this is a correct implementation of every stage (docs/students.md § The protocol): a
 select-based server and a client whose stdin is read by a thread of its own.
 
 The mistake is chosen by the environment variable CHATKIT_FAULT (the grader

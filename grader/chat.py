@@ -1,5 +1,5 @@
 """Chat steps the checks of stages 2 to 4 share: take a name, ask who is online,
-send a message; and the one prerequisite every check of a stage shares.
+send a message.
 
 Each step is one exchange with the server under test, checked like any
 other: when it goes wrong the check fails there, with the conversation.
@@ -11,11 +11,9 @@ checks about the format, so a spacing mistake costs those checks only.
 
 from __future__ import annotations
 
-import functools
 import re
 import time
 
-import pytest
 
 from grader.wire import MESSAGE, QUIET, frame, show
 
@@ -158,52 +156,3 @@ def expect_names_reply(peer, names, hint=HINT_NAMES):
 def same_names(payload: bytes, names) -> bool:
     listed = names_listed(payload)
     return listed is not None and sorted(listed) == sorted(names)
-
-
-# --- the prerequisite of every check of a stage: a server that answers -------------------
-#
-# A check `needs` (grader/checks.py) only the checks whose behaviour it uses, so in
-# stage 4 a check about a vanished client does not need check 4.1 (EXIT): a server
-# that says BYE but keeps the connection open loses 4.1, not the vanished clients.
-# But every check needs a server that starts and answers at all. When the stage's
-# basic check failed before the server answered anything (it never started,
-# crashed, hung, or sent garbage), the checks marked @needs_a_server_that_answers
-# are not run: each would only wait out its own timeouts to say the same thing.
-
-_UNANSWERED: dict[str, str] = {}   # stage folder -> 'check 4.1 (its title)'
-
-
-def basic_check(function):
-    """Mark a stage's basic check (inside @check): if it fails before the server has
-    answered anything, the checks @needs_a_server_that_answers of its stage are blocked."""
-    @functools.wraps(function)
-    def run(*args, **kwargs):
-        server = kwargs["server"]
-        try:
-            return function(*args, **kwargs)
-        except pytest.fail.Exception:
-            if server.conv.messages_heard == 0:
-                _UNANSWERED[str(server.stage_dir)] = _describe(run, server)
-            raise
-    return run
-
-
-def needs_a_server_that_answers(function):
-    """Mark a check (inside @check) that needs no other check but a server that answers."""
-    @functools.wraps(function)
-    def run(*args, **kwargs):
-        blocker = _UNANSWERED.get(str(kwargs["server"].stage_dir))
-        if blocker is not None:
-            pytest.fail("Blocked by %s, which failed before the server answered anything: "
-                        "fix that one first.\nThis check needs a server that answers, so it "
-                        "was not run and scores 0." % blocker, pytrace=False)
-        return function(*args, **kwargs)
-    return run
-
-
-def _describe(check_function, server) -> str:
-    marks = [m for m in getattr(check_function, "pytestmark", []) if m.name == "check"]
-    if not marks:
-        return "the stage's basic check"
-    return "check %s.%d (%s)" % (server.stage_dir.name[0], marks[0].kwargs["number"],
-                                 marks[0].kwargs["title"])

@@ -1,20 +1,37 @@
-"""How a check is declared: its number, its title, its points, what it needs.
+"""How a check is declared: its number, its title, its points, what it tests and needs.
 
     @check(3, "Renaming releases the old name", points=2)
     def test_rename_releases_old_name(server): ...
 
+    @check(13, "A reader that lags behind gets every message", needs=test_slow_reader)
+    @check(11, "Naming still works", needs=ANSWERING)
+    @check(21, "Client frames non-ASCII text", tests="client")
+
 The number is local to the stage (the stage comes from the module's STAGE, or
-from a `stage` parameter), so this is check 2.3 in test_2_naming.py. Like
-check50's dependencies, a check `needs` an earlier one of its stage (by
-default check 1, the basic exchange): if that one failed, this one fails at
-once with "blocked by …" instead of waiting out its own timeouts.
+from a `stage` parameter), so this is check 2.3 in test_2_naming.py. `tests`
+says which program the check judges: "server" (the default) or "client".
+
+Like check50's dependencies, a check `needs` another check of its stage, named
+by its test function; if that one failed, this one fails at once with "Blocked
+by …" instead of waiting out its own timeouts. By default a check needs the
+stage's basic check of its program (N.1 for the server, N.20 for the client);
+`needs=None` needs nothing; `needs=ANSWERING` needs only a server that answers:
+it is blocked when the stage's basic check failed before the server answered
+anything at all. The grader (conftest.py, Grader.blocker) is the one place that
+decides, and words, "Blocked by".
 """
 
 import pytest
 
+BASIC = "<the stage's basic check>"
+ANSWERING = "<a server that answers>"
 
-def check(number: int, title: str, points: int = 1, needs: int | None = 1):
+
+def check(number: int, title: str, points: int = 1, needs=BASIC, tests: str = "server"):
     """Mark a test function as a scored check of the grader."""
-    if needs == number:
-        needs = None
-    return pytest.mark.check(number=number, title=title, points=points, needs=needs)
+    if tests not in ("server", "client"):
+        raise ValueError("check %d: tests= is 'server' or 'client', not %r" % (number, tests))
+    if callable(needs):
+        needs = needs.__name__   # by reference: the check whose test function this is
+    return pytest.mark.check(number=number, title=title, points=points, needs=needs,
+                             tests=tests)

@@ -22,18 +22,17 @@ from pathlib import Path
 
 import pytest
 
+from grader.checks import ANSWERING, BASIC
 from grader.stages import STAGES, stages_named
 from grader.clientside import spare_client
 from grader.procs import (ServerUnderTest, configure, discard_spares, keep_spare, make_limits,
                           release_user, spare_server, stop_everything)
 from grader.classroom import classroom_results, write_classroom_results
 from grader.isolation import write_out_of_reach
-from grader.wire import OWN_ERROR, Conversation, essentials
+from grader.wire import OWN_ERROR, CheckFailed, Conversation, essentials
 
 KIT_ROOT = Path(__file__).resolve().parent.parent
 CHECK_TIMEOUT = 30   # pytest-timeout's outer safety net for one check, in seconds
-SERVER_CHECKS = range(1, 20)    # N.1-N.19 test the server, N.20 and up the client
-CLIENT_CHECKS = range(20, 100)
 
 
 def pytest_addoption(parser):
@@ -82,9 +81,13 @@ def pytest_configure(config):
                     results_path(config.getoption("--results")),
                     results_path(config.getoption("--classroom-results"), "--classroom-results"))
     set_limits(config, grader)
-    config.pluginmanager.register(grader, "chatkit-grader")
+    config.stash[GRADER] = grader          # the run's state: the checks and their scores
+    config.pluginmanager.register(grader, "chatkit-grader")   # its hooks
     if config.pluginmanager.hasplugin("timeout"):
         config.pluginmanager.register(CheckTimer(grader), "chatkit-check-timer")
+
+
+GRADER = pytest.StashKey["Grader"]()
 
 
 def set_limits(config, grader: "Grader") -> None:
@@ -152,10 +155,13 @@ class Check:
     number: int
     title: str
     points: int
-    needs: int | None
+    needs: str | None           # a test function's name, BASIC, ANSWERING or None
+    tests: str                  # "server" or "client"
+    function: str               # its test function's name
     doc: str
     status: str = "not run"     # passed, failed, skipped
     output: str = ""
+    heard: bool = False         # the program under test answered something during it
 
     @property
     def label(self) -> str:
@@ -208,7 +214,8 @@ class Grader:
         stage = stage or getattr(item.module, "STAGE")
         doc = " ".join((item.function.__doc__ or "").split())
         return Check(stage, marker.kwargs["number"], marker.kwargs["title"],
-                     marker.kwargs["points"], marker.kwargs["needs"], doc)
+                     marker.kwargs["points"], marker.kwargs["needs"], marker.kwargs["tests"],
+                     item.function.__name__, doc)
 
     def _sort_key(self, item, position):
         check = self.checks.get(item.nodeid)
@@ -220,24 +227,42 @@ class Grader:
         """Start each stage's first server and client now, all at once (procs.py § spares),
         so that a program that never starts costs its 5 s once per run, not once per stage."""
         for stage in self.stages:
-            numbers = [c.number for c in self.checks.values() if c.stage == stage]
-            for script, wanted, start in (("chat_server.py", SERVER_CHECKS, spare_server),
-                                          ("chat_client.py", CLIENT_CHECKS, spare_client)):
+            tested = {c.tests for c in self.checks.values() if c.stage == stage}
+            for script, program, start in (("chat_server.py", "server", spare_server),
+                                           ("chat_client.py", "client", spare_client)):
                 path = self.run_from / stage / script
-                if path.is_file() and any(n in wanted for n in numbers):
+                if path.is_file() and program in tested:
                     keep_spare(path, start(path))
 
     # --- running: a check whose prerequisite failed is not run --------------
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_call(self, item):
         check = self.checks.get(item.nodeid)
-        if check is None or check.needs is None:
-            return
-        needed = self._find(check.stage, check.needs)
-        if needed is not None and needed.status == "failed":
-            pytest.fail("Blocked by check %s (%s), which failed: fix that one first. "
-                        "This check needs it, so it was not run and scores 0."
-                        % (needed.label, needed.title), pytrace=False)
+        blocker = self.blocker(check) if check is not None else None
+        if blocker:
+            pytest.fail(blocker, pytrace=False)
+
+    def blocker(self, check: Check) -> str | None:
+        """Why `check` can't be run (checks.py: what it needs failed), or None. The one
+        place where "Blocked by" is decided and worded."""
+        if check.needs is None:
+            return None
+        if check.needs == ANSWERING:
+            basic = self._find(check.stage, 1)
+            if basic is None or basic.status != "failed" or basic.heard:
+                return None
+            return ("Blocked by check %s (%s), which failed before the server answered "
+                    "anything: fix that one first.\nThis check needs a server that answers, "
+                    "so it was not run and scores 0." % (basic.label, basic.title))
+        if check.needs == BASIC:
+            needed = self._find(check.stage, 1 if check.tests == "server" else 20)
+        else:
+            needed = next((c for c in self.checks.values() if c.stage == check.stage
+                           and c.function == check.needs), None)
+        if needed is None or needed is check or needed.status != "failed":
+            return None
+        return ("Blocked by check %s (%s), which failed: fix that one first. This check "
+                "needs it, so it was not run and scores 0." % (needed.label, needed.title))
 
     def _find(self, stage: str, number: int) -> Check | None:
         for check in self.checks.values():
@@ -254,12 +279,17 @@ class Grader:
         check = self.checks.get(item.nodeid)
         if check is None:
             return
+        conversation = item.funcargs.get("conversation")
+        if call.when == "call" and conversation is not None:
+            check.heard = conversation.messages_heard > 0
         if report.location is not None:
             path, line, _ = report.location
             report.location = (path, line, "%s %s" % (check.label, check.title))
-        if report.failed and call.excinfo is not None and not call.excinfo.errisinstance(
-                (pytest.fail.Exception, pytest.skip.Exception)):
-            report.longrepr = own_error(call.excinfo, item.funcargs.get("conversation"))
+        if report.failed and call.excinfo is not None:
+            if call.excinfo.errisinstance(CheckFailed):   # the check's own explanation
+                report.longrepr = str(call.excinfo.value)
+            elif not call.excinfo.errisinstance((pytest.fail.Exception, pytest.skip.Exception)):
+                report.longrepr = own_error(call.excinfo, conversation)
 
     def pytest_sessionstart(self, session):
         """pytest's 'short test summary' would repeat every failure below the score
@@ -444,7 +474,7 @@ class CheckTimer:
 
 @pytest.fixture
 def grader(request) -> Grader:
-    return request.config.pluginmanager.get_plugin("chatkit-grader")
+    return request.config.stash[GRADER]
 
 
 @pytest.fixture

@@ -11,10 +11,10 @@ import threading
 import time
 
 
-from grader.chat import (HINT_MSG, HINT_NAME, basic_check, exchange, expect_names, named,
-                         needs_a_server_that_answers, split_character_message,
+from grader.chat import (HINT_MSG, HINT_NAME, exchange, expect_names, named,
+                         split_character_message,
                          unnamed_clients_leave)
-from grader.checks import check
+from grader.checks import ANSWERING, check
 from grader.wire import MESSAGE, WAIT, FrameReader, Peer, frame, is_refusal, show
 
 STAGE = "3_messaging"
@@ -47,7 +47,6 @@ LAG_COUNT = 774         # check 13: messages bob is behind on: 0.75 MiB, under t
 
 
 @check(1, "MSG delivers FROM to the recipient and SENT to the sender", points=2, needs=None)
-@basic_check
 def test_basic_message(server):
     """alice and bob take names; alice sends 'MSG bob hi'.
 
@@ -427,8 +426,7 @@ def test_slow_reader(server, conversation):
                           got, hint)
 
 
-@check(11, "Naming still works: a taken name, GET_NAMES", needs=None)
-@needs_a_server_that_answers
+@check(11, "Naming still works: a taken name, GET_NAMES", needs=ANSWERING)
 def test_naming_still_works(server):
     """bob, then alice, take names; carol's 'NAME alice' gets ERROR; GET_NAMES lists both."""
     holders = [named(server, "bob"), named(server, "alice")]  # noqa: F841 (open: they hold names)
@@ -480,7 +478,8 @@ def flood_until_cut_off(conversation, alice, recipient: str) -> Flood:
     return flood
 
 
-@check(13, "A reader that lags behind gets every message, in order", points=2, needs=10)
+@check(13, "A reader that lags behind gets every message, in order", points=2,
+       needs=test_slow_reader)
 def test_lagging_reader(server, conversation):
     """bob, on a slow link, stops reading while alice sends him 0.75 MiB; then he reads
     again: every message arrives, whole and in order.
@@ -575,7 +574,8 @@ def read_in_order(bob, count: int) -> None:
     bob.conv.log("bob      ← server  all %d messages, whole and in order" % count)
 
 
-@check(14, "Past 1 MiB waiting, a client that never reads is cut off", points=2, needs=10)
+@check(14, "Past 1 MiB waiting, a client that never reads is cut off", points=2,
+       needs=test_slow_reader)
 def test_backlog_limit(server, conversation):
     """bob never reads while alice sends to him: once more than 1 MiB waits for him, the
     server disconnects him and frees his name (alice's next MSG bob gets ERROR; GET_NAMES,
@@ -606,8 +606,7 @@ def test_backlog_limit(server, conversation):
                   + HINT_MSG)
 
 
-@check(15, "Clients without a name leave (close, reset); the server goes on", needs=None)
-@needs_a_server_that_answers
+@check(15, "Clients without a name leave (close, reset); the server goes on", needs=ANSWERING)
 def test_unnamed_clients_leave(server):
     """ghost (no name) asks GET_NAMES and closes; rude (no name) asks and is reset; alice is
     still served (two round trips), and a newcomer can take a name."""

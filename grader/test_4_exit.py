@@ -11,11 +11,11 @@ import time
 
 import pytest
 
-from grader.chat import (basic_check, exchange, expect_names, expect_names_reply, named,
-                         names_listed, needs_a_server_that_answers, same_names, split_character_message,
+from grader.chat import (exchange, expect_names, expect_names_reply, named,
+                         names_listed, same_names, split_character_message,
                          unnamed_clients_leave)
-from grader.checks import check
-from grader.wire import MESSAGE, frame, show
+from grader.checks import ANSWERING, check
+from grader.wire import MESSAGE, CheckFailed, frame, show
 
 STAGE = "4_exit"
 
@@ -84,7 +84,6 @@ def wait_for_names(asker, expected, hint):
 
 
 @check(1, "EXIT gets BYE, then the connection is closed", points=2, needs=None)
-@basic_check
 def test_exit_bye_close(server):
     """alice takes a name and sends 'EXIT': she gets 'BYE', then the server closes her connection."""
     alice = named(server, "alice")
@@ -96,8 +95,7 @@ def test_exit_bye_close(server):
                              "sent, unregister the socket and close it (docs/students.md § Stage 4).")
 
 
-@check(2, "After EXIT the name is free at once (GET_NAMES, MSG, NAME)", points=2, needs=None)
-@needs_a_server_that_answers
+@check(2, "After EXIT the name is free at once (GET_NAMES, MSG, NAME)", points=2, needs=ANSWERING)
 def test_exit_frees_name(server):
     """alice exits; bob's GET_NAMES lists only him, his 'MSG alice' gets ERROR, carol may take 'alice'."""
     alice = named(server, "alice")
@@ -119,8 +117,7 @@ def test_exit_frees_name(server):
                   "not the old one. " + HINT_FREED)
 
 
-@check(3, "A client without a name may EXIT too", needs=None)
-@needs_a_server_that_answers
+@check(3, "A client without a name may EXIT too", needs=ANSWERING)
 def test_unnamed_exit(server):
     """A client that never took a name sends 'EXIT': BYE, then the close; others are served."""
     nameless = server.connect("nameless")
@@ -131,8 +128,7 @@ def test_unnamed_exit(server):
                                     "(docs/students.md § Stage 4).")
 
 
-@check(4, "EXIT after a burst: every earlier reply comes before BYE", needs=None)
-@needs_a_server_that_answers
+@check(4, "EXIT after a burst: every earlier reply comes before BYE", needs=ANSWERING)
 def test_exit_after_burst(server):
     """alice sends 20 × 'GET_NAMES' and 'EXIT' in one write: 20 × 'NAMES alice', then 'BYE',
     then nothing more."""
@@ -163,8 +159,7 @@ def check_name_freed(server, watcher, name, still_held, hint):
     return newcomer
 
 
-@check(5, "A client that closes without EXIT loses its name", points=2, needs=None)
-@needs_a_server_that_answers
+@check(5, "A client that closes without EXIT loses its name", points=2, needs=ANSWERING)
 def test_close_frees_name(server):
     """alice closes her socket without EXIT; the server frees 'alice' (bob's GET_NAMES, within 2 s)."""
     alice = named(server, "alice")
@@ -177,8 +172,7 @@ def test_close_frees_name(server):
                           "(docs/students.md § Stage 4).")
 
 
-@check(6, "A reset connection loses its name; the server serves on", points=2, needs=None)
-@needs_a_server_that_answers
+@check(6, "A reset connection loses its name; the server serves on", points=2, needs=ANSWERING)
 def test_reset_frees_name(server):
     """alice's connection is reset (SO_LINGER 0); the server frees 'alice' and serves bob and a newcomer."""
     alice = named(server, "alice")
@@ -194,8 +188,7 @@ def test_reset_frees_name(server):
              hint="after a reset the server keeps serving. " + HINT_VANISH)
 
 
-@check(7, "A reset with replies waiting does not stop the server", needs=None)
-@needs_a_server_that_answers
+@check(7, "A reset with replies waiting does not stop the server", needs=ANSWERING)
 def test_reset_with_replies_waiting(server):
     """rude sends 50 × 'GET_NAMES' in one write and is reset without reading; bob is still served."""
     bob = named(server, "bob")
@@ -210,8 +203,7 @@ def test_reset_with_replies_waiting(server):
                           "close: unregister, close, free the name (docs/students.md § Stage 4).")
 
 
-@check(8, "Ctrl-C: a clean exit, and the port can be bound at once", points=2, needs=None)
-@needs_a_server_that_answers
+@check(8, "Ctrl-C: a clean exit, and the port can be bound at once", points=2, needs=ANSWERING)
 def test_ctrl_c(server, another_server, conversation):
     """With alice connected, Ctrl-C (SIGINT): the server exits within 5 s, no traceback; a new
     server binds the same port at once and serves."""
@@ -242,22 +234,21 @@ def test_ctrl_c(server, another_server, conversation):
     failed = None
     try:
         fresh = another_server(port=port)
-    except pytest.fail.Exception as failure:   # add the usual cause to its report
-        failed = failure.msg
+    except CheckFailed as failure:   # add the usual cause to its report
+        failed = str(failure)
     if failed is not None:
-        pytest.fail("%s\nWhy:      a stopped server's connections linger for a minute or two "
+        raise CheckFailed("%s\nWhy:      a stopped server's connections linger for a minute or two "
                     "(TIME_WAIT), and bind() fails with 'Address already in use' unless the "
                     "listening socket sets SO_REUSEADDR before bind(): "
                     "listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1) "
-                    "(docs/students.md § Stage 4)." % failed, pytrace=False)
+                    "(docs/students.md § Stage 4)." % failed)
     carol = fresh.connect("carol")
     carol.send("NAME carol")
     carol.expect("HELLO carol", hint="the server started again on the same port must serve "
                                      "as usual (docs/students.md § Stage 4).")
 
 
-@check(9, "Naming still works: a taken name, a rename, GET_NAMES", needs=None)
-@needs_a_server_that_answers
+@check(9, "Naming still works: a taken name, a rename, GET_NAMES", needs=ANSWERING)
 def test_naming_still_works(server):
     """carol's 'NAME alice' (taken) gets ERROR; alice renames to ann; GET_NAMES lists ann and
     bob."""
@@ -273,8 +264,7 @@ def test_naming_still_works(server):
                                              "the old name (docs/students.md § Stage 2).")
 
 
-@check(10, "Messaging still works: FROM, SENT, ERROR for unknown name", needs=None)
-@needs_a_server_that_answers
+@check(10, "Messaging still works: FROM, SENT, ERROR for unknown name", needs=ANSWERING)
 def test_messaging_still_works(server):
     """alice and bob exchange messages (spaces kept); 'MSG zoe hi' gets ERROR."""
     alice = named(server, "alice")
@@ -287,8 +277,7 @@ def test_messaging_still_works(server):
     alice.expect_error(hint="a MSG to a name nobody holds gets ERROR (docs/students.md § Stage 3).")
 
 
-@check(11, "Framing still works: a bad header, a MSG in pieces", needs=None)
-@needs_a_server_that_answers
+@check(11, "Framing still works: a bad header, a MSG in pieces", needs=ANSWERING)
 def test_framing_still_works(server):
     """A bad header gets ERROR and a close; a MSG sent byte by byte is delivered."""
     alice = named(server, "alice")
@@ -305,8 +294,7 @@ def test_framing_still_works(server):
                                   "(docs/students.md § Stage 3).")
 
 
-@check(12, "Commands after EXIT, even in the same write, are ignored", needs=None)
-@needs_a_server_that_answers
+@check(12, "Commands after EXIT, even in the same write, are ignored", needs=ANSWERING)
 def test_commands_after_exit_ignored(server):
     """alice sends 'EXIT', 'GET_NAMES' and 'NAME zed' in one write: BYE is her last reply,
     and afterwards nobody holds 'zed' (nor 'alice')."""
@@ -320,16 +308,14 @@ def test_commands_after_exit_ignored(server):
                                       "taking 'zed', and her own name is free. " + HINT_BYE_LAST)
 
 
-@check(13, "Clients without a name leave (close, reset); the server goes on", needs=None)
-@needs_a_server_that_answers
+@check(13, "Clients without a name leave (close, reset); the server goes on", needs=ANSWERING)
 def test_unnamed_clients_leave(server):
     """ghost (no name) asks GET_NAMES and closes; rude (no name) asks and is reset; alice is
     still served (two round trips), and a newcomer can take a name."""
     unnamed_clients_leave(server)
 
 
-@check(14, "A MSG whose character is split across two reads", needs=None)
-@needs_a_server_that_answers
+@check(14, "A MSG whose character is split across two reads", needs=ANSWERING)
 def test_character_split_across_reads(server):
     """'MSG bob héllo' is sent in two writes, 30 ms apart, cut between the two bytes of
     'é': bob gets 'FROM alice héllo'."""

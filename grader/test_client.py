@@ -38,7 +38,7 @@ def client_program(stage_dir, conversation):
 
 # --- every stage ---------------------------------------------------------------
 
-@check(20, "Client connects and sends a typed line, framed", points=2, needs=None)
+@check(20, "Client connects and sends a typed line, framed", points=2, needs=None, tests="client")
 @pytest.mark.parametrize("stage", ALL_STAGES)
 def test_client_sends_typed_line(client_program):
     """The client connects to --host/--port; typing 'hello' sends '0005hello'."""
@@ -47,7 +47,7 @@ def test_client_sends_typed_line(client_program):
     server.expect("hello", hint=HINT_SEND)
 
 
-@check(21, "Client frames non-ASCII text with its length in bytes", needs=20)
+@check(21, "Client frames non-ASCII text with its length in bytes", tests="client")
 @pytest.mark.parametrize("stage", ALL_STAGES)
 def test_client_length_in_bytes(client_program):
     """'héllo שלום' is 10 characters but 15 bytes: the client sends header '0015'."""
@@ -59,7 +59,7 @@ def test_client_length_in_bytes(client_program):
                                      "line must be encoded first (docs/students.md § Framing).")
 
 
-@check(22, "Client skips empty lines and strips the line ending", needs=20)
+@check(22, "Client skips empty lines and strips the line ending", tests="client")
 @pytest.mark.parametrize("stage", ALL_STAGES)
 def test_client_skips_empty_lines(client_program):
     """An empty line sends nothing; the next, ending in '\\r\\n' (Windows), is sent without it."""
@@ -84,7 +84,7 @@ def test_client_skips_empty_lines(client_program):
     server.conv.fail("client → server  'after'", server.describe_event(kind, payload), hint)
 
 
-@check(23, "Client refuses a line over 1024 bytes and goes on", needs=20)
+@check(23, "Client refuses a line over 1024 bytes and goes on", tests="client")
 @pytest.mark.parametrize("stage", ALL_STAGES)
 def test_client_refuses_long_line(client_program):
     """Lines of 1100 and 1200 bytes (600 'é') are refused with an error; 1024 bytes is sent."""
@@ -108,7 +108,7 @@ def test_client_refuses_long_line(client_program):
 
 
 @check(24, "Client prints a message while the user types nothing", points=2,
-       needs=20)
+       tests="client")
 @pytest.mark.parametrize("stage", ALL_STAGES)
 def test_client_prints_while_idle(client_program):
     """With no input for 0.2 s, a pushed 'FROM alice are you there?' is printed within 1 s."""
@@ -125,7 +125,7 @@ def test_client_prints_while_idle(client_program):
              "(docs/students.md § The client).")
 
 
-@check(25, "Client prints several messages that arrive together", needs=20)
+@check(25, "Client prints several messages that arrive together", tests="client")
 @pytest.mark.parametrize("stage", ALL_STAGES)
 def test_client_splits_messages(client_program):
     """Three framed messages in one write are printed on three lines, in order, as text."""
@@ -143,7 +143,7 @@ def test_client_splits_messages(client_program):
 
 # --- stages 1 to 3: end of input ends the client -------------------------------
 
-@check(26, "End of input: the client closes and exits with status 0", needs=20)
+@check(26, "End of input: the client closes and exits with status 0", tests="client")
 @pytest.mark.parametrize("stage", BEFORE_EXIT)
 def test_client_end_of_input(client_program):
     """After Ctrl-D the client closes its socket and exits with status 0, no traceback."""
@@ -159,7 +159,7 @@ def test_client_end_of_input(client_program):
 
 # --- stage 4: EXIT and BYE -------------------------------------------------------
 
-@check(26, "Typing EXIT sends EXIT; after BYE the client exits 0", needs=20)
+@check(26, "Typing EXIT sends EXIT; after BYE the client exits 0", tests="client")
 @pytest.mark.parametrize("stage", EXIT_STAGE)
 def test_client_types_exit(client_program):
     """The line 'EXIT' is sent; when the server replies BYE the client exits 0, no traceback."""
@@ -174,7 +174,7 @@ def test_client_types_exit(client_program):
     client_program.expect_no_traceback(hint=HINT_NO_TRACEBACK)
 
 
-@check(27, "End of input sends EXIT; after BYE the client exits 0", needs=20)
+@check(27, "End of input sends EXIT; after BYE the client exits 0", tests="client")
 @pytest.mark.parametrize("stage", EXIT_STAGE)
 def test_client_end_of_input_sends_exit(client_program):
     """After Ctrl-D the client sends 'EXIT', waits for BYE, and exits 0, no traceback."""
@@ -189,7 +189,7 @@ def test_client_end_of_input_sends_exit(client_program):
     client_program.expect_no_traceback(hint=HINT_NO_TRACEBACK)
 
 
-@check(28, "Server closes: the client says so and exits with status 1", needs=20)
+@check(28, "Server closes: the client says so and exits with status 1", tests="client")
 @pytest.mark.parametrize("stage", EXIT_STAGE)
 def test_client_server_closes(client_program):
     """The server closes without BYE: the client prints a message and exits 1, no traceback."""
@@ -210,7 +210,7 @@ def test_client_server_closes(client_program):
                                  "connection.' before exiting (docs/students.md § Stage 4).")
 
 
-@check(29, "After EXIT the client keeps printing until BYE comes", needs=20)
+@check(29, "After EXIT the client keeps printing until BYE comes", tests="client")
 @pytest.mark.parametrize("stage", EXIT_STAGE)
 def test_client_waits_for_bye(client_program):
     """A 'NAMES a b' that comes after EXIT is printed; the client exits 0 only after BYE."""
@@ -235,7 +235,7 @@ def test_client_waits_for_bye(client_program):
 
 # --- every stage, again -----------------------------------------------------------
 
-@check(30, "Client puts together a message that arrives in pieces", needs=20)
+@check(30, "Client puts together a message that arrives in pieces", tests="client")
 @pytest.mark.parametrize("stage", ALL_STAGES)
 def test_client_message_in_pieces(client_program):
     """The server sends a header alone, then part of the payload, then the rest, 30 ms

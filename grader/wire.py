@@ -14,7 +14,6 @@ import socket
 import struct
 import time
 
-import pytest
 
 HEADER_SIZE = 4
 MAX_PAYLOAD = 1024
@@ -92,6 +91,11 @@ def edit_distance(a: bytes, b: bytes) -> int:
     return row[-1]
 
 
+class CheckFailed(AssertionError):
+    """A check failed: its text is the whole explanation (the conversation, Expected,
+    Got, Hint), shown to the student as it is, with no traceback (conftest.py)."""
+
+
 class Conversation:
     """Everything said in one check, and the way a check fails."""
 
@@ -157,7 +161,7 @@ class Conversation:
             report = program.describe()
             if report:
                 parts.append(report)
-        pytest.fail("\n".join(parts), pytrace=False)
+        raise CheckFailed("\n".join(parts))
 
 
 class FrameReader:

@@ -15,7 +15,8 @@ import re
 import time
 
 
-from grader.wire import MESSAGE, QUIET, frame, show
+from grader.framing import frame
+from grader.wire import MESSAGE, QUIET, show
 
 HINT_NAME = ("'NAME <name>' gets 'HELLO <name>' when the name is free or already yours; "
              "naming keeps working in every stage from 2 on (docs/students.md § Stage 2).")

@@ -27,8 +27,9 @@ import sys
 import time
 from pathlib import Path
 
-from grader.procs import Program, Spare, keep_spare, take_spare
-from grader.wire import DYING_GRACE, WAIT, Conversation, Peer, frame, show
+from grader.programs import Program, Spare, keep_spare, take_spare
+from grader.framing import frame
+from grader.wire import DYING_GRACE, WAIT, Conversation, Peer, show
 
 CONNECT_TIMEOUT = 5.0   # how long the client may take to start and connect
 PRINT_WAIT = 1.0        # how long a received message may take to show on the screen
@@ -143,7 +144,7 @@ class ClientUnderTest:
                            "each stage folder needs chat_server.py and chat_client.py "
                            "(see docs/students.md § Running).")
         spare = take_spare(self.script) or spare_client(self.script)
-        keep_spare(self.script, spare_client(self.script))   # the next check's (procs.py § spares)
+        keep_spare(self.script, spare_client(self.script))   # the next check's (programs.py § spares)
         self.program, self._listener, port = spare.program, spare.listener, spare.port
         self.conv.programs.append(self.program)
         self.conv.log("(the grader plays the server on 127.0.0.1:%d and starts "

@@ -25,8 +25,9 @@ import pytest
 from grader.checks import ANSWERING, BASIC
 from grader.stages import STAGES, stages_named
 from grader.clientside import spare_client
-from grader.procs import (ServerUnderTest, configure, discard_spares, keep_spare, make_limits,
-                          release_user, spare_server, stop_everything)
+from grader.limits import configure, make_limits, release_user
+from grader.programs import discard_spares, keep_spare, stop_everything
+from grader.serverside import ServerUnderTest, spare_server
 from grader.classroom import classroom_results, write_classroom_results
 from grader.isolation import write_out_of_reach
 from grader.wire import OWN_ERROR, CheckFailed, Conversation, essentials
@@ -47,7 +48,7 @@ def pytest_addoption(parser):
     group.addoption("--classroom-results", metavar="FILE", default=None,
                     help="also write the run as GitHub Classroom's grading reporter reads it "
                          "(and, in a GitHub Actions step, as the step's output 'result')")
-    # Limits on student programs (grader/procs.py, docs/teachers.md § Limits on student programs).
+    # Limits on student programs (grader/limits.py, docs/teachers.md § Limits on student programs).
     group.addoption("--output-limit", metavar="MB", default="16",
                     help="stop a program that prints more than MB megabytes (default 16; 0: none)")
     group.addoption("--memory-limit", metavar="MB", default="256",
@@ -91,7 +92,7 @@ GRADER = pytest.StashKey["Grader"]()
 
 
 def set_limits(config, grader: "Grader") -> None:
-    """The limits on student programs (procs.py), checked before any program starts."""
+    """The limits on student programs (limits.py), checked before any program starts."""
     try:
         limits = make_limits(config.getoption("--output-limit"), config.getoption("--memory-limit"),
                              config.getoption("--max-processes"), config.getoption("--run-as"),
@@ -224,7 +225,7 @@ class Grader:
         return (STAGES.index(check.stage), check.number, position)
 
     def pytest_collection_finish(self, session):
-        """Start each stage's first server and client now, all at once (procs.py § spares),
+        """Start each stage's first server and client now, all at once (programs.py § spares),
         so that a program that never starts costs its 5 s once per run, not once per stage."""
         for stage in self.stages:
             tested = {c.tests for c in self.checks.values() if c.stage == stage}

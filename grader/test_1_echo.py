@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from grader.checks import check
-from grader.procs import process_tree
+from grader.programs import process_tree
 from grader.wire import QUIET
 
 STAGE = "1_echo"

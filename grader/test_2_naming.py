@@ -11,7 +11,8 @@ from grader.chat import (HINT_NAME, HINT_NAMES, HINT_SPLIT_CHARACTER, expect_nam
                          expect_names_reply, format_problem, named, names_listed,
                          send_split_character, unnamed_clients_leave)
 from grader.checks import check
-from grader.wire import MESSAGE, frame, show
+from grader.framing import frame
+from grader.wire import MESSAGE, show
 
 STAGE = "2_naming"
 HINT_VALID = ("A valid name is 1 to 16 characters (len() of the decoded text, not of the "

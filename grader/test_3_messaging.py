@@ -15,7 +15,8 @@ from grader.chat import (HINT_MSG, HINT_NAME, exchange, expect_names, named,
                          split_character_message,
                          unnamed_clients_leave)
 from grader.checks import ANSWERING, check
-from grader.wire import MESSAGE, WAIT, FrameReader, Peer, frame, is_refusal, show
+from grader.framing import frame
+from grader.wire import MESSAGE, WAIT, FrameReader, Peer, is_refusal, show
 
 STAGE = "3_messaging"
 

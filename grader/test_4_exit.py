@@ -15,7 +15,8 @@ from grader.chat import (exchange, expect_names, expect_names_reply, named,
                          names_listed, same_names, split_character_message,
                          unnamed_clients_leave)
 from grader.checks import ANSWERING, check
-from grader.wire import MESSAGE, CheckFailed, frame, show
+from grader.framing import frame
+from grader.wire import MESSAGE, CheckFailed, show
 
 STAGE = "4_exit"
 

@@ -12,7 +12,8 @@ import pytest
 from grader.checks import check
 from grader.clientside import ClientUnderTest
 from grader.stages import STAGES
-from grader.wire import MESSAGE, frame
+from grader.framing import frame
+from grader.wire import MESSAGE
 
 ALL_STAGES = STAGES
 BEFORE_EXIT = STAGES[:-1]

@@ -14,22 +14,15 @@ import socket
 import struct
 import time
 
+from grader.framing import HEADER_SIZE, frame, payload_length
 
-HEADER_SIZE = 4
-MAX_PAYLOAD = 1024
+
 WAIT = 2.0          # how long we wait for a reply before calling it missing
 QUIET = 0.3         # how long "nothing arrives" must hold to count as silence
 TRANSCRIPT_LINES = 40
 DYING_GRACE = 0.2   # a connection just closed: how long to wait to see whether the program died
 HEADER_PAUSE = 0.02  # send_bytewise: the pause after each header byte ...
 BYTE_PAUSE = 0.002   # ... and after each payload byte
-
-
-def frame(payload: bytes | str) -> bytes:
-    """Header (4 ASCII digits: the length in bytes) followed by the payload."""
-    if isinstance(payload, str):
-        payload = payload.encode("utf-8")
-    return b"%04d" % len(payload) + payload
 
 
 def show(data: bytes | str, limit: int = 70) -> str:
@@ -177,10 +170,7 @@ class FrameReader:
         """The next complete payload, None if incomplete; raises ValueError on a bad header."""
         if len(self.buffer) < HEADER_SIZE:
             return None
-        header = self.buffer[:HEADER_SIZE]
-        if not all(48 <= b <= 57 for b in header) or int(header) > MAX_PAYLOAD:
-            raise ValueError(header)
-        end = HEADER_SIZE + int(header)
+        end = HEADER_SIZE + payload_length(self.buffer[:HEADER_SIZE])   # FramingError
         if len(self.buffer) < end:
             return None
         payload, self.buffer = self.buffer[HEADER_SIZE:end], self.buffer[end:]

@@ -37,14 +37,14 @@ import pytest
 from gradekit import IMPLS, KIT, STAGES, grade_many
 
 sys.path.insert(0, str(KIT))
-from grader import procs  # noqa: E402  (the kit's root must be on the path first)
+from grader import limits, serverside  # noqa: E402  (the kit's root must be on the path first)
 
 LINUX = Path("/proc/self/environ").exists()
 pytestmark = pytest.mark.skipif(not LINUX, reason="the monitor reads /proc (Linux)")
 
 PATHOLOGICAL = IMPLS / "pathological"
-DEFAULTS = procs.Limits()
-MB = procs.MB
+DEFAULTS = limits.Limits()
+MB = limits.MB
 
 # name: the grader option that the failures must name.
 ABUSIVE = {
@@ -140,7 +140,7 @@ def can_run_as_nobody() -> str:
     except KeyError:
         return "there is no user nobody"
     uid = pwd.getpwnam("nobody").pw_uid
-    for python in procs._pythons():
+    for python in limits._pythons():
         try:
             done = subprocess.run([python, "-c", "import sys; assert sys.version_info >= (3, 10)"],
                                   user=uid, group=uid, extra_groups=[], capture_output=True,
@@ -211,11 +211,11 @@ def abused(report, tmp_path_factory, open_kit):
             break
         time.sleep(0.1)
     report("containment (limits: %s of output, %s of memory, %d processes):"
-           % (procs.size(DEFAULTS.output), procs.size(DEFAULTS.memory), DEFAULTS.processes))
+           % (limits.size(DEFAULTS.output), limits.size(DEFAULTS.memory), DEFAULTS.processes))
     for name, run in runs.items():
         report("  %-22s %5.1f s  %3d/%-3d  temporary disk %s, most memory %s, most processes %d"
-               % (name, run.seconds, run.score, run.max_score, procs.size(monitor.disk[name]),
-                  procs.size(monitor.memory[name][0]), monitor.processes[name]))
+               % (name, run.seconds, run.score, run.max_score, limits.size(monitor.disk[name]),
+                  limits.size(monitor.memory[name][0]), monitor.processes[name]))
     return runs, monitor, left
 
 
@@ -232,14 +232,14 @@ def test_grading_ends_and_reports(abused, name):
 def test_temporary_disk_stays_small(abused, name):
     used = abused[1].disk[name]
     assert used < DISK_LIMIT, "%s: the grader's temporary folder reached %s" % (
-        name, procs.size(used))
+        name, limits.size(used))
 
 
 @pytest.mark.parametrize("name", list(ABUSIVE))
 def test_no_program_past_the_memory_limit(abused, name):
     resident, command = abused[1].memory[name]
     assert resident <= DEFAULTS.memory + MEMORY_SLACK, (
-        "%s: %s was seen using %s" % (name, command, procs.size(resident)))
+        "%s: %s was seen using %s" % (name, command, limits.size(resident)))
 
 
 @pytest.mark.parametrize("name", list(ABUSIVE))
@@ -290,12 +290,12 @@ def test_failures_name_the_limit(abused, name):
 def test_threaded_server_holds_a_hundred_clients_within_the_limits(report):
     """Thread per client, a hundred clients, each echoed: the watchdog never stops it,
     though its threads reserve far more address space than the memory limit."""
-    procs.configure(procs.Limits())
-    port = procs.free_port()
-    server = procs.launch_server(IMPLS / "threaded" / "1_echo" / "chat_server.py", port)
+    limits.configure(limits.Limits())
+    port = serverside.free_port()
+    server = serverside.launch_server(IMPLS / "threaded" / "1_echo" / "chat_server.py", port)
     clients = []
     try:
-        deadline = time.monotonic() + procs.START_TIMEOUT
+        deadline = time.monotonic() + serverside.START_TIMEOUT
         while True:
             try:
                 clients.append(socket.create_connection(("127.0.0.1", port), timeout=2))
@@ -317,14 +317,14 @@ def test_threaded_server_holds_a_hundred_clients_within_the_limits(report):
                 got += data
             assert got == wanted
         # Let the watchdog look at it a few times with every thread alive.
-        time.sleep(10 * procs.Watchdog.PERIOD)
+        time.sleep(10 * limits.Watchdog.PERIOD)
         virtual = status_field(server.proc.pid, "VmSize")
         assert server.exit_status() is None and not server.limit_note, server.describe()
         assert 0 < server.peak_memory < DEFAULTS.memory
         report("threaded server, 100 clients: %s resident at most, %s of address space "
                "(the memory limit is %s, the address-space backstop %s)"
-               % (procs.size(server.peak_memory), procs.size(virtual),
-                  procs.size(DEFAULTS.memory), procs.size(DEFAULTS.address_space())))
+               % (limits.size(server.peak_memory), limits.size(virtual),
+                  limits.size(DEFAULTS.memory), limits.size(DEFAULTS.address_space())))
     finally:
         for sock in clients:
             sock.close()
@@ -354,7 +354,7 @@ def test_run_as_nobody_keeps_full_marks(abused):
     lost = {n: run.output_of(n)[:800] for n in run.failed()}
     assert not lost and run.score == run.max_score > 0 and run.status == 0, lost
     assert abused[1].disk["run-as"] == 0, "the grader wrote %s in its temporary folder" % (
-        procs.size(abused[1].disk["run-as"]))
+        limits.size(abused[1].disk["run-as"]))
     assert abused[1].processes["run-as"] > 0, "the monitor never saw its programs"
 
 

@@ -12,19 +12,19 @@ import sys
 from gradekit import KIT, wait_until
 
 sys.path.insert(0, str(KIT))
-from grader import procs  # noqa: E402
+from grader import programs  # noqa: E402
 
 
 def test_descendants_follow_every_generation():
     parents = {1: 0, 10: 1, 11: 10, 12: 11, 13: 10, 20: 1, 21: 20}
-    assert procs.descendants(10, parents) == {10, 11, 12, 13}
-    assert procs.descendants(21, parents) == {21}
-    assert procs.descendants(99, parents) == {99}
+    assert programs.descendants(10, parents) == {10, 11, 12, 13}
+    assert programs.descendants(21, parents) == {21}
+    assert programs.descendants(99, parents) == {99}
 
 
 def test_ps_listing_as_macos_prints_it():
     listing = "    1     0\n  412     1\n  413   412\n garbage line\n\n"
-    assert procs.parse_ps_parents(listing) == {1: 0, 412: 1, 413: 412}
+    assert programs.parse_ps_parents(listing) == {1: 0, 412: 1, 413: 412}
 
 
 def test_the_parent_map_of_this_system_holds_a_fresh_child_and_grandchild():
@@ -35,12 +35,12 @@ def test_the_parent_map_of_this_system_holds_a_fresh_child_and_grandchild():
     child = subprocess.Popen([sys.executable, "-c", code])
     try:
         def tree():
-            found = procs.descendants(os.getpid(), procs.parent_map())
+            found = programs.descendants(os.getpid(), programs.parent_map())
             return found if len(found) >= 3 else None
         found = wait_until(tree, timeout=10)
         assert found and child.pid in found, found
     finally:
-        for pid in procs.descendants(child.pid, procs.parent_map()):
+        for pid in programs.descendants(child.pid, programs.parent_map()):
             try:
                 os.kill(pid, 9)
             except OSError:
@@ -55,4 +55,4 @@ def test_ps_is_read_as_on_macos_where_ps_exists():
     import pytest
     if shutil.which("ps") is None:
         pytest.skip("no ps on this system")
-    assert procs._parents_from_ps().get(os.getpid()) == os.getppid()
+    assert programs._parents_from_ps().get(os.getpid()) == os.getppid()

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from grader import procs
+from grader import limits
 from grader.stages import STAGES, stages_named
 from grader.teach.submissions import (ERROR, NO_SUBMISSION, Prepared, SubmissionProblem,
                                 error_explanation, grade, is_junk, prepare, stop,
@@ -362,7 +362,7 @@ def run(options: Options) -> int:
     options.out.mkdir(parents=True, exist_ok=True)
     entries = list_entries(options.submissions)
     say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
-    missing = None if options.run_as else procs.unprivileged_python_missing()
+    missing = None if options.run_as else limits.unprivileged_python_missing()
     if missing:   # once, first, rather than in every student's grading
         say("batch: WARNING: student programs will run as root, with every right on this "
             "machine: %s" % missing)

@@ -28,7 +28,6 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import signal
-import socket
 import sys
 import time
 from pathlib import Path
@@ -36,8 +35,8 @@ from pathlib import Path
 from grader.stages import stages_named
 from grader.teach import loadgen
 
-# grader.procs (how the grader starts and stops programs) is imported where a
-# server is started: it brings pytest along, which a usage error or --port need not wait for.
+# grader.serverside (how the grader starts a server and waits for it) is imported where
+# a server is started: a usage error or --port need not wait for it.
 
 POSIX = os.name == "posix"
 LOADABLE = {1: "1_echo", 3: "3_messaging", 4: "4_exit"}
@@ -121,41 +120,29 @@ def stage_number(value: str) -> int:
 # --- the server -----------------------------------------------------------------
 
 def start_server(script: Path):
-    """Start the server on a free port; return it (a grader.procs.Program) and its
-    port once it accepts connections.
+    """Start the server on a free port the way every check does (serverside.py: the
+    same start, the same bounded wait until it listens); return it (a Program) and
+    its port.
 
     It runs under the grader's limits, with more memory than grading gives: 1 GB,
     and 64 GB of address space, since a thread per client reserves 8 MB of it
     for each thread's stack (under grading's 16 GB, a server with two threads per
     client could not start its 1,920th thread, and held about 950 clients)."""
-    from grader.procs import START_TIMEOUT, Limits, Program, configure, free_port, listens
+    from grader.limits import Limits, configure
+    from grader.serverside import ServerUnderTest
+    from grader.wire import CheckFailed, Conversation
     configure(Limits(memory=SERVER_MEMORY))
-    for attempt in range(3):
-        port = free_port()
-        program = Program([sys.executable, str(script), "--host", "127.0.0.1",
-                           "--port", str(port)], "server")
-        if wait_listening(program, port, START_TIMEOUT) and listens(program, port):
-            return program, port
-        output = program.describe()
-        program.stop()
-        if program.exit_status() is not None and b"in use" not in program.stderr():
-            break   # it crashed: no use trying another port
-    raise RuntimeError("the server %s did not start listening within %.0f s.\n%s"
-                       % (script, START_TIMEOUT, output))
-
-
-def wait_listening(program, port: int, timeout: float) -> bool:
-    deadline = program.started + timeout
-    while program.exit_status() is None:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return True
-        except OSError:
-            pass
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.02)
-    return False
+    server = ServerUnderTest(script.parent, Conversation(), spares=False)
+    try:
+        server.start()
+    except CheckFailed as failure:
+        problem = str(failure)
+    else:
+        server.close_probe()
+        return server.program, server.port
+    if server.program is not None:
+        server.program.stop()
+    raise RuntimeError("the server %s did not start:\n%s" % (script, problem))
 
 
 def cpu_seconds(pid: int) -> float | None:

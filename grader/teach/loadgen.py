@@ -34,13 +34,13 @@ import socket
 import time
 import traceback
 
+from grader.framing import FramingError, frame, take_payloads
+
 try:
     import resource   # POSIX only; imported now, as there may be no file left to open later
 except ImportError:
     resource = None
 
-HEADER_SIZE = 4
-MAX_PAYLOAD = 1024
 CONNECT_BATCH = 50       # connections being set up at once (listen backlogs are often 128)
 CONNECT_TIMEOUT = 10.0   # seconds one connection may take to be accepted
 REPLY_TIMEOUT = 5.0      # seconds the server may take to answer NAME
@@ -52,32 +52,6 @@ TEXT = b"load test message"   # what every message says, after its number
 EXAMPLES = 5             # how many wrong messages a worker describes
 # What a non-blocking connect_ex() returns when all goes well (the last: Windows).
 IN_PROGRESS = (0, errno.EINPROGRESS, errno.EWOULDBLOCK, getattr(errno, "WSAEWOULDBLOCK", -1))
-
-
-def frame(payload: bytes) -> bytes:
-    """Header (4 ASCII digits: the length in bytes) followed by the payload."""
-    return b"%04d" % len(payload) + payload
-
-
-class FramingError(ValueError):
-    """Bytes from the server that are not a valid header."""
-
-
-def take_payloads(buffer: bytearray) -> list[bytes]:
-    """Remove every complete message from `buffer`; return their payloads."""
-    payloads = []
-    start, size = 0, len(buffer)
-    while size - start >= HEADER_SIZE:
-        header = buffer[start:start + HEADER_SIZE]
-        if not header.isdigit() or int(header) > MAX_PAYLOAD:   # bytes.isdigit: ASCII only
-            raise FramingError(bytes(buffer[start:start + 40]))
-        end = start + HEADER_SIZE + int(header)
-        if end > size:
-            break
-        payloads.append(bytes(buffer[start + HEADER_SIZE:end]))
-        start = end
-    del buffer[:start]
-    return payloads
 
 
 def show(data: bytes, limit: int = 60) -> str:

@@ -1,0 +1,495 @@
+"""A student's program as a real process: started, its output drained, always stopped.
+
+Every program gets its own process group (and session), so teardown can stop it
+together with anything it started, and every wait is bounded. What it prints
+goes through pipes that the grader drains at once (never an undrained pipe, so a
+program that prints megabytes cannot block, and never a file, so it cannot fill
+the disk); the grader counts every byte and keeps only the end of each stream.
+The limits (limits.py) apply from its start; a program stopped by one gets a
+`limit_note` that its check's failure shows (`describe`): which limit, and what
+to look for.
+
+Also here: spares (the next check's program, started early), and the processes
+of a program (itself and every process it started, on every platform).
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from grader import limits
+from grader.limits import (MARKER, OUTPUT_PER_BYTE_SENT, WATCHDOG, _kill, _set_hard_limits,
+                           release_user, size)
+
+POSIX = os.name == "posix"
+STOP_GRACE = 0.5        # SIGTERM, then this long, then SIGKILL
+DYING_GRACE = 0.2       # how long a failure report waits for a crashing program to end
+TAIL_BYTES = 3000       # how much of a program's output a failure shows
+KEEP_BYTES = 512 * 1024  # how much of each output stream is kept (its end)
+READ_SIZE = 65536       # one read from a program's output pipe
+WINDOWS_POLL = 0.005    # Windows: how often an empty output pipe is looked at again
+
+
+# --- output: drained from pipes, counted, the end kept -------------------------
+
+class Output:
+    """One output stream of a program (a pipe): every byte counted, the last ones kept.
+
+    A thread of its own drains the pipe as soon as something arrives, so the program
+    never blocks on a full pipe. Reads happen under a lock, and whoever looks at the
+    output first takes what is waiting in the pipe (`take`): so, as with a file,
+    what the program wrote before you look is there when you look.
+
+    Offsets count from the program's first byte, so a reader can ask for "what
+    came after offset N" however much was dropped meanwhile."""
+
+    def __init__(self, pipe, on_more) -> None:
+        self.pipe = pipe
+        self.fd = pipe.fileno()
+        self.on_more = on_more       # called after new bytes arrived (the output limit)
+        self.lock = threading.Lock()
+        self.total = 0               # bytes received in all
+        self.start = 0               # the offset of kept[0]
+        self.kept = bytearray()
+        self.ended = False           # the pipe reached its end (every writer is gone)
+        if POSIX:
+            os.set_blocking(self.fd, False)
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self) -> None:
+        if POSIX:
+            poller = select.poll()   # not select(): it fails on descriptors past 1024
+            poller.register(self.fd, select.POLLIN)
+        while not self.ended:
+            if POSIX:
+                poller.poll()        # readable: bytes, or the end
+            elif _available(self.fd) == 0:
+                time.sleep(WINDOWS_POLL)
+                continue
+            self.take()
+        self.pipe.close()   # here only: never while this thread may still wait on it
+
+    def take(self) -> None:
+        """Read whatever waits in the pipe, without blocking."""
+        grew = False
+        with self.lock:
+            for _ in range(64):      # a pipe holds 64 kB: a few reads empty it
+                if self.ended:
+                    break
+                try:
+                    if POSIX:
+                        data = os.read(self.fd, READ_SIZE)
+                    else:
+                        waiting = _available(self.fd)
+                        data = os.read(self.fd, min(waiting, READ_SIZE)) if waiting > 0 else (
+                            None if waiting == 0 else b"")
+                except BlockingIOError:
+                    data = None
+                except OSError:
+                    data = b""
+                if data is None:
+                    break
+                if not data:
+                    self.ended = True
+                    break
+                self._keep(data)
+                grew = True
+        if grew:
+            self.on_more()
+
+    def _keep(self, data: bytes) -> None:
+        self.kept += data
+        self.total += len(data)
+        if len(self.kept) > 2 * KEEP_BYTES:   # trim in big steps: cheap on average
+            drop = len(self.kept) - KEEP_BYTES
+            del self.kept[:drop]
+            self.start += drop
+
+    def since(self, offset: int) -> tuple[int, bytes]:
+        """(where the returned bytes start, the kept bytes from `offset` on)."""
+        self.take()
+        with self.lock:
+            at = max(offset, self.start)
+            return at, bytes(self.kept[at - self.start:])
+
+    def count(self) -> int:
+        self.take()
+        return self.total
+
+    def tail(self, limit: int = TAIL_BYTES) -> str:
+        """The last `limit` bytes, as text ('…' first when there was more)."""
+        self.take()
+        with self.lock:
+            data = bytes(self.kept[-limit:])
+            more = self.total > len(data)
+        text = data.decode("utf-8", "replace")
+        return ("…" + text) if more else text
+
+
+def _available(fd: int) -> int:
+    """Windows: how many bytes wait in a pipe; -1 once it is broken (its end)."""
+    import ctypes
+    import msvcrt
+    from ctypes import wintypes
+    waiting = wintypes.DWORD()
+    if not ctypes.windll.kernel32.PeekNamedPipe(
+            wintypes.HANDLE(msvcrt.get_osfhandle(fd)), None, 0, None, ctypes.byref(waiting), None):
+        return -1
+    return waiting.value
+
+
+RUNNING: set = set()   # every Program started and not yet stopped (see stop_everything)
+_serial = iter(range(1, 1 << 62))
+
+
+class Program:
+    """One started program: its process, its output, its limits, how to stop it."""
+
+    def __init__(self, argv: list[str], label: str, stdin: bool = False, cwd=None) -> None:
+        self.label = label
+        if argv and argv[0] == sys.executable:
+            argv = [limits.LIMITS.python] + argv[1:]   # with --run-as, a Python that user can run
+        self.argv = argv
+        self.token = "%d-%d" % (os.getpid(), next(_serial))
+        self.started = time.monotonic()
+        self.limit_note = ""          # set when the grader stopped it for a limit
+        self.limit_reason = ""        # ... and that note's first words, for a 'Got:' line
+        self.pids: set[int] = set()   # its processes that the watchdog knows of
+        self.processes = 1            # how many were alive at the last look
+        self.peak_memory = 0          # the most resident memory seen at a look
+        self.pss, self.pss_due = 0, 0.0   # the watchdog's last proportional measure
+        self.sent = 0                 # bytes the grader has sent it (see OUTPUT_PER_BYTE_SENT)
+        env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONIOENCODING="utf-8",
+                   PYTHONDONTWRITEBYTECODE="1")
+        env[MARKER] = self.token
+        extra = {"start_new_session": True} if POSIX else {
+            "creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
+        if limits.LIMITS.uid is not None:
+            extra.update(user=limits.LIMITS.uid, group=limits.LIMITS.gid, extra_groups=[])
+        self.proc = subprocess.Popen(
+            argv, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd, env=env, **extra)
+        self.pids.add(self.proc.pid)
+        _set_hard_limits(self.proc.pid)
+        self.out = Output(self.proc.stdout, self._check_output)
+        self.err = Output(self.proc.stderr, self._check_output)
+        RUNNING.add(self)
+        WATCHDOG.watch(self)
+
+    # --- output ------------------------------------------------------------
+    def was_sent(self, count: int) -> None:
+        """The grader sent it `count` more bytes: it may print that much more."""
+        self.sent += count
+
+    def output_allowed(self) -> int:
+        """How much it may print by now: --output-limit, plus OUTPUT_PER_BYTE_SENT for
+        each byte the grader has sent it."""
+        return limits.LIMITS.output + OUTPUT_PER_BYTE_SENT * self.sent
+
+    def _check_output(self) -> None:
+        if limits.LIMITS.output and self.out.total + self.err.total > self.output_allowed():
+            self.stop_for_limit(
+                "printed more than %s (standard output and error together) while the grader "
+                "had sent it only %s: the grader's limit is %s, plus %d bytes for each byte "
+                "it sends (--output-limit)" % (size(self.output_allowed()), size(self.sent),
+                                               size(limits.LIMITS.output), OUTPUT_PER_BYTE_SENT),
+                "is there a print inside the select loop, or in a loop that never waits? "
+                "Print a line when something happens (a client connects, a message "
+                "arrives), not on every turn of a loop.")
+
+    def printed(self) -> int:
+        """How many bytes it has printed so far, standard output and error together."""
+        return self.out.count() + self.err.count()
+
+    def stdout(self) -> bytes:
+        """What is kept of its standard output (all of it, unless it printed a lot)."""
+        return self.out.since(0)[1]
+
+    def stderr(self) -> bytes:
+        return self.err.since(0)[1]
+
+    def stdout_since(self, offset: int) -> tuple[int, bytes]:
+        """Its standard output after `offset` (counted from its first byte), as far
+        as it is kept: (where the bytes returned start, the bytes)."""
+        return self.out.since(offset)
+
+    # --- status ------------------------------------------------------------
+    def exit_status(self):
+        """The exit status, or None while it runs."""
+        return self.proc.poll()
+
+    def wait_exit(self, timeout: float):
+        """Wait up to `timeout` seconds; the exit status, or None if still running."""
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def describe(self) -> str:
+        """What a failure report should say about this program."""
+        # A program that just crashed may still be on its way out: give it a moment,
+        # so the report can say it exited (and show the traceback it printed).
+        status = self.wait_exit(DYING_GRACE)
+        out, err = self.out.tail(), self.err.tail()
+        lines = []
+        if self.limit_note:
+            lines.append(self.limit_note)
+        elif status is None and not err.strip():
+            return ""
+        elif status is not None:
+            lines.append("The %s exited with status %s%s." % (self.label, status,
+                                                              _signal_note(status)))
+        if b"MemoryError" in self.err.since(0)[1][-TAIL_BYTES:] and limits.LIMITS.memory:
+            lines.append("(MemoryError: it reached the grader's hard limit of %s of address "
+                         "space. Does it keep everything it receives?)"
+                         % size(limits.LIMITS.address_space()))
+        for name, text in (("standard output", out), ("standard error", err)):
+            if text.strip():
+                lines.append("The %s's %s (the end of it):" % (self.label, name))
+                lines.extend("    | " + line[:300] for line in text.rstrip().splitlines()[-25:])
+        return "\n".join(lines)
+
+    # --- stopping ------------------------------------------------------------
+    def stop_for_limit(self, what: str, hint: str) -> None:
+        """Stop it at once (SIGKILL, everything it started), saying which limit and why."""
+        if self.limit_note:
+            return
+        self.limit_reason = what
+        self.limit_note = "Stopped by the grader: the %s %s.\n    What to look for: %s" % (
+            self.label, what, hint)
+        self._kill_all()
+
+    def _kill_all(self) -> None:
+        """SIGKILL its process group, and every process of it found elsewhere."""
+        if not POSIX:
+            self._taskkill()
+            return
+        self._signal_group(signal.SIGKILL)
+        for pid in list(self.pids):
+            _kill(pid, lambda token: token == self.token.encode())
+
+    def _taskkill(self) -> None:
+        subprocess.run(["taskkill", "/F", "/T", "/PID", str(self.proc.pid)],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def interrupt(self) -> None:
+        """Press Ctrl-C: SIGINT to the whole process group, as a terminal does."""
+        if POSIX:
+            self._signal_group(signal.SIGINT)
+        else:
+            self.proc.send_signal(signal.CTRL_BREAK_EVENT)
+
+    def _signal_group(self, sig) -> None:
+        try:
+            os.killpg(self.proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def stop(self) -> None:
+        """Stop the program and everything it started, no matter what."""
+        if self.proc.stdin:
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
+        if POSIX:
+            self._signal_group(signal.SIGTERM)
+            self.wait_exit(STOP_GRACE)
+            # Even if the program itself is gone, a child it forked may not be; and
+            # one that left the process group is found by the watchdog.
+            WATCHDOG.discover()
+            self._kill_all()
+        else:
+            self._taskkill()
+        if self.wait_exit(5.0) is None:
+            self.proc.kill()
+            self.wait_exit(5.0)
+        RUNNING.discard(self)
+        WATCHDOG.forget(self)
+
+
+def _signal_note(status: int) -> str:
+    """' (killed by SIGKILL)' for a negative status; what SIGXFSZ means."""
+    if status >= 0:
+        return ""
+    try:
+        name = signal.Signals(-status).name
+    except ValueError:
+        return ""
+    if name == "SIGXFSZ":
+        return (" (killed by SIGXFSZ: it wrote a file larger than the grader allows, %s; "
+                "a log file written in a loop?)" % size(limits.LIMITS.output))
+    return " (killed by %s)" % name
+
+
+def stop_all(programs) -> None:
+    """Stop several programs at once: one that ignores SIGTERM costs STOP_GRACE once."""
+    stoppers = [threading.Thread(target=program.stop) for program in programs]
+    for stopper in stoppers:
+        stopper.start()
+    for stopper in stoppers:
+        stopper.join()
+
+
+def stop_everything() -> None:
+    """The safety net: stop every program still running (end of run, Ctrl-C, SIGTERM),
+    and any process any of them started that is still alive, wherever it went."""
+    stop_all(list(RUNNING))
+    WATCHDOG.sweep(b"%d-" % os.getpid())
+    release_user()
+
+
+# --- spares: the next check's program, started while this one runs ---------------
+#
+# Starting Python takes ~0.1 s, and the grader starts a fresh program for every
+# check. So when a check starts a program, the grader also starts a spare copy
+# for the next check of the same stage (and at the start of the run, one for
+# each stage's first check). A spare gets no input and no connection before its
+# own check takes it: every check still meets a fresh program. Its time limit
+# to start counts from when it was started.
+_spares: dict = {}
+
+
+@dataclass
+class Spare:
+    """A program started ahead of its check, with the port it uses."""
+    program: Program
+    port: int
+    listener: socket.socket | None = None   # a client's spare: the grader's listening socket
+
+    def discard(self) -> None:
+        self.program.stop()
+        if self.listener is not None:
+            self.listener.close()
+
+
+def take_spare(key) -> Spare | None:
+    """The program started ahead for `key` (a script path), or None."""
+    return _spares.pop(key, None)
+
+
+def keep_spare(key, spare: Spare) -> None:
+    old = _spares.pop(key, None)
+    if old is not None:
+        old.discard()
+    _spares[key] = spare
+
+
+def discard_spares() -> None:
+    """Stop every spare nobody took (the grader calls this at the end of the run).
+
+    All at once: a program that ignores SIGTERM costs its STOP_GRACE once, not once each."""
+    spares = list(_spares.values())
+    _spares.clear()
+    stop_all(spare.program for spare in spares)
+    for spare in spares:
+        if spare.listener is not None:
+            spare.listener.close()
+
+
+# --- the processes of a program: itself and every process it started ------------------
+#
+# "The server" is every process the student's program started, not only the one the
+# grader started: a chat_server.py may be a launcher whose child runs the real loop
+# (on Windows, a virtual environment's python.exe is exactly such a launcher).
+
+def process_tree(program: Program) -> set[int]:
+    """The program's process and every process below it (by parent), plus any process
+    of its that the watchdog found by its marker (one that left the tree: a daemon)."""
+    parents = parent_map()   # every process alive now
+    found = descendants(program.proc.pid, parents)
+    return found | {pid for pid in program.pids if pid in parents}
+
+
+def descendants(root: int, parents: dict[int, int]) -> set[int]:
+    """`root` and every process whose chain of parents leads to it."""
+    children: dict[int, list[int]] = {}
+    for pid, parent in parents.items():
+        children.setdefault(parent, []).append(pid)
+    found, waiting = {root}, [root]
+    while waiting:
+        for child in children.get(waiting.pop(), []):
+            if child not in found:
+                found.add(child)
+                waiting.append(child)
+    return found
+
+
+def parent_map() -> dict[int, int]:
+    """{pid: its parent's pid} for every process the system lists: Linux /proc,
+    Windows a toolhelp snapshot, elsewhere (macOS, BSD) ps."""
+    if Path("/proc/self/stat").exists():
+        return _parents_from_proc()
+    if os.name == "nt":
+        return _parents_from_toolhelp()
+    return _parents_from_ps()
+
+
+def _parents_from_proc() -> dict[int, int]:
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:   # /proc/PID/stat: "pid (name) state ppid ..."
+                parents[int(entry.name)] = int(
+                    (entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue     # it ended meanwhile
+    return parents
+
+
+def _parents_from_ps() -> dict[int, int]:
+    try:
+        listing = subprocess.run(["ps", "-A", "-o", "pid=,ppid="], capture_output=True,
+                                 text=True, timeout=5).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    return parse_ps_parents(listing)
+
+
+def parse_ps_parents(listing: str) -> dict[int, int]:
+    """`ps -A -o pid=,ppid=`'s lines ('  412   1') as {pid: parent}."""
+    parents = {}
+    for line in listing.splitlines():
+        fields = line.split()
+        if len(fields) == 2 and fields[0].isdigit() and fields[1].isdigit():
+            parents[int(fields[0])] = int(fields[1])
+    return parents
+
+
+def _parents_from_toolhelp() -> dict[int, int]:
+    """Windows: every process and its parent, from CreateToolhelp32Snapshot."""
+    import ctypes
+    from ctypes import wintypes
+
+    class ProcessEntry(ctypes.Structure):
+        _fields_ = [("dwSize", wintypes.DWORD), ("cntUsage", wintypes.DWORD),
+                    ("th32ProcessID", wintypes.DWORD), ("th32DefaultHeapID", ctypes.c_void_p),
+                    ("th32ModuleID", wintypes.DWORD), ("cntThreads", wintypes.DWORD),
+                    ("th32ParentProcessID", wintypes.DWORD), ("pcPriClassBase", ctypes.c_long),
+                    ("dwFlags", wintypes.DWORD), ("szExeFile", ctypes.c_char * 260)]
+
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
+    kernel32.CreateToolhelp32Snapshot.restype = wintypes.HANDLE
+    snapshot = kernel32.CreateToolhelp32Snapshot(0x2, 0)   # TH32CS_SNAPPROCESS
+    if snapshot in (None, wintypes.HANDLE(-1).value):
+        return {}
+    parents = {}
+    entry = ProcessEntry()
+    entry.dwSize = ctypes.sizeof(ProcessEntry)
+    try:
+        more = kernel32.Process32First(snapshot, ctypes.byref(entry))
+        while more:
+            parents[entry.th32ProcessID] = entry.th32ParentProcessID
+            more = kernel32.Process32Next(snapshot, ctypes.byref(entry))
+    finally:
+        kernel32.CloseHandle(snapshot)
+    return parents

@@ -1,0 +1,233 @@
+"""The student's server for one check: started on a free port, waited for, connected to.
+
+`ServerUnderTest` starts the stage's chat_server.py (programs.py: its own process
+group, within the limits), waits, bounded, until it listens (or exits), and opens
+scripted clients (wire.Peer) to it. Anything that starts a server under test, the
+load tool included, starts it here.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+
+from grader.programs import Program, Spare, keep_spare, take_spare
+from grader.wire import WAIT, Conversation, Peer
+
+POSIX = os.name == "posix"
+START_TIMEOUT = 5.0     # how long a server may take to start listening
+
+
+def free_port() -> int:
+    """A port the OS says is free right now (binding port 0 asks the OS)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def listens(program: Program, port: int) -> bool:
+    """Is it `program` (or a process it started) that listens on `port`?
+
+    Linux tells, through /proc; elsewhere we can't, and trust that it is.
+    """
+    pid = program.proc.pid
+    found_any = False
+    # IPv4 first: reading a table costs ~5 ms, and the server was given 127.0.0.1.
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        inodes = listening_sockets(table, port)
+        if inodes is None:
+            return True   # no /proc: we can't tell
+        found_any = found_any or bool(inodes)
+        if inodes and (holds(pid, inodes) or
+                       any(holds(member, inodes) for member in session_members(pid))):
+            return True
+    return not found_any   # nobody listens there any more: let the check find out
+
+
+def holds(pid: int, sockets: set[str]) -> bool:
+    """Has process `pid` one of these sockets open?"""
+    try:
+        return any(os.readlink(fd) in sockets for fd in (Path("/proc") / str(pid) / "fd").iterdir())
+    except OSError:
+        return False
+
+
+def listening_sockets(table: str, port: int) -> set[str] | None:
+    """Linux: the sockets of one /proc table listening on `port`, as /proc names them
+    ('socket:[1234]'); None without /proc."""
+    try:
+        lines = Path(table).read_text().splitlines()[1:]
+    except OSError:
+        return None
+    found = set()
+    for line in lines:
+        fields = line.split()
+        if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:   # 0A: LISTEN
+            found.add("socket:[%s]" % fields[9])
+    return found
+
+
+def session_members(session: int) -> list[int]:
+    """Every other process in the program's session (the ones it started)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        try:
+            # /proc/PID/stat: "pid (name) state ppid pgrp session ..."
+            if entry.name.isdigit() and int(entry.name) != session and \
+                    int((entry / "stat").read_text().rsplit(")", 1)[1].split()[3]) == session:
+                members.append(int(entry.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return members
+
+
+def launch_server(script: Path, port: int) -> Program:
+    return Program([sys.executable, str(script), "--host", "127.0.0.1", "--port", str(port)],
+                   "server")
+
+
+def spare_server(script: Path) -> Spare:
+    port = free_port()
+    return Spare(launch_server(script, port), port)
+
+
+class ServerUnderTest:
+    """The student's chat server for one check, started on first use."""
+
+    def __init__(self, stage_dir: Path, conversation: Conversation, spares: bool = True) -> None:
+        self.stage_dir = stage_dir
+        self.spares = spares       # take a spare started earlier, and start the next one
+        self.script = stage_dir / "chat_server.py"
+        self.conv = conversation
+        self.program: Program | None = None
+        self.port: int | None = None
+        self._spare: socket.socket | None = None   # the connection that proved readiness
+        self._count = 0
+
+    # --- starting ----------------------------------------------------------
+    def start(self, port: int | None = None) -> None:
+        """Start the server on a free port and wait until it accepts connections."""
+        if not self.script.is_file():
+            self.conv.fail("a server program at %s" % self.script,
+                           "no such file",
+                           "each stage folder needs chat_server.py and chat_client.py "
+                           "(see docs/developing.md § Layout).")
+        for attempt in range(3):
+            first = port is None and attempt == 0 and self.spares
+            spare = take_spare(self.script) if first else None
+            if spare is not None:
+                self.program, self.port = spare.program, spare.port
+            else:
+                self.port = port or free_port()
+                self.program = launch_server(self.script, self.port)
+            if first:
+                keep_spare(self.script, spare_server(self.script))   # for the next check
+            self.conv.programs = [p for p in self.conv.programs if p.label != "server"]
+            self.conv.programs.append(self.program)
+            self.conv.log("(started %s --host 127.0.0.1 --port %d)" % (
+                self._short_script(), self.port))
+            self._spare = self._wait_until_listening()
+            if self._spare is not None and port is None and not listens(self.program, self.port):
+                # The port was free when we picked it, but another program (another
+                # grading running alongside) took it first: that is whom we reached.
+                self._spare.close()
+                self._spare = None
+                self.program.stop()
+                self.conv.log("(port %d was taken by another program: trying another port)"
+                              % self.port)
+                continue
+            if self._spare is not None:
+                return
+            if port is None and b"in use" in self.program.stderr() and attempt < 2:
+                self.program.stop()   # someone took the port meanwhile: try another one
+                continue
+            break
+        status = self.program.exit_status()
+        if status is None:
+            self.conv.fail("the server accepts a connection on port %d" % self.port,
+                           "it did not start listening within %.0f s" % START_TIMEOUT,
+                           "does the server bind to the --host/--port it is given and call listen()? "
+                           "(see docs/students.md § Running).")
+        if self.program.limit_reason:
+            self.conv.fail("the server starts and keeps running",
+                           "the grader stopped it before it accepted a connection: it %s"
+                           % self.program.limit_reason, "what to look for is below.")
+        self.conv.fail("the server starts and keeps running",
+                       "it exited with status %s before accepting a connection" % status,
+                       "run it yourself: python %s --port 7777 — its error is below." % self._short_script())
+
+    def close_probe(self) -> None:
+        """Close the connection that proved the server listens (when no check uses it)."""
+        if self._spare is not None:
+            self._spare.close()
+            self._spare = None
+
+    def _short_script(self) -> str:
+        return "%s/%s/chat_server.py" % (self.stage_dir.parent.name, self.stage_dir.name)
+
+    def _wait_until_listening(self) -> socket.socket | None:
+        deadline = self.program.started + START_TIMEOUT   # a spare may have started earlier
+        while self.program.exit_status() is None:
+            try:   # always try once: a spare started long ago may well be listening
+                return socket.create_connection(("127.0.0.1", self.port), timeout=0.5)
+            except OSError:
+                pass
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.01)
+        return None
+
+    def _ensure_started(self) -> None:
+        if self.program is None:
+            self.start()
+
+    # --- talking to it -----------------------------------------------------
+    def connect(self, label: str | None = None) -> Peer:
+        """A new scripted client connected to the server."""
+        peer = self._open(label)
+        self.conv.log("%-8s connects" % peer.label)
+        return peer
+
+    def connect_many(self, count: int, prefix: str = "c") -> list[Peer]:
+        """Several clients at once, logged as one line."""
+        self.conv.log("(%d clients connect: %s1 … %s%d)" % (count, prefix, prefix, count))
+        return [self._open("%s%d" % (prefix, i + 1)) for i in range(count)]
+
+    def _open(self, label: str | None) -> Peer:
+        self._ensure_started()
+        self._count += 1
+        label = label or "client%d" % self._count
+        if self._spare is not None:
+            sock, self._spare = self._spare, None
+            return Peer(sock, label, self.conv, self.program)
+        try:
+            sock = socket.create_connection(("127.0.0.1", self.port), timeout=WAIT)
+        except OSError as error:
+            failure = "the connection failed: %s" % error
+        else:
+            return Peer(sock, label, self.conv, self.program)
+        # Outside the except block: the report is the check's, not an exception chain.
+        self.conv.fail("%s connects to the server" % label, failure,
+                       "the server must keep accepting new clients at any time "
+                       "(is the listening socket still in the select set?).")
+
+    def expect_running(self, duration: float, hint: str) -> None:
+        """The server must not exit during the next `duration` seconds."""
+        status = self.program.wait_exit(duration)
+        if status is not None:
+            self.conv.fail("the server keeps running",
+                           "it exited with status %s" % status, hint)
+
+    def interrupt(self) -> None:
+        self._ensure_started()
+        self.conv.log("(Ctrl-C: SIGINT sent to the server)")
+        self.program.interrupt()
+
+    def stop(self) -> None:
+        if self._spare is not None:
+            self._spare.close()
+        if self.program is not None:
+            self.program.stop()

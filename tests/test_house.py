@@ -1,0 +1,50 @@
+"""The kit's structure keeps its promises: the rooms stay as they were laid out.
+
+* The grader's core (everything in grader/ but the pytest plugin, the check
+  declarations and the checks themselves) imports no pytest.
+* The stages are listed once in the code (grader/stages.py).
+* The handout's tools (grader/teach/) are not needed by the student's grader.
+"""
+
+import ast
+
+from gradekit import KIT, STAGES
+
+PYTEST_SIDE = {"conftest.py", "checks.py"}   # the plugin, and how a check is declared
+
+
+def imported_modules(path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+    return found
+
+
+def test_the_graders_core_imports_no_pytest():
+    core = [p for p in (KIT / "grader").glob("*.py")
+            if p.name not in PYTEST_SIDE and not p.name.startswith("test_")]
+    assert len(core) >= 10, core
+    importing = [p.name for p in core if "pytest" in imported_modules(p)]
+    assert not importing, "core modules that import pytest: %s" % importing
+
+
+def test_the_stages_are_listed_once():
+    listing = ", ".join('"%s"' % stage for stage in STAGES)   # as a list literal spells them
+    listings = []
+    for path in KIT.rglob("*.py"):
+        if ".git" in path.parts:
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        if listing in text or listing.replace('"', "'") in text:
+            listings.append(str(path.relative_to(KIT)))
+    assert listings == ["grader/stages.py"], listings
+
+
+def test_the_students_grader_needs_no_teachers_tool():
+    for path in (KIT / "grader").glob("*.py"):
+        modules = imported_modules(path)
+        assert not any(m.startswith("grader.teach") for m in modules), path.name

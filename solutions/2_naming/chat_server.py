@@ -14,7 +14,8 @@ tells us which ones are ready, so the server never waits on a single client:
         for each socket that is ready:
             listening socket readable  -> accept a new client
             client socket readable     -> receive bytes, handle whole messages
-            client socket writable     -> send queued bytes
+            client socket writable     -> send the bytes that did not fit before
+        send each client what this round queued for it (one send() each)
 
     python chat_server.py [--host HOST] [--port PORT] [--verbose]
 """
@@ -39,6 +40,7 @@ SELECT_TIMEOUT = 1.0   # seconds; see serve_forever()
 
 selector = selectors.DefaultSelector()   # which sockets to watch, and for what
 names = {}                               # name -> the Client holding it
+clients_to_send = set()                  # clients with messages queued this round
 verbose = False                          # set by --verbose
 
 
@@ -169,23 +171,36 @@ def list_names():
 
 
 # --- Sending ----------------------------------------------------------------
-# We never call send() just because we have something to say: a client that
-# stops reading fills its socket's buffer, and then send() would block (or,
-# non-blocking, send only part).  So outgoing bytes wait in the client's queue,
-# and we write them when select reports that its socket is writable.
+# We never wait to send: a client that stops reading fills its socket's buffer,
+# and a send() that waited for room would freeze the server and every client.
+#   * while a round of select() is handled, replies only go into the client's
+#     queue (queue_message);
+#   * at the end of the round, each client gets all that the round queued for
+#     it in one send() (send_round_output).  On a non-blocking socket send()
+#     never waits: it takes what fits in the system's buffer, often all of it;
+#   * only when bytes did not fit (the client reads slowly, or not at all) do
+#     we ask select to report when its socket is writable again.
 
 def queue_message(client, payload):
-    """Queue one message for the client; it is sent when its socket is writable."""
+    """Queue one message for the client; it is sent at the end of this round."""
     client.outgoing += protocol.frame(payload)
-    update_events(client)
+    clients_to_send.add(client)
+
+
+def send_round_output():
+    """End of a round of select(): send each client what the round queued for it."""
+    for client in clients_to_send:
+        if client.connected:   # it may have been removed since (a reset)
+            send_queued(client)
+    clients_to_send.clear()
 
 
 def update_events(client):
     """Tell the selector what to report for this client's socket.
 
     Readable: always, unless the client is leaving.  Writable: only while its
-    queue holds bytes.  (A socket is writable almost all the time, so asking
-    with an empty queue would wake select() again and again for nothing.)
+    queue holds bytes that did not fit.  (A socket is writable almost all the
+    time, so asking with an empty queue would wake select() again and again.)
     """
     events = selectors.EVENT_WRITE if client.outgoing else 0
     if not client.closing:
@@ -194,21 +209,19 @@ def update_events(client):
 
 
 def send_queued(client):
-    """The socket is writable: send as much of the queue as the system takes."""
+    """Send as much of the client's queue as its socket's buffer takes now."""
     try:
         sent = client.sock.send(client.outgoing)
     except BlockingIOError:
-        return   # not writable after all; select will tell us again
+        sent = 0   # its buffer is full: nothing fits now
     except OSError:   # reset or broken pipe: it closed without reading all we sent
         remove_client(client, "disconnected")
         return
     del client.outgoing[:sent]
-    if client.outgoing:
-        return   # the rest goes the next time the socket is writable
-    if client.closing:
+    if client.closing and not client.outgoing:
         remove_client(client, "left")
     else:
-        update_events(client)
+        update_events(client)   # writable wanted only while bytes are left
 
 
 def start_closing(client):
@@ -245,6 +258,7 @@ def serve_forever(listener):
                 accept_client(listener)
             else:
                 serve_client(key.data, events)
+        send_round_output()
 
 
 def create_listener(host, port):

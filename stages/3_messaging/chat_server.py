@@ -17,10 +17,8 @@ tells us which ones are ready, so the server never waits on a single client:
 
 Your part: TODO 3.1 and 3.2 below (docs/students.md § Stage 3).  Everything from
 stages 1 and 2 is here and works: the select loop, the framing, the queues,
-NAME and GET_NAMES.  One thing changed there: replies now leave at the end
-of each round of select (read why under "Sending").  Until TODO 3.1 is done,
-MSG gets "ERROR not implemented yet: MSG (TODO 3.1)", and the server says so
-once on standard error.
+NAME and GET_NAMES.  Until TODO 3.1 is done, MSG gets "ERROR not implemented
+yet: MSG (TODO 3.1)", and the server says so once on standard error.
 
     python chat_server.py [--host HOST] [--port PORT] [--verbose]
 """
@@ -219,10 +217,8 @@ def send_private_message(sender, argument):
 
 
 # --- Sending ----------------------------------------------------------------
-# Stages 1 and 2 queued every reply and asked select to report when the socket
-# was writable.  Each message then cost two more system calls (ask, then stop
-# asking) and a wait for the next round.  Here clients message each other all
-# the time, so this server sends in a cheaper way that is just as safe:
+# We never wait to send: a client that stops reading fills its socket's buffer,
+# and a send() that waited for room would freeze the server and every client.
 #   * while a round of select() is handled, replies and pushes only go into
 #     the client's queue (queue_message);
 #   * at the end of the round, each client gets all that the round queued for

@@ -240,10 +240,8 @@ def leave(client):
 
 
 # --- Sending ----------------------------------------------------------------
-# Stages 1 and 2 queued every reply and asked select to report when the socket
-# was writable.  Each message then cost two more system calls (ask, then stop
-# asking) and a wait for the next round.  Here clients message each other all
-# the time, so this server sends in a cheaper way that is just as safe:
+# We never wait to send: a client that stops reading fills its socket's buffer,
+# and a send() that waited for room would freeze the server and every client.
 #   * while a round of select() is handled, replies and pushes only go into
 #     the client's queue (queue_message);
 #   * at the end of the round, each client gets all that the round queued for

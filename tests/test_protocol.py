@@ -4,9 +4,7 @@ TCP may cut a stream anywhere, so most tests feed the Decoder the same bytes
 in different pieces and check that the same payloads come out.
 """
 
-import socket
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -14,7 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import protocol  # noqa: E402
-from protocol import Decoder, ProtocolError, frame, recv_exactly, recv_message  # noqa: E402
+from protocol import Decoder, ProtocolError, frame  # noqa: E402
 
 
 def feed_in_pieces(data, size):
@@ -200,80 +198,3 @@ def test_bad_header_after_a_good_message():
     assert decoder.error is None
     assert decoder.feed(b"abcd") == []
     assert isinstance(decoder.error, ProtocolError)
-
-
-# --- recv_exactly and recv_message over a real socket pair -------------------
-
-@pytest.fixture
-def pair():
-    """Two connected sockets; the receiving end times out rather than hang a test."""
-    a, b = socket.socketpair()
-    b.settimeout(5)
-    yield a, b
-    a.close()
-    b.close()
-
-
-def send_slowly(sock, data, size=1):
-    """Send `data` in pieces of `size` bytes from another thread (short reads)."""
-    def run():
-        for i in range(0, len(data), size):
-            sock.sendall(data[i:i + size])
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread
-
-
-def test_recv_exactly_loops_over_short_reads(pair):
-    a, b = pair
-    thread = send_slowly(a, b"abcdefghij", size=3)
-    assert recv_exactly(b, 10) == b"abcdefghij"
-    thread.join(5)
-
-
-def test_recv_exactly_returns_fewer_bytes_at_end_of_stream(pair):
-    a, b = pair
-    a.sendall(b"abc")
-    a.close()
-    assert recv_exactly(b, 10) == b"abc"
-
-
-def test_recv_message_one_byte_at_a_time(pair):
-    a, b = pair
-    thread = send_slowly(a, frame("héllo") + frame("") + frame("x" * 1024))
-    assert recv_message(b) == "héllo".encode("utf-8")
-    assert recv_message(b) == b""
-    assert recv_message(b) == b"x" * 1024
-    thread.join(5)
-
-
-def test_recv_message_does_not_read_past_its_message(pair):
-    a, b = pair
-    a.sendall(b"0003one0003two")
-    assert recv_message(b) == b"one"
-    assert recv_message(b) == b"two"
-
-
-def test_recv_message_none_on_clean_close(pair):
-    a, b = pair
-    a.sendall(frame("last"))
-    a.close()
-    assert recv_message(b) == b"last"
-    assert recv_message(b) is None
-
-
-@pytest.mark.parametrize("partial", [b"00", b"0005hel"])
-def test_recv_message_connection_error_mid_message(pair, partial):
-    a, b = pair
-    a.sendall(partial)
-    a.close()
-    with pytest.raises(ConnectionError):
-        recv_message(b)
-
-
-@pytest.mark.parametrize("header", [b"abcd", b"1025", b"-001"])
-def test_recv_message_bad_header(pair, header):
-    a, b = pair
-    a.sendall(header + b"xyz")
-    with pytest.raises(ProtocolError):
-        recv_message(b)

@@ -112,7 +112,7 @@ def handle_received(client, data):
         # A bad header: we can no longer tell where its messages start.  The
         # messages before it were handled as usual; now say why, then hang up.
         start_closing(client)
-        queue_message(client, "%s %s" % (protocol.REPLY_ERROR, client.decoder.error))
+        queue_message(client, protocol.refusal(client.decoder.error))
 
 
 def handle_payload(client, payload):

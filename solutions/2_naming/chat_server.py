@@ -116,7 +116,7 @@ def handle_received(client, data):
         # A bad header: we can no longer tell where its messages start.  The
         # messages before it were handled as usual; now say why, then hang up.
         start_closing(client)
-        queue_message(client, "%s %s" % (protocol.REPLY_ERROR, client.decoder.error))
+        queue_message(client, protocol.refusal(client.decoder.error))
 
 
 def handle_payload(client, payload):
@@ -124,7 +124,7 @@ def handle_payload(client, payload):
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError:
-        queue_message(client, "ERROR messages must be UTF-8 text")
+        queue_message(client, protocol.refusal("messages must be UTF-8 text"))
         return
     command, _, argument = text.partition(" ")
     if command == protocol.CMD_NAME:
@@ -132,7 +132,7 @@ def handle_payload(client, payload):
     elif text == protocol.CMD_GET_NAMES:
         reply = list_names()
     else:
-        reply = "ERROR unknown command"
+        reply = protocol.refusal("unknown command")
     queue_message(client, reply)
 
 
@@ -147,10 +147,11 @@ def is_valid_name(name):
 def take_name(client, name):
     """NAME <name>: the client gets the name if it is valid and nobody else has it."""
     if not is_valid_name(name):
-        return "ERROR a name is 1 to %d characters, without spaces" % protocol.MAX_NAME_LENGTH
+        return protocol.refusal("a name is 1 to %d characters, without spaces"
+                                % protocol.MAX_NAME_LENGTH)
     holder = names.get(name)
     if holder is not None and holder is not client:
-        return "ERROR the name %s is taken" % name
+        return protocol.refusal("the name %s is taken" % name)
     release_name(client)   # renaming frees the old name at once
     client.name = name
     names[name] = client

@@ -125,7 +125,7 @@ def handle_received(client, data):
         # A bad header: we can no longer tell where its messages start.  The
         # messages before it were handled as usual; now say why, then hang up.
         start_closing(client)
-        queue_message(client, "%s %s" % (protocol.REPLY_ERROR, client.decoder.error))
+        queue_message(client, protocol.refusal(client.decoder.error))
 
 
 def handle_payload(client, payload):
@@ -133,7 +133,7 @@ def handle_payload(client, payload):
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError:
-        queue_message(client, "ERROR messages must be UTF-8 text")
+        queue_message(client, protocol.refusal("messages must be UTF-8 text"))
         return
     command, _, argument = text.partition(" ")
     if command == protocol.CMD_NAME:
@@ -145,7 +145,7 @@ def handle_payload(client, payload):
     elif text == protocol.CMD_EXIT:
         reply = leave(client)
     else:
-        reply = "ERROR unknown command"
+        reply = protocol.refusal("unknown command")
     queue_message(client, reply)
 
 
@@ -160,10 +160,11 @@ def is_valid_name(name):
 def take_name(client, name):
     """NAME <name>: the client gets the name if it is valid and nobody else has it."""
     if not is_valid_name(name):
-        return "ERROR a name is 1 to %d characters, without spaces" % protocol.MAX_NAME_LENGTH
+        return protocol.refusal("a name is 1 to %d characters, without spaces"
+                                % protocol.MAX_NAME_LENGTH)
     holder = names.get(name)
     if holder is not None and holder is not client:
-        return "ERROR the name %s is taken" % name
+        return protocol.refusal("the name %s is taken" % name)
     release_name(client)   # renaming frees the old name at once
     client.name = name
     names[name] = client
@@ -186,17 +187,17 @@ def send_private_message(sender, argument):
     """MSG <name> <text>: push FROM to the recipient, reply SENT to the sender."""
     recipient_name, _, text = argument.partition(" ")
     if sender.name is None:
-        return "ERROR take a name (NAME <name>) before sending messages"
+        return protocol.refusal("take a name (NAME <name>) before sending messages")
     if not text:
-        return "ERROR usage: MSG <name> <text>"
+        return protocol.refusal("usage: MSG <name> <text>")
     if recipient_name == sender.name:
-        return "ERROR you cannot send a message to yourself"
+        return protocol.refusal("you cannot send a message to yourself")
     recipient = names.get(recipient_name)
     if recipient is None:
-        return "ERROR nobody has that name"
+        return protocol.refusal("nobody has that name")
     push = "%s %s %s" % (protocol.PUSH_FROM, sender.name, text)
     if len(push.encode("utf-8")) > protocol.MAX_MSG_LENGTH:
-        return "ERROR the text is too long to deliver with your name in front"
+        return protocol.refusal("the text is too long to deliver with your name in front")
     queue_message(recipient, push)
     return "%s %s" % (protocol.REPLY_SENT, recipient_name)
 

@@ -76,9 +76,9 @@ def not_implemented(todo, what):
     """
     if todo not in todos_reported:
         todos_reported.add(todo)
-        print("TODO %s not implemented yet: %s (docs/students.md § Stage %d)" % (todo, what, STAGE),
-              file=sys.stderr, flush=True)
-    return "%s not implemented yet: %s (TODO %s)" % (protocol.REPLY_ERROR, what, todo)
+        print("TODO %s not implemented yet: %s (docs/students.md § Stage %d)"
+              % (todo, what, STAGE), file=sys.stderr, flush=True)
+    return protocol.refusal("not implemented yet: %s (TODO %s)" % (what, todo))
 
 
 # --- Clients arriving and leaving -------------------------------------------
@@ -143,7 +143,7 @@ def handle_received(client, data):
     #   now complete, none, one or several.  Hand each, in order, to handle_payload().
     #   A bad header is a framing error: feed() still returns the whole payloads that
     #   came before it, and sets client.decoder.error.  Handle those first, then
-    #   send "ERROR <reason>" (protocol.REPLY_ERROR) and hang up: start_closing(),
+    #   send "ERROR <reason>" (protocol.refusal) and hang up: start_closing(),
     #   then queue_message(); send_queued() closes the connection once it is sent.
     #   Pitfall: closing the socket at once loses the ERROR and the replies before it.
     # Until then, every client that sends something gets this ERROR, then a close:

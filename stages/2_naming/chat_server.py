@@ -81,9 +81,9 @@ def not_implemented(todo, what):
     """
     if todo not in todos_reported:
         todos_reported.add(todo)
-        print("TODO %s not implemented yet: %s (docs/students.md § Stage %d)" % (todo, what, STAGE),
-              file=sys.stderr, flush=True)
-    return "%s not implemented yet: %s (TODO %s)" % (protocol.REPLY_ERROR, what, todo)
+        print("TODO %s not implemented yet: %s (docs/students.md § Stage %d)"
+              % (todo, what, STAGE), file=sys.stderr, flush=True)
+    return protocol.refusal("not implemented yet: %s (TODO %s)" % (what, todo))
 
 
 # --- Clients arriving and leaving -------------------------------------------
@@ -139,7 +139,7 @@ def handle_received(client, data):
         # A bad header: we can no longer tell where its messages start.  The
         # messages before it were handled as usual; now say why, then hang up.
         start_closing(client)
-        queue_message(client, "%s %s" % (protocol.REPLY_ERROR, client.decoder.error))
+        queue_message(client, protocol.refusal(client.decoder.error))
 
 
 def handle_payload(client, payload):

@@ -78,9 +78,9 @@ def not_implemented(todo, what):
     """
     if todo not in todos_reported:
         todos_reported.add(todo)
-        print("TODO %s not implemented yet: %s (docs/students.md § Stage %d)" % (todo, what, STAGE),
-              file=sys.stderr, flush=True)
-    return "%s not implemented yet: %s (TODO %s)" % (protocol.REPLY_ERROR, what, todo)
+        print("TODO %s not implemented yet: %s (docs/students.md § Stage %d)"
+              % (todo, what, STAGE), file=sys.stderr, flush=True)
+    return protocol.refusal("not implemented yet: %s (TODO %s)" % (what, todo))
 
 
 # --- Clients arriving and leaving -------------------------------------------
@@ -145,7 +145,7 @@ def handle_received(client, data):
         # A bad header: we can no longer tell where its messages start.  The
         # messages before it were handled as usual; now say why, then hang up.
         start_closing(client)
-        queue_message(client, "%s %s" % (protocol.REPLY_ERROR, client.decoder.error))
+        queue_message(client, protocol.refusal(client.decoder.error))
 
 
 def handle_payload(client, payload):
@@ -153,7 +153,7 @@ def handle_payload(client, payload):
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError:
-        queue_message(client, "ERROR messages must be UTF-8 text")
+        queue_message(client, protocol.refusal("messages must be UTF-8 text"))
         return
     command, _, argument = text.partition(" ")
     if command == protocol.CMD_NAME:
@@ -163,7 +163,7 @@ def handle_payload(client, payload):
     elif command == protocol.CMD_MSG:
         reply = send_private_message(client, argument)
     else:
-        reply = "ERROR unknown command"
+        reply = protocol.refusal("unknown command")
     queue_message(client, reply)
 
 
@@ -178,10 +178,11 @@ def is_valid_name(name):
 def take_name(client, name):
     """NAME <name>: the client gets the name if it is valid and nobody else has it."""
     if not is_valid_name(name):
-        return "ERROR a name is 1 to %d characters, without spaces" % protocol.MAX_NAME_LENGTH
+        return protocol.refusal("a name is 1 to %d characters, without spaces"
+                                % protocol.MAX_NAME_LENGTH)
     holder = names.get(name)
     if holder is not None and holder is not client:
-        return "ERROR the name %s is taken" % name
+        return protocol.refusal("the name %s is taken" % name)
     release_name(client)   # renaming frees the old name at once
     client.name = name
     names[name] = client

@@ -89,15 +89,12 @@ def accept_client(listener):
         sock, address = listener.accept()
     except OSError:
         return   # it gave up (reset) before we got to it; the listener is fine
-    # TODO 1.1: Start serving the new client (docs/students.md § Stage 1).  From now on,
-    #   select() must report when this client sends something, and serve_forever()
-    #   must hand its Client (its decoder and its queue: the class above) to
-    #   serve_client().  Register the socket with the selector for
-    #   selectors.EVENT_READ, with the Client as its data, and log() the arrival
-    #   for --verbose.
-    #   The rule: the server never waits on one client, so make the socket
-    #   non-blocking first (sock.setblocking(False)).  recv() and send() then do
-    #   what can be done at once, or raise BlockingIOError.
+    # TODO 1.1: Start serving the new client (docs/students.md § Stage 1).
+    #   Goal: from now on select() reports when this client sends something, and
+    #   hands serve_forever() its Client (its decoder and its queue: the class
+    #   above), which it passes on to serve_client(); --verbose logs the arrival.
+    #   The rule: the server never waits on one client, so no call on this socket
+    #   may block: recv() and send() must do what they can at once, or say so.
     #   Pitfall: a blocking socket freezes the server, and every other client with
     #   it, as soon as one client is slow.
     # Until then, every new client is hung up on at once.  (It must be accepted all
@@ -153,11 +150,10 @@ def handle_received(client, data):
 
 def handle_payload(client, payload):
     """Echo: send the payload back to its sender, unchanged (even if empty)."""
-    # TODO 1.4: Echo: queue the payload for the client that sent it, unchanged
-    #   (docs/students.md § Stage 1).  queue_message() frames it and keeps it until
-    #   send_queued() can write it; never send() from here, where the client's
-    #   socket may not be ready.  Pitfall: decoding or stripping the payload changes
-    #   it.  An empty payload is a message too, and comes back empty.
+    # TODO 1.4: Echo (docs/students.md § Stage 1): the sender gets its payload back,
+    #   unchanged, through its queue: never a send() from here.
+    #   Pitfall: decoding or stripping the payload changes it; an empty payload is
+    #   a message too, and comes back empty.
     # Until then, every message gets this ERROR instead of its echo:
     queue_message(client, not_implemented("1.4", "echo"))
 

@@ -231,12 +231,11 @@ def send_private_message(sender, argument):
 
 def leave(client):
     """EXIT: reply BYE; the connection closes once BYE is sent."""
-    # TODO 4.2: Say goodbye (docs/students.md § Stage 4): return the reply "BYE"
-    #   (protocol.REPLY_BYE); then the server closes the connection and frees the
-    #   name.  start_closing() sees to both the right way: reading stops, the name
-    #   is free at once, and send_queued() closes the socket once the queue is
-    #   written, BYE last.  Pitfall: closing the socket here loses BYE, and every
-    #   reply still queued.
+    # TODO 4.2: Say goodbye (docs/students.md § Stage 4): the reply is "BYE"; then
+    #   the server stops reading this client, frees its name at once, and closes
+    #   the connection once everything queued for it, BYE last, is sent (one of
+    #   the functions below does exactly that).
+    #   Pitfall: closing the socket here loses BYE, and every reply still queued.
     return not_implemented("4.2", "EXIT")
 
 

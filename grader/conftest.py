@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -69,7 +70,18 @@ def parse_stages(values: list[str]) -> list[str]:
         raise pytest.UsageError(str(error)) from None
 
 
+def speak_utf8_off_the_console() -> None:
+    """The grader's output in UTF-8 when it goes to a pipe, a file or Git Bash: there
+    Windows would use the old code page, which has no ✓ or ✗ (and garbles names).
+    A real console shows Unicode as it is."""
+    for stream in (sys.stdout, sys.stderr):
+        if not stream.isatty() and hasattr(stream, "reconfigure") \
+                and stream.encoding.lower().replace("-", "") != "utf8":
+            stream.reconfigure(encoding="utf-8", errors="replace")
+
+
 def pytest_configure(config):
+    speak_utf8_off_the_console()
     config.addinivalue_line(
         "markers", "check(number, title, points, needs): a scored check of the chat kit grader")
     if config.pluginmanager.has_plugin("chatkit-grader"):

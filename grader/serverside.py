@@ -84,6 +84,16 @@ def session_members(session: int) -> list[int]:
     return members
 
 
+# How a server says its port was taken meanwhile: Linux and macOS ("Address already in
+# use"), Windows ("[WinError 10048] Only one usage of each socket address ...").
+PORT_TAKEN = (b"in use", b"10048", b"Only one usage of each socket address")
+
+
+def says_port_taken(output: bytes) -> bool:
+    """Whether a server's error output says its port was already taken."""
+    return any(words in output for words in PORT_TAKEN)
+
+
 def launch_server(script: Path, port: int) -> Program:
     return Program([sys.executable, str(script), "--host", "127.0.0.1", "--port", str(port)],
                    "server")
@@ -141,7 +151,7 @@ class ServerUnderTest:
                 continue
             if self._spare is not None:
                 return
-            if port is None and b"in use" in self.program.stderr() and attempt < 2:
+            if port is None and says_port_taken(self.program.stderr()) and attempt < 2:
                 self.program.stop()   # someone took the port meanwhile: try another one
                 continue
             break

@@ -56,3 +56,42 @@ def test_ps_is_read_as_on_macos_where_ps_exists():
     if shutil.which("ps") is None:
         pytest.skip("no ps on this system")
     assert programs._parents_from_ps().get(os.getpid()) == os.getppid()
+
+
+def test_a_taken_port_is_recognised_in_every_systems_words():
+    from grader.serverside import says_port_taken
+    linux = b"OSError: [Errno 98] Address already in use"
+    macos = b"OSError: [Errno 48] Address already in use"
+    windows = (b"OSError: [WinError 10048] Only one usage of each socket address "
+               b"(protocol/network address/port) is normally permitted")
+    assert all(says_port_taken(text) for text in (linux, macos, windows))
+    assert not says_port_taken(b"ModuleNotFoundError: No module named 'protocol'")
+
+
+def test_the_graders_output_is_utf8_where_windows_would_use_its_code_page():
+    """Output to a pipe on Windows is in the console's code page (cp1252 here stands for
+    it): the grader switches its own output to UTF-8, so ✓ and ✗ and names survive."""
+    done = subprocess.run([sys.executable, "-m", "pytest", "grader", "--impl",
+                           str(KIT / "solutions"), "--stage", "1", "-q"], cwd=KIT,
+                          capture_output=True, timeout=180,
+                          env=dict(os.environ, PYTHONIOENCODING="cp1252"))
+    text = done.stdout.decode("utf-8")   # raises if it is not UTF-8
+    assert "✓ 1.1" in text and "\\u2713" not in text, text[-1500:]
+
+
+def test_the_clients_wake_up_within_a_second_for_ctrl_c():
+    """On Windows Ctrl-C reaches a client only once its select() returns: every
+    select() of the reference clients and skeletons waits at most WAKE_UP ≤ 1 s."""
+    import ast
+    for path in sorted(KIT.glob("*/*/chat_client.py")):
+        if path.parts[-3] not in ("solutions", "stages"):
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        wake_up = [node.value.value for node in ast.walk(tree) if isinstance(node, ast.Assign)
+                   and any(getattr(t, "id", "") == "WAKE_UP" for t in node.targets)]
+        assert wake_up and 0 < wake_up[0] <= 1, path
+        calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call)
+                 and getattr(node.func, "attr", "") == "select"]
+        assert calls, path
+        for call in calls:
+            assert len(call.args) == 4 and getattr(call.args[3], "id", "") == "WAKE_UP", path

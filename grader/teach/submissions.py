@@ -410,7 +410,9 @@ def grade(impl: Path, stages: list[str] | None, timeout: float, work: Path,
     if run_as:
         command += ["--run-as", run_as]
     command += extra or []
-    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    # UTF-8 whatever the console's code page (Windows): the feedback is written in it.
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", PYTHONIOENCODING="utf-8",
+               PYTHONUTF8="1")
     env.pop("PYTEST_ADDOPTS", None)
     started = time.monotonic()
     with open(output_path, "wb") as out:

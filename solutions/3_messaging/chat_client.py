@@ -33,6 +33,7 @@ sys.path[:0] = [os.path.dirname(STAGE_FOLDER), os.path.dirname(os.path.dirname(S
 import protocol  # noqa: E402  (must come after the sys.path lines)
 
 RECV_SIZE = 4096    # the most bytes we take from a socket in one recv()
+WAKE_UP = 0.5       # seconds: the longest select() waits (see chat())
 
 
 def strip_line_ending(line):
@@ -99,7 +100,9 @@ def chat(server):
     threading.Thread(target=read_lines, args=(sys.stdin, lines, doorbell), daemon=True).start()
     decoder = protocol.Decoder()
     while True:
-        ready, _, _ = select.select([server, doorbell_receiver], [], [])
+        # Wake up at least every WAKE_UP seconds, even when nothing happens: on
+        # Windows, Ctrl-C is noticed only once select() returns.
+        ready, _, _ = select.select([server, doorbell_receiver], [], [], WAKE_UP)
         if server in ready:
             status = receive_messages(server, decoder)
             if status is not None:

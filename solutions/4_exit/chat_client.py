@@ -34,6 +34,7 @@ sys.path[:0] = [os.path.dirname(STAGE_FOLDER), os.path.dirname(os.path.dirname(S
 import protocol  # noqa: E402  (must come after the sys.path lines)
 
 RECV_SIZE = 4096    # the most bytes we take from a socket in one recv()
+WAKE_UP = 0.5       # seconds: the longest select() waits (see chat())
 BYE_TIMEOUT = 5.0   # seconds to wait for BYE after sending EXIT
 
 
@@ -104,9 +105,10 @@ def chat(server):
     decoder = protocol.Decoder()
     bye_deadline = None   # once EXIT is sent: when we stop waiting for BYE
     while True:
-        timeout = None if bye_deadline is None else max(0, bye_deadline - time.monotonic())
-        ready, _, _ = select.select([server, doorbell_receiver], [], [], timeout)
-        if not ready:   # select() timed out: no BYE in time
+        # Wake up at least every WAKE_UP seconds, even when nothing happens: on
+        # Windows, Ctrl-C is noticed only once select() returns.
+        ready, _, _ = select.select([server, doorbell_receiver], [], [], WAKE_UP)
+        if not ready and bye_deadline is not None and time.monotonic() >= bye_deadline:
             print("The server did not answer EXIT with BYE.", file=sys.stderr)
             return 1
         if server in ready:

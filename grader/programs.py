@@ -31,6 +31,7 @@ from grader.limits import (MARKER, OUTPUT_PER_BYTE_SENT, WATCHDOG, _kill, _set_h
                            release_user, size)
 
 POSIX = os.name == "posix"
+STARTUP = str(Path(__file__).resolve().parent / "startup")   # see startup/sitecustomize.py
 STOP_GRACE = 0.5        # SIGTERM, then this long, then SIGKILL
 DYING_GRACE = 0.2       # how long a failure report waits for a crashing program to end
 TAIL_BYTES = 3000       # how much of a program's output a failure shows
@@ -170,6 +171,10 @@ class Program:
         self.sent = 0                 # bytes the grader has sent it (see OUTPUT_PER_BYTE_SENT)
         env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONIOENCODING="utf-8",
                    PYTHONDONTWRITEBYTECODE="1")
+        # Line endings typed into it read the same on every system (startup/sitecustomize.py).
+        copy = limits.LIMITS.copy   # a copy the programs' own user can read (isolation.py)
+        startup = STARTUP if copy is None else str(copy.parent / ".startup")
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [startup, env.get("PYTHONPATH")]))
         env[MARKER] = self.token
         extra = {"start_new_session": True} if POSIX else {
             "creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}

@@ -95,3 +95,28 @@ def test_the_clients_wake_up_within_a_second_for_ctrl_c():
         assert calls, path
         for call in calls:
             assert len(call.args) == 4 and getattr(call.args[3], "id", "") == "WAKE_UP", path
+
+
+def test_load_on_windows_never_gives_one_worker_more_than_select_takes():
+    """Windows' select() watches at most 512 sockets: the load tool gives each worker
+    at most 500 clients there, and says so when --workers asks for more."""
+    from types import SimpleNamespace
+    from grader.teach import load
+    args = SimpleNamespace(stage=3, clients=1000, impl="stages")
+    assert load.choose_workers(args, None, system="nt") >= 2
+    assert load.choose_workers(SimpleNamespace(stage=3, clients=1000, impl=None), None,
+                               system="posix") >= 1
+    assert load.windows_workers_too_few(1000, 1, system="nt")
+    assert not load.windows_workers_too_few(1000, 2, system="nt")
+    assert not load.windows_workers_too_few(1000, 1, system="posix")
+
+
+def test_a_line_ending_gets_the_same_verdict_as_on_windows():
+    """x.22 types 'after\\r\\n'. A client reading text and stripping only '\\n' is right on
+    every real system (Windows' text mode turns '\\r\\n' into '\\n'): it passes here too
+    (grader/startup/sitecustomize.py). One reading bytes and stripping only '\\n' sends the
+    '\\r' on a Windows console: it fails here too (the faulty client_crlf)."""
+    from gradekit import IMPLS, grade
+    assert grade(IMPLS / "textmode", "--stage", "1").failed() == []
+    crlf = grade(IMPLS / "faulty", "--stage", "1", env={"CHATKIT_FAULT": "client_crlf"})
+    assert crlf.failed() == ["1.22"]

@@ -40,6 +40,7 @@ from grader.teach import loadgen
 
 POSIX = os.name == "posix"
 LOADABLE = {1: "1_echo", 3: "3_messaging", 4: "4_exit"}
+WINDOWS_SELECT_LIMIT = 500   # sockets one worker watches on Windows (select() takes 512)
 FD_RESERVE = 64           # files a worker keeps for itself (pipes, selector, Python's own)
 CLIENTS_PER_WORKER = 50   # fewer clients than this are not worth a process of their own
 SERVER_MEMORY = 1024 ** 3   # the server's memory limit (grading: 256 MB); see start_server
@@ -96,6 +97,10 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     if args.workers < 0 or (args.workers and args.workers * smallest > args.clients):
         raise UsageError("--workers must be between 1 and %d for %d clients"
                          % (args.clients // smallest, args.clients))
+    if args.workers and windows_workers_too_few(args.clients, args.workers):
+        raise UsageError("on Windows one worker watches at most %d clients (select() takes "
+                         "512 sockets): use --workers %d or more, or leave it out"
+                         % (WINDOWS_SELECT_LIMIT, math.ceil(args.clients / WINDOWS_SELECT_LIMIT)))
     if args.port is not None and not 0 < args.port < 65536:
         raise UsageError("--port must be between 1 and 65535")
     if args.impl is not None:
@@ -104,6 +109,10 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
             raise UsageError("no server to start: %s does not exist" % script)
         args.script = script
     return args
+
+
+def windows_workers_too_few(clients: int, workers: int, system: str = os.name) -> bool:
+    return system == "nt" and math.ceil(clients / workers) > WINDOWS_SELECT_LIMIT
 
 
 def stage_number(value: str) -> int:
@@ -185,14 +194,17 @@ def raise_open_files_limit() -> int | None:
     return None if soft == resource.RLIM_INFINITY else soft
 
 
-def choose_workers(args, files_limit: int | None) -> int:
-    """Enough processes that each can open its sockets, and one per free processor
-    when there are clients enough to share (a server we start needs one processor:
-    on a 2-core machine, one worker)."""
+def choose_workers(args, files_limit: int | None, system: str = os.name) -> int:
+    """Enough processes that each can open its sockets (and, on Windows, watch them:
+    its select() takes at most 512), and one per free processor when there are
+    clients enough to share (a server we start needs one processor: on a 2-core
+    machine, one worker)."""
     smallest = 1 if args.stage == 1 else 2
     by_files = 1
     if files_limit is not None:
         by_files = math.ceil(args.clients / max(smallest, files_limit - FD_RESERVE))
+    if system == "nt":
+        by_files = max(by_files, math.ceil(args.clients / WINDOWS_SELECT_LIMIT))
     free_cpus = (os.cpu_count() or 1) - (1 if args.impl else 0)
     by_cpus = max(1, min(free_cpus, args.clients // CLIENTS_PER_WORKER))
     return max(1, min(max(by_files, by_cpus), args.clients // smallest))

@@ -1,0 +1,10 @@
+"""Stage 1_echo chat client reading text, stripping only "\\n": see ../textmode.py."""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from textmode import client_main  # noqa: E402
+
+if __name__ == "__main__":
+    client_main()

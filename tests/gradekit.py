@@ -242,3 +242,16 @@ def stage_maximum(stage: str) -> tuple[int, int]:
                 points += check.kwargs["points"]
                 count += 1
     return points, count
+
+
+def workflow_steps(text: str) -> list[dict]:
+    """The workflow's steps: each a dict of its `key: value` lines (nested keys flattened)."""
+    found, current = [], None
+    for line in text.splitlines():
+        if line.startswith("    - name: "):
+            current = {"name": line.split(": ", 1)[1]}
+            found.append(current)
+        elif current is not None and re.match(r"^ {6,}[\w-]+: ", line):
+            key, value = line.strip().split(": ", 1)
+            current[key] = value
+    return found

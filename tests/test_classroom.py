@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from gradekit import IMPLS, KIT, POSIX, STAGES, _kill_group, grade
+from gradekit import IMPLS, KIT, POSIX, STAGES, _kill_group, grade, workflow_steps
 
 sys.path.insert(0, str(KIT))
 from grader.classroom import classroom_results  # noqa: E402
@@ -31,19 +31,6 @@ from grader.teach.handout import workflow_for  # noqa: E402
 
 WORKFLOW = KIT / "classroom" / "classroom.yml"
 STEP_LIMIT = 240   # seconds: one grading step (the grader bounds its own checks)
-
-
-def workflow_steps(text: str) -> list[dict]:
-    """The workflow's steps: each a dict of its `key: value` lines (nested keys flattened)."""
-    found, current = [], None
-    for line in text.splitlines():
-        if line.startswith("    - name: "):
-            current = {"name": line.split(": ", 1)[1]}
-            found.append(current)
-        elif current is not None and re.match(r"^ {6,}[\w-]+: ", line):
-            key, value = line.strip().split(": ", 1)
-            current[key] = value
-    return found
 
 
 def grading_steps(text: str) -> list[dict]:

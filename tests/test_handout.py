@@ -16,7 +16,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from gradekit import KIT, POSIX, STAGES, _kill_group, stage_maximum
+from gradekit import KIT, POSIX, STAGES, _kill_group, stage_maximum, workflow_steps
 
 STAGE1_POINTS, STAGE1_CHECKS = stage_maximum("1_echo")   # as the grader declares them
 
@@ -39,22 +39,9 @@ def handout(out: Path, *args) -> str:
     return output
 
 
-def steps(text: str) -> list[dict]:
-    """The workflow's steps: each a dict of its `key: value` lines (nested `with:` flattened)."""
-    found, current = [], None
-    for line in text.splitlines():
-        if line.startswith("    - name: "):
-            current = {"name": line.split(": ", 1)[1]}
-            found.append(current)
-        elif current is not None and re.match(r"^ {6,}[\w-]+: ", line):
-            key, value = line.strip().split(": ", 1)
-            current[key] = value
-    return found
-
-
 def graders(text: str) -> list[dict]:
     """The workflow's grading steps: one per stage, each with an id stageN."""
-    return [s for s in steps(text) if re.fullmatch(r"stage\d", s.get("id", ""))]
+    return [s for s in workflow_steps(text) if re.fullmatch(r"stage\d", s.get("id", ""))]
 
 
 def test_handout_has_no_solutions_and_a_students_readme(tmp_path):

@@ -6,7 +6,7 @@ types lines into the client's standard input, reads what the client sends with
 its own framing code (grader/wire.py, never the student's protocol.py), pushes
 messages to it, and watches what it prints (its standard output).
 
-    client = ClientUnderTest(stage_dir, conversation)
+    client = ClientUnderTest(stage_dir, conversation, sandbox)
     link = client.start()          # the client is running and connected
     client.type("hello")           # the user types a line
     link.expect("hello", hint=...) # the client sent it, framed
@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-from grader.programs import Program, Spare, keep_spare, take_spare
+from grader.programs import Program, Sandbox, Spare
 from grader.framing import frame
 from grader.wire import DYING_GRACE, WAIT, Conversation, Peer, show
 
@@ -111,22 +111,23 @@ class ClientLink(Peer):
         return "the client sends nothing"
 
 
-def spare_client(script: Path) -> Spare:
+def spare_client(script: Path, sandbox: Sandbox) -> Spare:
     """Listen on a port the OS picks, and start the client pointed at it."""
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.bind(("127.0.0.1", 0))
     listener.listen(1)
     port = listener.getsockname()[1]
     program = Program([sys.executable, str(script), "--host", "127.0.0.1", "--port", str(port)],
-                      "client", stdin=True)
+                      "client", sandbox, stdin=True)
     return Spare(program, port, listener)
 
 
 class ClientUnderTest:
     """The student's chat client for one check, and the scripted server it talks to."""
 
-    def __init__(self, stage_dir: Path, conversation: Conversation) -> None:
+    def __init__(self, stage_dir: Path, conversation: Conversation, sandbox: Sandbox) -> None:
         self.stage_dir = stage_dir
+        self.sandbox = sandbox     # the grading's programs (programs.py)
         self.script = stage_dir / "chat_client.py"
         self.conv = conversation
         self.program: Program | None = None
@@ -143,8 +144,8 @@ class ClientUnderTest:
             self.conv.fail("a client program at %s" % self.script, "no such file",
                            "each stage folder needs chat_server.py and chat_client.py "
                            "(see docs/students.md § Running).")
-        spare = take_spare(self.script) or spare_client(self.script)
-        keep_spare(self.script, spare_client(self.script))   # the next check's (programs.py § spares)
+        spare = self.sandbox.take_spare(self.script) or spare_client(self.script, self.sandbox)
+        self.sandbox.keep_spare(self.script, spare_client(self.script, self.sandbox))   # the next check's (programs.py § spares)
         self.program, self._listener, port = spare.program, spare.listener, spare.port
         self.conv.programs.append(self.program)
         self.conv.log("(the grader plays the server on 127.0.0.1:%d and starts "

@@ -26,8 +26,8 @@ import pytest
 from grader.checks import ANSWERING, BASIC
 from grader.stages import STAGES, stages_named
 from grader.clientside import spare_client
-from grader.limits import configure, make_limits, release_user
-from grader.programs import discard_spares, keep_spare, stop_everything
+from grader.limits import make_limits, release_user
+from grader.programs import Sandbox
 from grader.serverside import ServerUnderTest, spare_server
 from grader.classroom import classroom_results, write_classroom_results
 from grader.isolation import write_out_of_reach
@@ -86,24 +86,25 @@ def pytest_configure(config):
         "markers", "check(number, title, points, needs): a scored check of the chat kit grader")
     if config.pluginmanager.has_plugin("chatkit-grader"):
         return
-    set_up_signals()
     impl = Path(config.getoption("--impl") or KIT_ROOT / "stages").resolve()
     if not impl.is_dir():
         raise pytest.UsageError("--impl %s: no such directory" % impl)
     grader = Grader(impl, parse_stages(config.getoption("--stage")),
                     results_path(config.getoption("--results")),
                     results_path(config.getoption("--classroom-results"), "--classroom-results"))
-    set_limits(config, grader)
+    grader.sandbox = config.stash[SANDBOX] = Sandbox(set_limits(config, grader))
+    set_up_signals(config)
     config.stash[GRADER] = grader          # the run's state: the checks and their scores
     config.pluginmanager.register(grader, "chatkit-grader")   # its hooks
     if config.pluginmanager.hasplugin("timeout"):
         config.pluginmanager.register(CheckTimer(grader), "chatkit-check-timer")
 
 
-GRADER = pytest.StashKey["Grader"]()
+GRADER = pytest.StashKey["Grader"]()     # the checks, their statuses, the score
+SANDBOX = pytest.StashKey[Sandbox]()     # the programs: limits, running, watchdog, spares
 
 
-def set_limits(config, grader: "Grader") -> None:
+def set_limits(config, grader: "Grader"):
     """The limits on student programs (limits.py), checked before any program starts."""
     try:
         limits = make_limits(config.getoption("--output-limit"), config.getoption("--memory-limit"),
@@ -111,10 +112,10 @@ def set_limits(config, grader: "Grader") -> None:
                              grader.impl, grader.stages, grader.results_path)
     except ValueError as error:
         raise pytest.UsageError(str(error)) from None
-    configure(limits)
     if limits.copy is not None:   # the programs' own user reads a copy (grader/isolation.py)
         grader.run_from = limits.copy
     grader.who = limits.who
+    return limits
 
 
 def results_path(option: str | None, name: str = "--results") -> Path | None:
@@ -137,10 +138,12 @@ def results_path(option: str | None, name: str = "--results") -> Path | None:
 
 
 def pytest_unconfigure(config):
-    stop_everything()   # normally nothing is left by now; after Ctrl-C there may be
+    sandbox = config.stash.get(SANDBOX, None)
+    if sandbox is not None:
+        sandbox.stop_everything()   # normally nothing is left by now; after Ctrl-C there may be
 
 
-def set_up_signals() -> None:
+def set_up_signals(config) -> None:
     """Two signal matters of the grader's own process.
 
     SIGINT: a job started in the background (`pytest grader &`, some CI runners)
@@ -156,7 +159,7 @@ def set_up_signals() -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def on_sigterm(signum, frame):
-        stop_everything()
+        config.stash[SANDBOX].stop_everything()
         os._exit(128 + signum)
 
     signal.signal(signal.SIGTERM, on_sigterm)
@@ -189,6 +192,7 @@ class Grader:
         self.impl = impl
         self.run_from = impl      # where the programs are started from (a copy, if need be)
         self.who = ""             # who the programs run as, when the grader runs as root
+        self.sandbox: Sandbox | None = None   # the programs (set in pytest_configure)
         self.stages = stages
         self.results_path = results_path
         self.classroom_path = classroom_path
@@ -245,7 +249,7 @@ class Grader:
                                            ("chat_client.py", "client", spare_client)):
                 path = self.run_from / stage / script
                 if path.is_file() and program in tested:
-                    keep_spare(path, start(path))
+                    self.sandbox.keep_spare(path, start(path, self.sandbox))
 
     # --- running: a check whose prerequisite failed is not run --------------
     @pytest.hookimpl(tryfirst=True)
@@ -384,8 +388,8 @@ class Grader:
             tr.write_line("  " + todo.lstrip(" |"))
 
     def pytest_sessionfinish(self, session, exitstatus):
-        discard_spares()
-        release_user()   # as root: no program of the students' is left to race the results
+        self.sandbox.discard_spares()
+        release_user(self.sandbox.limits)   # as root: no program of the students' is left to race the results
         if self.results_path:
             write_out_of_reach(self.results_path,
                                json.dumps(self.results(), indent=2, ensure_ascii=False))
@@ -507,20 +511,26 @@ def conversation() -> Conversation:
 
 
 @pytest.fixture
-def server(stage_dir, conversation):
+def sandbox(request) -> Sandbox:
+    """The grading's programs: their limits, who runs, the watchdog, the spares."""
+    return request.config.stash[SANDBOX]
+
+
+@pytest.fixture
+def server(stage_dir, conversation, sandbox):
     """The student's server for this check: fresh, started on first use, always stopped."""
-    under_test = ServerUnderTest(stage_dir, conversation)
+    under_test = ServerUnderTest(stage_dir, conversation, sandbox)
     yield under_test
     under_test.stop()
 
 
 @pytest.fixture
-def another_server(stage_dir, conversation):
+def another_server(stage_dir, conversation, sandbox):
     """Start more servers of the same stage (e.g. to re-bind a port); all stopped at the end."""
     started = []
 
     def start(port: int | None = None) -> ServerUnderTest:
-        fresh = ServerUnderTest(stage_dir, conversation)
+        fresh = ServerUnderTest(stage_dir, conversation, sandbox)
         started.append(fresh)
         fresh.start(port)
         return fresh

@@ -175,7 +175,8 @@ def readable_copy(impl: Path, stages: list[str]) -> Path:
     if (impl.parent / "protocol.py").is_file():
         shutil.copy(impl.parent / "protocol.py", root / "protocol.py")
     startup = Path(__file__).resolve().parent / "startup"   # what every program runs first
-    shutil.copytree(startup, root / ".startup", ignore=shutil.ignore_patterns("__pycache__"))
+    if startup.is_dir():
+        shutil.copytree(startup, root / ".startup", ignore=shutil.ignore_patterns("__pycache__"))
     for path in [root, *root.rglob("*")]:
         os.chmod(path, 0o755 if path.is_dir() else 0o644)
     return copy

@@ -76,13 +76,8 @@ class Limits:
         return max(16 * 1024 ** 3, 64 * self.memory) if self.memory else 0
 
 
-LIMITS = Limits()
-
-
 def configure(limits: Limits) -> None:
-    """Set the limits of this grading (the grader's options), before any program starts."""
-    global LIMITS
-    LIMITS = limits
+    """What the limits ask of the grader's own process, before any program starts."""
     if limits.uid is not None:
         # What the grader writes from now on (its results) is its own alone.
         os.umask(0o077)
@@ -187,10 +182,10 @@ def unprivileged_python_missing() -> str | None:
                                % ", ".join(_pythons()))
 
 
-def release_user() -> None:
+def release_user(limits: Limits) -> None:
     """End every process of this grading's own user, then free the id (and the copy)."""
-    user, copy = LIMITS.user, LIMITS.copy
-    LIMITS.user = LIMITS.copy = None   # once: Ctrl-C or SIGTERM may come during the end
+    user, copy = limits.user, limits.copy
+    limits.user = limits.copy = None   # once: Ctrl-C or SIGTERM may come during the end
     if user is not None:
         isolation.release(user)
     if copy is not None:
@@ -308,7 +303,7 @@ def _make_private(path: Path) -> None:
                          % (path, error.strerror or error)) from None
 
 
-def _set_hard_limits(pid: int) -> None:
+def _set_hard_limits(pid: int, limits: Limits) -> None:
     """The backstops the kernel enforces (Linux): address space, file size, no core
     files. Set from outside (prlimit) just after the start: no code runs in the child
     between fork and exec, which is unsafe in a grader with threads."""
@@ -318,10 +313,10 @@ def _set_hard_limits(pid: int) -> None:
     except (ImportError, AttributeError):
         return   # not Linux: the output limit still holds; see docs/teachers.md
     wanted = [(resource.RLIMIT_CORE, 0)]
-    if LIMITS.memory:
-        wanted.append((resource.RLIMIT_AS, LIMITS.address_space()))
-    if LIMITS.output:
-        wanted.append((resource.RLIMIT_FSIZE, LIMITS.output))
+    if limits.memory:
+        wanted.append((resource.RLIMIT_AS, limits.address_space()))
+    if limits.output:
+        wanted.append((resource.RLIMIT_FSIZE, limits.output))
     for which, value in wanted:
         try:
             soft, hard = prlimit(pid, which)
@@ -345,7 +340,8 @@ class Watchdog:
     FAST_PERIOD = 0.005  # ... while a program has more than one process (it may be forking)
     PSS_PERIOD = 0.2    # seconds between two reads of a many-process program's PSS
 
-    def __init__(self) -> None:
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
         self.lock = threading.Lock()
         self.by_token: dict[bytes, Program] = {}
         self.seen: set[int] = set()
@@ -418,7 +414,7 @@ class Watchdog:
                 count += 1
                 resident += int(fields[1]) * self.page
             program.processes = count
-            if LIMITS.memory and resident > LIMITS.memory and not program.limit_note \
+            if self.limits.memory and resident > self.limits.memory and not program.limit_note \
                     and count > 1:
                 # Resident memory counts the pages a child shares with its parent once per
                 # process; the proportional share (PSS) does not. It is dearer to read
@@ -427,10 +423,10 @@ class Watchdog:
                     program.pss_due = time.monotonic() + self.PSS_PERIOD
                     program.pss = _proportional(program.pids)
                 resident = program.pss
-            if LIMITS.memory and resident > LIMITS.memory and not program.limit_note:
+            if self.limits.memory and resident > self.limits.memory and not program.limit_note:
                 program.stop_for_limit(
                     "used %s of memory (the grader's limit is %s, --memory-limit)"
-                    % (size(resident), size(LIMITS.memory)),
+                    % (size(resident), size(self.limits.memory)),
                     "does it keep everything it ever received, a buffer or a list that "
                     "grows and is never emptied (a client's backlog never trimmed, "
                     "bytes appended and never removed)?")
@@ -440,13 +436,13 @@ class Watchdog:
         # its own is stopped (one with a single process never is): stopping only the
         # worst would let the others fork on while its processes die.
         total = sum(p.processes for p in programs)
-        if LIMITS.processes and total > LIMITS.processes:
+        if self.limits.processes and total > self.limits.processes:
             for program in programs:
                 if program.processes > 1 and not program.limit_note:
                     program.stop_for_limit(
                         "had %d processes running at once (the grader allows %d for all "
                         "the programs it runs together, --max-processes)"
-                        % (program.processes, LIMITS.processes),
+                        % (program.processes, self.limits.processes),
                         "does it start processes in a loop (os.fork, subprocess, "
                         "multiprocessing) without ever ending them? A chat server needs "
                         "none: one process, with select, serves every client.")
@@ -528,5 +524,3 @@ def _kill(pid: int, ours) -> bool:
         if pinned is not None:
             os.close(pinned)
 
-
-WATCHDOG = Watchdog()

@@ -26,9 +26,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader import limits
-from grader.limits import (MARKER, OUTPUT_PER_BYTE_SENT, WATCHDOG, _kill, _set_hard_limits,
-                           release_user, size)
+from grader.limits import (MARKER, OUTPUT_PER_BYTE_SENT, Limits, Watchdog, _kill,
+                           _set_hard_limits, configure, release_user, size)
 
 POSIX = os.name == "posix"
 STARTUP = str(Path(__file__).resolve().parent / "startup")   # see startup/sitecustomize.py
@@ -148,17 +147,63 @@ def _available(fd: int) -> int:
     return waiting.value
 
 
-RUNNING: set = set()   # every Program started and not yet stopped (see stop_everything)
 _serial = iter(range(1, 1 << 62))
+
+
+class Sandbox:
+    """One grading's programs: its limits, the programs running, the watchdog that
+    holds them to the limits, and the spares (the next checks' programs, started
+    early). conftest.py keeps the grading's own in pytest's config.stash; the load
+    tool makes one of its own. Every Program belongs to one."""
+
+    def __init__(self, settings: Limits) -> None:
+        configure(settings)   # what the limits ask of the grader's own process
+        self.limits = settings
+        self.running: set[Program] = set()   # started and not yet stopped
+        self.watchdog = Watchdog(settings)
+        self.spares: dict = {}
+
+    def take_spare(self, key) -> "Spare | None":
+        """The program started ahead for `key` (a script path), or None."""
+        return self.spares.pop(key, None)
+
+    def keep_spare(self, key, spare: "Spare") -> None:
+        old = self.spares.pop(key, None)
+        if old is not None:
+            old.discard()
+        self.spares[key] = spare
+
+    def discard_spares(self) -> None:
+        """Stop every spare nobody took (the grader calls this at the end of the run).
+
+        All at once: a program that ignores SIGTERM costs its STOP_GRACE once, not once
+        each."""
+        spares = list(self.spares.values())
+        self.spares.clear()
+        stop_all(spare.program for spare in spares)
+        for spare in spares:
+            if spare.listener is not None:
+                spare.listener.close()
+
+    def stop_everything(self) -> None:
+        """The safety net: stop every program still running (end of run, Ctrl-C,
+        SIGTERM), and any process any of them started that is still alive, wherever it
+        went; then the grading's own user, if it has one, is ended and freed."""
+        stop_all(list(self.running))
+        self.watchdog.sweep(b"%d-" % os.getpid())
+        release_user(self.limits)
 
 
 class Program:
     """One started program: its process, its output, its limits, how to stop it."""
 
-    def __init__(self, argv: list[str], label: str, stdin: bool = False, cwd=None) -> None:
+    def __init__(self, argv: list[str], label: str, sandbox: Sandbox, stdin: bool = False,
+                 cwd=None) -> None:
         self.label = label
+        self.sandbox = sandbox
+        self.limits = limits = sandbox.limits
         if argv and argv[0] == sys.executable:
-            argv = [limits.LIMITS.python] + argv[1:]   # with --run-as, a Python that user can run
+            argv = [limits.python] + argv[1:]   # a Python the programs' user can run
         self.argv = argv
         self.token = "%d-%d" % (os.getpid(), next(_serial))
         self.started = time.monotonic()
@@ -172,23 +217,23 @@ class Program:
         env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONIOENCODING="utf-8",
                    PYTHONDONTWRITEBYTECODE="1")
         # Line endings typed into it read the same on every system (startup/sitecustomize.py).
-        copy = limits.LIMITS.copy   # a copy the programs' own user can read (isolation.py)
+        copy = limits.copy   # a copy the programs' own user can read (isolation.py)
         startup = STARTUP if copy is None else str(copy.parent / ".startup")
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [startup, env.get("PYTHONPATH")]))
         env[MARKER] = self.token
         extra = {"start_new_session": True} if POSIX else {
             "creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
-        if limits.LIMITS.uid is not None:
-            extra.update(user=limits.LIMITS.uid, group=limits.LIMITS.gid, extra_groups=[])
+        if limits.uid is not None:
+            extra.update(user=limits.uid, group=limits.gid, extra_groups=[])
         self.proc = subprocess.Popen(
             argv, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd, env=env, **extra)
         self.pids.add(self.proc.pid)
-        _set_hard_limits(self.proc.pid)
+        _set_hard_limits(self.proc.pid, limits)
         self.out = Output(self.proc.stdout, self._check_output)
         self.err = Output(self.proc.stderr, self._check_output)
-        RUNNING.add(self)
-        WATCHDOG.watch(self)
+        sandbox.running.add(self)
+        sandbox.watchdog.watch(self)
 
     # --- output ------------------------------------------------------------
     def was_sent(self, count: int) -> None:
@@ -198,15 +243,15 @@ class Program:
     def output_allowed(self) -> int:
         """How much it may print by now: --output-limit, plus OUTPUT_PER_BYTE_SENT for
         each byte the grader has sent it."""
-        return limits.LIMITS.output + OUTPUT_PER_BYTE_SENT * self.sent
+        return self.limits.output + OUTPUT_PER_BYTE_SENT * self.sent
 
     def _check_output(self) -> None:
-        if limits.LIMITS.output and self.out.total + self.err.total > self.output_allowed():
+        if self.limits.output and self.out.total + self.err.total > self.output_allowed():
             self.stop_for_limit(
                 "printed more than %s (standard output and error together) while the grader "
                 "had sent it only %s: the grader's limit is %s, plus %d bytes for each byte "
                 "it sends (--output-limit)" % (size(self.output_allowed()), size(self.sent),
-                                               size(limits.LIMITS.output), OUTPUT_PER_BYTE_SENT),
+                                               size(self.limits.output), OUTPUT_PER_BYTE_SENT),
                 "is there a print inside the select loop, or in a loop that never waits? "
                 "Print a line when something happens (a client connects, a message "
                 "arrives), not on every turn of a loop.")
@@ -252,11 +297,11 @@ class Program:
             return ""
         elif status is not None:
             lines.append("The %s exited with status %s%s." % (self.label, status,
-                                                              _signal_note(status)))
-        if b"MemoryError" in self.err.since(0)[1][-TAIL_BYTES:] and limits.LIMITS.memory:
+                                                              _signal_note(status, self.limits)))
+        if b"MemoryError" in self.err.since(0)[1][-TAIL_BYTES:] and self.limits.memory:
             lines.append("(MemoryError: it reached the grader's hard limit of %s of address "
                          "space. Does it keep everything it receives?)"
-                         % size(limits.LIMITS.address_space()))
+                         % size(self.limits.address_space()))
         for name, text in (("standard output", out), ("standard error", err)):
             if text.strip():
                 lines.append("The %s's %s (the end of it):" % (self.label, name))
@@ -311,18 +356,18 @@ class Program:
             self.wait_exit(STOP_GRACE)
             # Even if the program itself is gone, a child it forked may not be; and
             # one that left the process group is found by the watchdog.
-            WATCHDOG.discover()
+            self.sandbox.watchdog.discover()
             self._kill_all()
         else:
             self._taskkill()
         if self.wait_exit(5.0) is None:
             self.proc.kill()
             self.wait_exit(5.0)
-        RUNNING.discard(self)
-        WATCHDOG.forget(self)
+        self.sandbox.running.discard(self)
+        self.sandbox.watchdog.forget(self)
 
 
-def _signal_note(status: int) -> str:
+def _signal_note(status: int, limits: Limits) -> str:
     """' (killed by SIGKILL)' for a negative status; what SIGXFSZ means."""
     if status >= 0:
         return ""
@@ -332,7 +377,7 @@ def _signal_note(status: int) -> str:
         return ""
     if name == "SIGXFSZ":
         return (" (killed by SIGXFSZ: it wrote a file larger than the grader allows, %s; "
-                "a log file written in a loop?)" % size(limits.LIMITS.output))
+                "a log file written in a loop?)" % size(limits.output))
     return " (killed by %s)" % name
 
 
@@ -345,14 +390,6 @@ def stop_all(programs) -> None:
         stopper.join()
 
 
-def stop_everything() -> None:
-    """The safety net: stop every program still running (end of run, Ctrl-C, SIGTERM),
-    and any process any of them started that is still alive, wherever it went."""
-    stop_all(list(RUNNING))
-    WATCHDOG.sweep(b"%d-" % os.getpid())
-    release_user()
-
-
 # --- spares: the next check's program, started while this one runs ---------------
 #
 # Starting Python takes ~0.1 s, and the grader starts a fresh program for every
@@ -361,7 +398,6 @@ def stop_everything() -> None:
 # each stage's first check). A spare gets no input and no connection before its
 # own check takes it: every check still meets a fresh program. Its time limit
 # to start counts from when it was started.
-_spares: dict = {}
 
 
 @dataclass
@@ -375,30 +411,6 @@ class Spare:
         self.program.stop()
         if self.listener is not None:
             self.listener.close()
-
-
-def take_spare(key) -> Spare | None:
-    """The program started ahead for `key` (a script path), or None."""
-    return _spares.pop(key, None)
-
-
-def keep_spare(key, spare: Spare) -> None:
-    old = _spares.pop(key, None)
-    if old is not None:
-        old.discard()
-    _spares[key] = spare
-
-
-def discard_spares() -> None:
-    """Stop every spare nobody took (the grader calls this at the end of the run).
-
-    All at once: a program that ignores SIGTERM costs its STOP_GRACE once, not once each."""
-    spares = list(_spares.values())
-    _spares.clear()
-    stop_all(spare.program for spare in spares)
-    for spare in spares:
-        if spare.listener is not None:
-            spare.listener.close()
 
 
 # --- the processes of a program: itself and every process it started ------------------

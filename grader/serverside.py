@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from grader.programs import Program, Spare, keep_spare, take_spare
+from grader.programs import Program, Sandbox, Spare
 from grader.wire import WAIT, Conversation, Peer
 
 POSIX = os.name == "posix"
@@ -94,21 +94,23 @@ def says_port_taken(output: bytes) -> bool:
     return any(words in output for words in PORT_TAKEN)
 
 
-def launch_server(script: Path, port: int) -> Program:
+def launch_server(script: Path, port: int, sandbox: Sandbox) -> Program:
     return Program([sys.executable, str(script), "--host", "127.0.0.1", "--port", str(port)],
-                   "server")
+                   "server", sandbox)
 
 
-def spare_server(script: Path) -> Spare:
+def spare_server(script: Path, sandbox: Sandbox) -> Spare:
     port = free_port()
-    return Spare(launch_server(script, port), port)
+    return Spare(launch_server(script, port, sandbox), port)
 
 
 class ServerUnderTest:
     """The student's chat server for one check, started on first use."""
 
-    def __init__(self, stage_dir: Path, conversation: Conversation, spares: bool = True) -> None:
+    def __init__(self, stage_dir: Path, conversation: Conversation, sandbox: Sandbox,
+                 spares: bool = True) -> None:
         self.stage_dir = stage_dir
+        self.sandbox = sandbox     # the grading's programs (programs.py)
         self.spares = spares       # take a spare started earlier, and start the next one
         self.script = stage_dir / "chat_server.py"
         self.conv = conversation
@@ -127,14 +129,14 @@ class ServerUnderTest:
                            "(see docs/developing.md § Layout).")
         for attempt in range(3):
             first = port is None and attempt == 0 and self.spares
-            spare = take_spare(self.script) if first else None
+            spare = self.sandbox.take_spare(self.script) if first else None
             if spare is not None:
                 self.program, self.port = spare.program, spare.port
             else:
                 self.port = port or free_port()
-                self.program = launch_server(self.script, self.port)
+                self.program = launch_server(self.script, self.port, self.sandbox)
             if first:
-                keep_spare(self.script, spare_server(self.script))   # for the next check
+                self.sandbox.keep_spare(self.script, spare_server(self.script, self.sandbox))
             self.conv.programs = [p for p in self.conv.programs if p.label != "server"]
             self.conv.programs.append(self.program)
             self.conv.log("(started %s --host 127.0.0.1 --port %d)" % (

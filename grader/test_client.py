@@ -30,9 +30,9 @@ HINT_NO_TRACEBACK = ("catch the errors of a normal ending (EOFError, a closed so
 
 
 @pytest.fixture
-def client_program(stage_dir, conversation):
+def client_program(stage_dir, conversation, sandbox):
     """The student's client for this check: started on client_program.start(), always stopped."""
-    under_test = ClientUnderTest(stage_dir, conversation)
+    under_test = ClientUnderTest(stage_dir, conversation, sandbox)
     yield under_test
     under_test.stop()
 

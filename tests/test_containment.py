@@ -37,7 +37,7 @@ import pytest
 from gradekit import IMPLS, KIT, STAGES, grade_many
 
 sys.path.insert(0, str(KIT))
-from grader import limits, serverside  # noqa: E402  (the kit's root must be on the path first)
+from grader import limits, programs, serverside  # noqa: E402  (the kit's root must be on the path first)
 
 LINUX = Path("/proc/self/environ").exists()
 pytestmark = pytest.mark.skipif(not LINUX, reason="the monitor reads /proc (Linux)")
@@ -290,9 +290,10 @@ def test_failures_name_the_limit(abused, name):
 def test_threaded_server_holds_a_hundred_clients_within_the_limits(report):
     """Thread per client, a hundred clients, each echoed: the watchdog never stops it,
     though its threads reserve far more address space than the memory limit."""
-    limits.configure(limits.Limits())
+    sandbox = programs.Sandbox(limits.Limits())
     port = serverside.free_port()
-    server = serverside.launch_server(IMPLS / "threaded" / "1_echo" / "chat_server.py", port)
+    server = serverside.launch_server(IMPLS / "threaded" / "1_echo" / "chat_server.py", port,
+                                      sandbox)
     clients = []
     try:
         deadline = time.monotonic() + serverside.START_TIMEOUT

@@ -87,6 +87,7 @@ def run_autograder(root: Path, limit: float = 180) -> tuple[dict, str, float]:
 def test_the_zip_holds_what_gradescope_needs(bundles, tmp_path):
     names = bundles["names"]
     for needed in ("setup.sh", "run_autograder", "autograder.json", "grader/conftest.py",
+                   "grader/startup/sitecustomize.py",
                    "grader/teach/submissions.py", "protocol.py", "requirements.txt",
                    "pyproject.toml"):
         assert needed in names

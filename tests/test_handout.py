@@ -68,6 +68,10 @@ def test_handout_has_no_solutions_and_a_students_readme(tmp_path):
     assert [s["id"] for s in graders(workflow)] == ["stage1", "stage2"]
     assert "runners: stage1,stage2\n" in workflow and "STAGE3_RESULTS" not in workflow
     assert not (out / "grader" / "teach").exists(), "the teachers' tools are not handed out"
+    handed = {p.relative_to(out).as_posix() for p in (out / "grader").rglob("*.py")}
+    kit = {p.relative_to(KIT).as_posix() for p in (KIT / "grader").rglob("*.py")
+           if "teach" not in p.parts and "__pycache__" not in p.parts}
+    assert handed == kit, "the student's grader, whole: missing %s" % sorted(kit - handed)
 
 
 def test_every_section_a_hint_names_is_in_the_students_guide():

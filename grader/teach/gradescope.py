@@ -154,7 +154,8 @@ def build(out: Path, stages: list[str], timeout: float) -> list[str]:
              ("run_autograder", (RUN_AUTOGRADER % {"venv": VENV, "outer": timeout + OUTER_MARGIN}
                                  ).encode(), True),
              ("autograder.json", (json.dumps(config, indent=2) + "\n").encode(), False)]
-    for path in sorted((KIT / "grader").glob("*.py")) + [
+    for path in sorted((KIT / "grader").glob("*.py")) + sorted(
+            (KIT / "grader" / "startup").glob("*.py")) + [
             KIT / "grader" / "teach" / name for name in TEACH_FILES]:
         files.append((path.relative_to(KIT).as_posix(), path.read_bytes(), False))
     for name in KIT_FILES:

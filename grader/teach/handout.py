@@ -80,8 +80,9 @@ def handout_files(stages: int, classroom: bool) -> dict[str, bytes]:
             files[name] = path.read_bytes()
     guide = guide_for_students((KIT / GUIDE).read_text(encoding="utf-8"), stages)
     files["README.md"] = files[GUIDE] = guide.encode("utf-8")
-    for path in sorted((KIT / "grader").glob("*.py")):
-        files["grader/" + path.name] = path.read_bytes()
+    for path in sorted((KIT / "grader").glob("*.py")) + sorted(
+            (KIT / "grader" / "startup").glob("*.py")):   # not grader/teach/: teachers' tools
+        files[path.relative_to(KIT).as_posix()] = path.read_bytes()
     for stage in STAGES[:stages]:
         folder = KIT / "stages" / stage
         for root, dirs, names in os.walk(folder):

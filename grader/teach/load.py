@@ -137,11 +137,12 @@ def start_server(script: Path):
     and 64 GB of address space, since a thread per client reserves 8 MB of it
     for each thread's stack (under grading's 16 GB, a server with two threads per
     client could not start its 1,920th thread, and held about 950 clients)."""
-    from grader.limits import Limits, configure
+    from grader.limits import Limits
+    from grader.programs import Sandbox
     from grader.serverside import ServerUnderTest
     from grader.wire import CheckFailed, Conversation
-    configure(Limits(memory=SERVER_MEMORY))
-    server = ServerUnderTest(script.parent, Conversation(), spares=False)
+    sandbox = Sandbox(Limits(memory=SERVER_MEMORY))
+    server = ServerUnderTest(script.parent, Conversation(), sandbox, spares=False)
     try:
         server.start()
     except CheckFailed as failure:

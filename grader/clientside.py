@@ -145,7 +145,8 @@ class ClientUnderTest:
                            "each stage folder needs chat_server.py and chat_client.py "
                            "(see docs/students.md § Running).")
         spare = self.sandbox.take_spare(self.script) or spare_client(self.script, self.sandbox)
-        self.sandbox.keep_spare(self.script, spare_client(self.script, self.sandbox))   # the next check's (programs.py § spares)
+        # The next check's client, started now (programs.py § spares).
+        self.sandbox.keep_spare(self.script, spare_client(self.script, self.sandbox))
         self.program, self._listener, port = spare.program, spare.listener, spare.port
         self.conv.programs.append(self.program)
         self.conv.log("(the grader plays the server on 127.0.0.1:%d and starts "

@@ -389,7 +389,8 @@ class Grader:
 
     def pytest_sessionfinish(self, session, exitstatus):
         self.sandbox.discard_spares()
-        release_user(self.sandbox.limits)   # as root: no program of the students' is left to race the results
+        # As root: no program of the students' is left to race the results.
+        release_user(self.sandbox.limits)
         if self.results_path:
             write_out_of_reach(self.results_path,
                                json.dumps(self.results(), indent=2, ensure_ascii=False))

@@ -12,6 +12,7 @@ carries its number, title and points. Everything about scoring lives here.
 
 from __future__ import annotations
 
+import _thread
 import json
 import os
 import signal
@@ -97,7 +98,8 @@ def pytest_configure(config):
     config.stash[GRADER] = grader          # the run's state: the checks and their scores
     config.pluginmanager.register(grader, "chatkit-grader")   # its hooks
     if config.pluginmanager.hasplugin("timeout"):
-        config.pluginmanager.register(CheckTimer(grader), "chatkit-check-timer")
+        config.pluginmanager.register(CheckTimer(grader, grader.sandbox),
+                                      "chatkit-check-timer")
 
 
 GRADER = pytest.StashKey["Grader"]()     # the checks, their statuses, the score
@@ -157,6 +159,9 @@ def set_up_signals(config) -> None:
         return
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+    if os.name == "nt":   # the same on Windows: a new process group ignores Ctrl-C
+        import ctypes
+        ctypes.WinDLL("kernel32").SetConsoleCtrlHandler(None, False)
 
     def on_sigterm(signum, frame):
         config.stash[SANDBOX].stop_everything()
@@ -444,48 +449,92 @@ CHECK_TIME_LIMIT = ("a program that never answers is usually stuck: an endless l
 
 
 class CheckTimer:
-    """A check that runs past CHECK_TIMEOUT fails with a sentence, not a stack dump.
+    """A check that runs past CHECK_TIMEOUT fails with a sentence and the conversation
+    so far, the same way on every system, and the run goes on to the score table.
 
-    pytest-timeout stops a check that hangs; its own way also prints the stacks of
-    all the grader's threads, which tell a student nothing. Where SIGALRM exists,
-    we set the timer ourselves (pytest-timeout's own hook for that) and fail the
-    check with CHECK_TIME_LIMIT; elsewhere pytest-timeout does it its usual way.
+    pytest-timeout stops a hung check its own way: on Linux and macOS with the stacks
+    of the grader's threads, which tell a student nothing; on Windows by ending the
+    whole grader at once (no table, no results file, the programs left running). So
+    we set the timer ourselves, through pytest-timeout's own hook for that. When it
+    rings, a timer thread stops the check's programs: their sockets and pipes close,
+    so whatever the check waits on returns at once, and the check (the main thread),
+    interrupted, fails with CHECK_TIME_LIMIT. A real Ctrl-C still stops the run.
     """
 
-    def __init__(self, grader: "Grader") -> None:
+    def __init__(self, grader: "Grader", sandbox: Sandbox) -> None:
         self.grader = grader
-        self.previous = None
+        self.sandbox = sandbox
+        self.lock = threading.Lock()
+        self.running = None      # the check whose timer is set
+        self.timer = None
+        self.due = None          # the check the timer thread interrupted, until handled
+        self.timed_out = None    # the last check that ran out of time
+        self.handler_set = False
 
     def _ours(self, item) -> bool:
-        return (item.nodeid in self.grader.checks and hasattr(signal, "setitimer")
+        return (item.nodeid in self.grader.checks
                 and threading.current_thread() is threading.main_thread())
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_timeout_set_timer(self, item, settings):
         if not self._ours(item):
             return None
-
-        def stop_the_check(signum, frame):
-            expected = "the check to finish within %g s" % settings.timeout
-            got = "it was still running after %g s, so the grader stopped it" % settings.timeout
-            conversation = item.funcargs.get("conversation")
-            if conversation is not None:   # the story so far, and the programs' output
-                conversation.fail(expected, got, CHECK_TIME_LIMIT)
-            pytest.fail("Expected: %s\nGot:      %s\nHint:     %s"
-                        % (expected, got, CHECK_TIME_LIMIT), pytrace=False)
-
-        self.previous = signal.signal(signal.SIGALRM, stop_the_check)
-        signal.setitimer(signal.ITIMER_REAL, settings.timeout)
+        if not self.handler_set:
+            signal.signal(signal.SIGINT, self.on_interrupt)
+            self.handler_set = True
+        with self.lock:
+            self.running, self.timed_out = item, None
+            self.timer = threading.Timer(settings.timeout, self.time_is_up,
+                                         (item, settings.timeout))
+            self.timer.daemon = True
+            self.timer.start()
         return True
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_timeout_cancel_timer(self, item):
         if not self._ours(item):
             return None
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        if self.previous is not None:
-            signal.signal(signal.SIGALRM, self.previous)
+        with self.lock:
+            if self.running is item:
+                self.timer.cancel()
+                self.running = None
         return True
+
+    def time_is_up(self, item, seconds: float) -> None:
+        """In the timer's thread: stop what the check waits on, then interrupt it."""
+        with self.lock:
+            if self.running is not item:
+                return                      # it ended just now
+            self.timed_out = self.due = item
+            self.seconds = seconds
+        _thread.interrupt_main(signal.SIGINT)   # handled as soon as the check's wait ends
+        self.sandbox.stop_programs_in_use("Stopped by the grader when the check ran out of time.")
+
+    def on_interrupt(self, signum, frame):
+        """SIGINT in the main thread: our timer's interruption, or a real Ctrl-C."""
+        with self.lock:
+            due, self.due = self.due, None
+            running = self.running
+        if due is None:
+            raise KeyboardInterrupt
+        if due is running:
+            raise CheckFailed(self.explanation(due))
+        # else: that check ended before its interruption arrived; nothing to stop
+
+    def explanation(self, item) -> str:
+        expected = "the check to finish within %g s" % self.seconds
+        got = "it was still running after %g s, so the grader stopped it" % self.seconds
+        conversation = item.funcargs.get("conversation") or Conversation()
+        return conversation.explanation(expected, got, CHECK_TIME_LIMIT)
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item, call):
+        """A check that ran out of time fails as such, whatever its last step raised
+        when its programs were stopped under it (a closed connection, say)."""
+        outcome = yield
+        report = outcome.get_result()
+        if self.timed_out is item and report.failed:
+            report.longrepr = self.explanation(item)
 
 
 # --- fixtures the checks use -------------------------------------------------

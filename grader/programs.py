@@ -1,7 +1,8 @@
 """A student's program as a real process: started, its output drained, always stopped.
 
-Every program gets its own process group (and session), so teardown can stop it
-together with anything it started, and every wait is bounded. What it prints
+Every program gets its own process group and session (on Windows, a console of
+its own, with no window), so teardown can stop it together with anything it
+started, and Ctrl-C reaches it alone; every wait is bounded. What it prints
 goes through pipes that the grader drains at once (never an undrained pipe, so a
 program that prints megabytes cannot block, and never a file, so it cannot fill
 the disk); the grader counts every byte and keeps only the end of each stream.
@@ -185,6 +186,15 @@ class Sandbox:
             if spare.listener is not None:
                 spare.listener.close()
 
+    def stop_programs_in_use(self, why: str) -> None:
+        """Stop every program a check is using (not the spares), saying `why` in its
+        failure report: a check that ran out of time then stops waiting on them."""
+        spares = {spare.program for spare in list(self.spares.values())}
+        in_use = [program for program in list(self.running) if program not in spares]
+        for program in in_use:
+            program.limit_note = program.limit_note or why
+        stop_all(in_use)
+
     def stop_everything(self) -> None:
         """The safety net: stop every program still running (end of run, Ctrl-C,
         SIGTERM), and any process any of them started that is still alive, wherever it
@@ -222,7 +232,7 @@ class Program:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [startup, env.get("PYTHONPATH")]))
         env[MARKER] = self.token
         extra = {"start_new_session": True} if POSIX else {
-            "creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
+            "creationflags": subprocess.CREATE_NO_WINDOW}   # a console of its own: interrupt()
         if limits.uid is not None:
             extra.update(user=limits.uid, group=limits.gid, extra_groups=[])
         self.proc = subprocess.Popen(
@@ -332,11 +342,17 @@ class Program:
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def interrupt(self) -> None:
-        """Press Ctrl-C: SIGINT to the whole process group, as a terminal does."""
+        """Press Ctrl-C: SIGINT to the whole process group, as a terminal does. On
+        Windows, the Ctrl-C event of its console (see WINDOWS_CTRL_C)."""
         if POSIX:
             self._signal_group(signal.SIGINT)
-        else:
-            self.proc.send_signal(signal.CTRL_BREAK_EVENT)
+            return
+        done = subprocess.run([sys.executable, "-c", WINDOWS_CTRL_C, str(self.proc.pid)],
+                              creationflags=subprocess.CREATE_NO_WINDOW, capture_output=True,
+                              text=True, timeout=30)
+        if done.returncode != 0:   # the grader's failure, not the program's: say so
+            raise OSError(done.stderr.strip() or "Ctrl-C could not be sent (exit %d)"
+                          % done.returncode)
 
     def _signal_group(self, sig) -> None:
         try:
@@ -365,6 +381,25 @@ class Program:
             self.wait_exit(5.0)
         self.sandbox.running.discard(self)
         self.sandbox.watchdog.forget(self)
+
+
+# Ctrl-C on Windows. A console's Ctrl-C goes to every process attached to it, and
+# each program runs in a console of its own (CREATE_NO_WINDOW), as if in a terminal
+# of its own. So a short helper process leaves its own console, attaches to the
+# program's, ignores the event itself, and generates it: the program and whatever it
+# started get it, as they would from a key press; the grader, on another console,
+# does not. (CTRL_BREAK_EVENT, which Windows can send to one process group, would
+# end Python at once instead of raising KeyboardInterrupt.)
+WINDOWS_CTRL_C = r"""
+import ctypes, sys
+kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
+kernel32.FreeConsole()
+if not (kernel32.AttachConsole(int(sys.argv[1]))
+        and kernel32.SetConsoleCtrlHandler(None, True)
+        and kernel32.GenerateConsoleCtrlEvent(0, 0)):
+    sys.exit("Ctrl-C could not be sent to process %s: Windows error %d"
+             % (sys.argv[1], ctypes.get_last_error()))
+"""
 
 
 def _signal_note(status: int, limits: Limits) -> str:

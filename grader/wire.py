@@ -139,7 +139,11 @@ class Conversation:
         return parts + ["    " + line for line in shown]
 
     def fail(self, expected: str, got: str, hint) -> None:
-        """Stop the check with the conversation, what we wanted, what came, and a hint.
+        """Stop the check with the conversation, what we wanted, what came, and a hint."""
+        raise CheckFailed(self.explanation(expected, got, hint))
+
+    def explanation(self, expected: str, got: str, hint) -> str:
+        """The conversation, what we wanted, what came, a hint, and the programs' output.
 
         `hint` is a sentence, or a function that returns one: a hint that depends on
         what happened meanwhile (e.g. on another thread's findings) is made only now."""
@@ -154,7 +158,7 @@ class Conversation:
             report = program.describe()
             if report:
                 parts.append(report)
-        raise CheckFailed("\n".join(parts))
+        return "\n".join(parts)
 
 
 class FrameReader:

@@ -142,13 +142,14 @@ def test_failure_output_shows_exchange_expectation_and_hint(tmp_path):
         assert part in output, output
 
 
+PLANTS = {"PYTHONPATH": str(KIT / "tests" / "plants") + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+
 def test_a_bug_of_the_grader_reads_as_one_plain_line():
     """A TypeError inside the grader's own code (tests/plants/grader_bug.py) fails the
     checks it hits with one plain line and the conversation so far, never a traceback;
     the other checks still run and the score table and results.json still come."""
-    plants = str(KIT / "tests" / "plants")
-    run = grade(SOLUTIONS, "--stage", "2", "-p", "grader_bug",
-                env={"PYTHONPATH": plants + os.pathsep + os.environ.get("PYTHONPATH", "")})
+    run = grade(SOLUTIONS, "--stage", "2", "-p", "grader_bug", env=PLANTS)
     hit = [t for t in run.tests() if t["output"].startswith("The grader hit an error of its own")]
     assert hit, run.output[-3000:]
     for test in hit:
@@ -158,6 +159,27 @@ def test_a_bug_of_the_grader_reads_as_one_plain_line():
         assert not GRADER_TRACEBACK.search(test["output"]), test["output"]
     assert not GRADER_TRACEBACK.search(run.output), run.output[-3000:]
     assert "total" in run.output and any(t["status"] == "passed" for t in run.tests())
+
+
+def test_a_check_out_of_time_fails_with_its_story_and_the_run_goes_on():
+    """A check that waits without bound (tests/plants/hung_check.py: 1.2, cut to 3 s) is
+    stopped the way it is on every system, Windows included: its programs are stopped,
+    it fails with the conversation so far and says why, never with a stack dump; the
+    other checks run, the table and results.json come, and nothing is left running."""
+    run = grade(SOLUTIONS, "--stage", "1", "-p", "hung_check", env=PLANTS)
+    checks = {t["number"]: t for t in run.tests()}
+    hung = checks.pop("1.2")
+    assert hung["status"] == "failed", run.output[-3000:]
+    for part in ("The conversation so far:", "alice    → server  'tab\\there'",
+                 "Expected: the check to finish within 3 s",
+                 "Got:      it was still running after 3 s, so the grader stopped it",
+                 "Hint:     a program that never answers is usually stuck",
+                 "Stopped by the grader when the check ran out of time."):
+        assert part in hung["output"], hung["output"]
+    assert not GRADER_TRACEBACK.search(run.output) and "Timeout" not in run.output, run.output
+    assert [n for n, t in checks.items() if t["status"] != "passed"] == [], run.output[-3000:]
+    assert run.score == run.max_score - 1 and "total" in run.output
+    assert left_running(lambda: processes_mentioning(str(SOLUTIONS))) == []
 
 
 def test_no_process_left_behind(solution_runs):

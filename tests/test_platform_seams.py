@@ -120,3 +120,49 @@ def test_a_line_ending_gets_the_same_verdict_as_on_windows():
     assert grade(IMPLS / "textmode", "--stage", "1").failed() == []
     crlf = grade(IMPLS / "faulty", "--stage", "1", env={"CHATKIT_FAULT": "client_crlf"})
     assert crlf.failed() == ["1.22"]
+
+
+class FakeKernel32:
+    """Windows' kernel32 as the Ctrl-C helper calls it: records each call, and fails
+    the call named in `failing` as Windows does (returns 0, sets the last error)."""
+
+    def __init__(self, failing: str = ""):
+        self.calls, self.failing = [], failing
+
+    def __getattr__(self, name):
+        def call(*args):
+            self.calls.append((name,) + args)
+            return 0 if name == self.failing else 1
+        return call
+
+
+def run_windows_ctrl_c(monkeypatch, kernel32, pid="4242"):
+    import ctypes
+    monkeypatch.setattr(ctypes, "WinDLL", lambda name, use_last_error=False: kernel32,
+                        raising=False)
+    monkeypatch.setattr(ctypes, "get_last_error", lambda: 6, raising=False)
+    monkeypatch.setattr(sys, "argv", ["-c", pid])
+    try:
+        exec(compile(programs.WINDOWS_CTRL_C, "WINDOWS_CTRL_C", "exec"), {})
+    except SystemExit as exit:
+        return exit.code
+    return 0
+
+
+def test_ctrl_c_on_windows_is_the_console_event_of_the_programs_own_console(monkeypatch):
+    """Check 4.8 on Windows: the helper leaves its own console, attaches to the server's,
+    ignores the event itself, then generates CTRL_C_EVENT (0) for that whole console (0)."""
+    kernel32 = FakeKernel32()
+    assert run_windows_ctrl_c(monkeypatch, kernel32) == 0
+    assert kernel32.calls == [("FreeConsole",), ("AttachConsole", 4242),
+                              ("SetConsoleCtrlHandler", None, True),
+                              ("GenerateConsoleCtrlEvent", 0, 0)]
+
+
+def test_ctrl_c_on_windows_that_cannot_be_sent_says_why(monkeypatch):
+    """If the console can't be reached, nothing is generated and the helper exits with
+    Windows' error: the grader then reports its own error, not a verdict on the server."""
+    kernel32 = FakeKernel32(failing="AttachConsole")
+    said = run_windows_ctrl_c(monkeypatch, kernel32)
+    assert said == "Ctrl-C could not be sent to process 4242: Windows error 6"
+    assert ("GenerateConsoleCtrlEvent", 0, 0) not in kernel32.calls

@@ -384,6 +384,27 @@ def test_client_closing_with_replies_unread(start_server, stage):
 
 
 @pytest.mark.parametrize("stage", STAGES)
+def test_the_last_reply_ends_cleanly_though_more_was_sent(start_server, stage):
+    """The server's last message to a client (ERROR after a bad header; BYE after EXIT)
+    is followed by a plain end of the stream, never a reset, even when the client sent
+    more than the server reads in one recv(): a reset can throw the last message away
+    before the client reads it (Windows does). The 8 KB arrive in one segment, so the
+    server holds them unread when it hangs up."""
+    server = start_server(stage)
+    last_words = [(b"abcd", b"ERROR")] + ([(frame("EXIT"), b"BYE")] if stage == "4_exit" else [])
+    for sent, reply in last_words:
+        peer = server.connect()
+        peer.send_raw(sent + b"x" * 8000)
+        assert peer.recv().split(b" ")[0] == reply
+        try:
+            rest = peer.sock.recv(65536)
+        except ConnectionResetError:
+            pytest.fail("after %s, the server reset the connection instead of closing it"
+                        % reply.decode())
+        assert rest == b"" and peer.buffer == b"", "more after %s: %r" % (reply, rest)
+
+
+@pytest.mark.parametrize("stage", STAGES)
 def test_server_runs_from_inside_its_folder(start_server, stage):
     server = start_server(stage, cwd=SOLUTIONS / stage)
     roundtrip(server.connect(), stage, "inside")

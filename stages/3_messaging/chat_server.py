@@ -40,6 +40,7 @@ import protocol  # noqa: E402  (must come after the sys.path lines)
 STAGE = 3
 RECV_SIZE = 4096       # the most bytes we take from a socket in one recv()
 SELECT_TIMEOUT = 1.0   # seconds; see serve_forever()
+DROP_SIZE = 1 << 20    # hang_up(): the most unread bytes dropped before a close
 
 selector = selectors.DefaultSelector()   # which sockets to watch, and for what
 names = {}                               # name -> the Client holding it
@@ -275,7 +276,7 @@ def send_queued(client):
         return
     del client.outgoing[:sent]
     if client.closing and not client.outgoing:
-        remove_client(client, "left")
+        hang_up(client)
     else:
         update_events(client)   # writable wanted only while bytes are left
 
@@ -288,6 +289,23 @@ def start_closing(client):
     """
     client.closing = True
     release_name(client)
+
+
+def hang_up(client):
+    """Its last message is sent: end the connection so that the message arrives.
+
+    Closing a socket that still holds bytes the client sent, unread, makes the
+    system reset the connection (RST) instead of ending it, and a reset can throw
+    away what the client has not read yet: our last message too (Windows does).
+    So we end our side of the stream after what we sent (shutdown), read and drop
+    what the client sent that we will never handle, and only then close.
+    """
+    try:
+        client.sock.shutdown(socket.SHUT_WR)
+        client.sock.recv(DROP_SIZE)   # non-blocking: only what has already arrived
+    except OSError:
+        pass   # nothing had arrived (BlockingIOError), or the client is gone already
+    remove_client(client, "left")
 
 
 # --- The event loop ---------------------------------------------------------

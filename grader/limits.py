@@ -347,6 +347,7 @@ class Watchdog:
         self.seen: set[int] = set()
         self.thread: threading.Thread | None = None
         self.wake = threading.Event()
+        self.looks = 0          # how many looks so far (a test can wait for the next ones)
         self.page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
         self.available = Path("/proc/self/statm").exists()
 
@@ -377,6 +378,7 @@ class Watchdog:
                 busy = self.look()
             except Exception:   # never let the watchdog die of one odd /proc entry
                 busy = False
+            self.looks += 1
 
     @staticmethod
     def _pids() -> set[int]:

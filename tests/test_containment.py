@@ -34,7 +34,7 @@ from pathlib import Path
 
 import pytest
 
-from gradekit import IMPLS, KIT, STAGES, grade_many
+from gradekit import IMPLS, KIT, STAGES, grade_many, left_running, wait_until
 
 sys.path.insert(0, str(KIT))
 from grader import limits, programs, serverside  # noqa: E402  (the kit's root must be on the path first)
@@ -204,12 +204,8 @@ def abused(report, tmp_path_factory, open_kit):
                      {RUN: "run-as", "TMPDIR": str(folders["run-as"])}))
     with Monitor(folders) as monitor:
         runs = dict(zip(names, grade_many(jobs, workers=3)))
-    deadline = time.monotonic() + LEFTOVER_POLL
-    while True:
-        left = [(name, pid, command) for name, pid, command, _ in programs_of(set(names))]
-        if not left or time.monotonic() >= deadline:
-            break
-        time.sleep(0.1)
+    left = left_running(lambda: [(name, pid, command) for name, pid, command, _
+                                 in programs_of(set(names))], timeout=LEFTOVER_POLL)
     report("containment (limits: %s of output, %s of memory, %d processes):"
            % (limits.size(DEFAULTS.output), limits.size(DEFAULTS.memory), DEFAULTS.processes))
     for name, run in runs.items():
@@ -317,8 +313,9 @@ def test_threaded_server_holds_a_hundred_clients_within_the_limits(report):
                     number, server.describe())
                 got += data
             assert got == wanted
-        # Let the watchdog look at it a few times with every thread alive.
-        time.sleep(10 * limits.Watchdog.PERIOD)
+        # Let the watchdog look at it ten times with every thread alive.
+        looked = sandbox.watchdog.looks
+        assert wait_until(lambda: sandbox.watchdog.looks >= looked + 10, timeout=30)
         virtual = status_field(server.proc.pid, "VmSize")
         assert server.exit_status() is None and not server.limit_note, server.describe()
         assert 0 < server.peak_memory < DEFAULTS.memory

@@ -25,12 +25,11 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
-from gradekit import KIT, left_running
+from gradekit import KIT, left_running, wait_until
 
 sys.path.insert(0, str(KIT))
 from grader import isolation, limits  # noqa: E402
@@ -251,10 +250,8 @@ def test_a_daemon_of_the_user_is_ended_at_release(tmp_path):
         subprocess.run(["/bin/sh", "-c", "(setsid sleep 60 > /dev/null 2>&1 &); exit 0"],
                        user=user.uid, group=user.gid, extra_groups=[], cwd="/", env={},
                        timeout=30)
-        deadline = time.monotonic() + 5
-        while not isolation.processes_of(user.uid) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert isolation.processes_of(user.uid), "the daemon did not start"
+        assert wait_until(lambda: isolation.processes_of(user.uid), timeout=5), \
+            "the daemon did not start"
     finally:
         assert isolation.release(user)
     assert isolation.processes_of(user.uid) == []

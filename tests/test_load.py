@@ -13,12 +13,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from gradekit import IMPLS, KIT, left_running, processes_mentioning
+from gradekit import IMPLS, KIT, left_running, processes_mentioning, wait_until
 
 SOLUTIONS = KIT / "solutions"
 FIELDS = {"stage", "clients", "clients_connected", "seconds", "sent", "delivered", "lost",
@@ -69,10 +68,7 @@ def run_load(*args: str, env: dict | None = None, preexec=None) -> subprocess.Co
                                          out.decode("utf-8", "replace"),
                                          err.decode("utf-8", "replace"))
     if Path("/proc").is_dir():
-        deadline = time.monotonic() + 2.0   # a process may need a moment to finish exiting
-        while session_members(proc.pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        left = session_members(proc.pid)
+        left = left_running(lambda: session_members(proc.pid))   # a moment to finish exiting
         assert not left, "the tool left its workers running: %s\n%s" % (left, result.stdout)
     return result
 
@@ -192,11 +188,7 @@ def test_its_own_open_files_limit_is_told_then_avoided(tmp_path):
     server = subprocess.Popen([sys.executable, str(impl / "3_messaging" / "chat_server.py"),
                                "--host", "127.0.0.1", "--port", "0"], stdout=subprocess.DEVNULL)
     try:
-        port = None
-        deadline = time.monotonic() + 5
-        while port is None and time.monotonic() < deadline:
-            port = listening_port(server.pid)
-            time.sleep(0.05)
+        port = wait_until(lambda: listening_port(server.pid), timeout=5)
         assert port, "the server did not start listening"
         common = ["--port", str(port), "--stage", "3", "--clients", "200", "--seconds", "0.3"]
         one = run_load(*common, "--workers", "1", preexec=lower_open_files_limit)

@@ -30,6 +30,7 @@ from grader.clientside import spare_client
 from grader.limits import make_limits, release_user
 from grader.programs import Sandbox
 from grader.serverside import ServerUnderTest, spare_server
+from grader.system import WINDOWS
 from grader.classroom import classroom_results, write_classroom_results
 from grader.isolation import write_out_of_reach
 from grader.wire import OWN_ERROR, CheckFailed, Conversation, essentials
@@ -159,7 +160,7 @@ def set_up_signals(config) -> None:
         return
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
-    if os.name == "nt":   # the same on Windows: a new process group ignores Ctrl-C
+    if WINDOWS:   # the same on Windows: a new process group ignores Ctrl-C
         import ctypes
         ctypes.WinDLL("kernel32").SetConsoleCtrlHandler(None, False)
 

@@ -21,7 +21,6 @@ root can read), they get a copy where they can (`readable_copy`).
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import signal
@@ -31,10 +30,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from grader.system import LINUX
+
 FIRST_UID = 60000          # the pool: FIRST_UID ... FIRST_UID + POOL_SIZE - 1 (isolate's too)
 POOL_SIZE = 1000
 HOME = Path("/run/chatkit")   # root's alone: the locks, and copies the programs can read
 END_WAIT = 5.0             # seconds to see every process of a user gone
+# Never open through a symbolic link. Windows has no O_NOFOLLOW: there O_EXCL alone
+# refuses a path where a link already is.
+NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 @dataclass
@@ -49,11 +53,12 @@ class GradingUser:
 
 def possible() -> bool:
     """Whether this grader can give programs a user of their own: Linux, as root."""
-    return os.name == "posix" and Path("/proc/self/status").exists() and os.geteuid() == 0
+    return LINUX and os.geteuid() == 0
 
 
 def claim() -> GradingUser | None:
     """A user id no other grading uses while this one runs, or None if none is free."""
+    import fcntl   # POSIX only, as is every caller (see possible()): Windows has no fcntl
     locks = private_folder(HOME / "users")
     for uid in range(FIRST_UID, FIRST_UID + POOL_SIZE):
         if has_passwd_entry(uid):
@@ -195,7 +200,7 @@ def write_out_of_reach(path: Path, text: str) -> None:
         os.unlink(partial)
     except FileNotFoundError:
         pass
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | NO_FOLLOW, 0o644)
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         out.write(text)
     os.replace(partial, path)

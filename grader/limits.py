@@ -31,11 +31,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from grader import isolation
+from grader.system import LINUX, POSIX
 
 if TYPE_CHECKING:
     from grader.programs import Program
 
-POSIX = os.name == "posix"
 MB = 1000 * 1000        # the limits are given in MB, as people count them
 # The output limit stops runaways only: on top of --output-limit, a program may print
 # this many bytes for every byte the grader sends it (on its sockets, or typed into it),
@@ -349,7 +349,7 @@ class Watchdog:
         self.wake = threading.Event()
         self.looks = 0          # how many looks so far (a test can wait for the next ones)
         self.page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-        self.available = Path("/proc/self/statm").exists()
+        self.available = LINUX
 
     def watch(self, program: Program) -> None:
         if not self.available:
@@ -513,7 +513,7 @@ def _kill(pid: int, ours) -> bool:
     except (AttributeError, OSError):
         pinned = None
     try:
-        if not (Path("/proc").is_dir() and ours(_token_of(pid))):
+        if not (LINUX and ours(_token_of(pid))):
             return False
         if pinned is not None:
             signal.pidfd_send_signal(pinned, signal.SIGKILL)

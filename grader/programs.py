@@ -29,8 +29,8 @@ from pathlib import Path
 
 from grader.limits import (MARKER, OUTPUT_PER_BYTE_SENT, Limits, Watchdog, _kill,
                            _set_hard_limits, configure, release_user, size)
+from grader.system import LINUX, POSIX, WINDOWS
 
-POSIX = os.name == "posix"
 STARTUP = str(Path(__file__).resolve().parent / "startup")   # see startup/sitecustomize.py
 STOP_GRACE = 0.5        # SIGTERM, then this long, then SIGKILL
 DYING_GRACE = 0.2       # how long a failure report waits for a crashing program to end
@@ -479,9 +479,9 @@ def descendants(root: int, parents: dict[int, int]) -> set[int]:
 def parent_map() -> dict[int, int]:
     """{pid: its parent's pid} for every process the system lists: Linux /proc,
     Windows a toolhelp snapshot, elsewhere (macOS, BSD) ps."""
-    if Path("/proc/self/stat").exists():
+    if LINUX:
         return _parents_from_proc()
-    if os.name == "nt":
+    if WINDOWS:
         return _parents_from_toolhelp()
     return _parents_from_ps()
 

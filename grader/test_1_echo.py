@@ -1,6 +1,5 @@
 """Stage 1, echo: framing, many clients at once, clients that leave, an idle server."""
 
-import os
 import re
 import subprocess
 import time
@@ -10,6 +9,7 @@ import pytest
 
 from grader.checks import check
 from grader.programs import process_tree
+from grader.system import LINUX, WINDOWS
 from grader.wire import QUIET
 
 STAGE = "1_echo"
@@ -272,17 +272,20 @@ def busy_seconds(pid: int) -> float | None:
     even on a loaded machine where it seldom gets to run. Elsewhere: its CPU time
     (ps on macOS and BSD, GetProcessTimes on Windows).
     """
-    tasks = Path("/proc", str(pid), "task")
-    if tasks.is_dir():
+    if LINUX:
+        try:
+            tasks = list(Path("/proc", str(pid), "task").iterdir())
+        except OSError:
+            return None             # it ended
         total = 0
-        for task in tasks.iterdir():
+        for task in tasks:
             try:
                 ran, waited = (task / "schedstat").read_text().split()[:2]
             except (OSError, ValueError):
                 continue            # a thread that ended meanwhile
             total += int(ran) + int(waited)
         return total / 1e9
-    if os.name == "nt":
+    if WINDOWS:
         return windows_cpu_seconds(pid)
     try:
         out = subprocess.run(["ps", "-o", "time=", "-p", str(pid)], capture_output=True,

@@ -15,6 +15,79 @@ sys.path.insert(0, str(KIT))
 from grader import programs  # noqa: E402
 
 
+# Modules Windows' Python does not have. Whatever the grader, the teachers' tools or a
+# student's files import at their top must be none of these.
+POSIX_ONLY = ("fcntl", "grp", "pwd", "resource", "termios")
+
+
+def test_every_grader_module_imports_where_posix_modules_do_not_exist():
+    """`pytest grader` on Windows imports every module of the grader first: one POSIX-only
+    import at a module's top (isolation.py once had `import fcntl`) stops it for every
+    student there. Here those modules are made unimportable, as on Windows."""
+    code = ("import importlib, pkgutil, sys\n"
+            "for name in %r: sys.modules[name] = None\n"
+            "import grader, grader.teach\n"
+            "names = [info.name for package in (grader, grader.teach) for info in "
+            "pkgutil.iter_modules(package.__path__, package.__name__ + '.')]\n"
+            "for name in names: importlib.import_module(name)\n"
+            "print(len(names), 'modules')" % (POSIX_ONLY,))
+    done = subprocess.run([sys.executable, "-c", code], cwd=KIT, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert int(done.stdout.split()[0]) >= 20, done.stdout
+
+
+def test_no_student_file_imports_a_posix_or_windows_only_module():
+    """protocol.py, the skeletons and the solutions run on every student's computer."""
+    import ast
+    files = [KIT / "protocol.py", *sorted(KIT.glob("stages/*/*.py")),
+             *sorted(KIT.glob("solutions/*/*.py"))]
+    assert len(files) == 17, files
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            for name in names:
+                assert name.split(".")[0] not in POSIX_ONLY + ("msvcrt", "winreg"), \
+                    (path, name)
+
+
+def test_linux_is_told_by_its_name_not_by_proc_being_there():
+    """Under Wine (Windows' Python run on Linux, how the kit's Windows paths were tried)
+    /proc exists but describes Linux's processes: the grader decides the system once, in
+    grader/system.py, from the system's name."""
+    import re
+    from grader import system
+    assert system.LINUX == sys.platform.startswith("linux")
+    assert system.WINDOWS == (os.name == "nt") and system.POSIX == (os.name == "posix")
+    guess = re.compile(r'os\.name|sys\.platform|"/proc[^"]*"\)\.(exists|is_dir)')
+    for path in sorted((KIT / "grader").rglob("*.py")):
+        if path.name == "system.py":
+            continue
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if guess.search(line) and "system: str = os.name" not in line:
+                raise AssertionError("%s:%d decides the system itself: %s"
+                                     % (path.relative_to(KIT), number, line.strip()))
+
+
+def test_results_are_written_where_there_is_no_o_nofollow(monkeypatch, tmp_path):
+    """Windows has no os.O_NOFOLLOW: results.json is written there all the same (O_EXCL
+    alone refuses a path where something already is), over what was there before."""
+    import importlib
+    from grader import isolation
+    monkeypatch.delattr(os, "O_NOFOLLOW", raising=False)
+    try:
+        importlib.reload(isolation)   # as it is imported on Windows
+        results = tmp_path / "results.json"
+        results.write_text("old", encoding="utf-8")
+        isolation.write_out_of_reach(results, '{"score": 1}')
+        assert results.read_text(encoding="utf-8") == '{"score": 1}'
+        assert [path.name for path in tmp_path.iterdir()] == ["results.json"]
+    finally:
+        monkeypatch.undo()
+        importlib.reload(isolation)
+
+
 def test_descendants_follow_every_generation():
     parents = {1: 0, 10: 1, 11: 10, 12: 11, 13: 10, 20: 1, 21: 20}
     assert programs.descendants(10, parents) == {10, 11, 12, 13}

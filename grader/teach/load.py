@@ -33,12 +33,12 @@ import time
 from pathlib import Path
 
 from grader.stages import stages_named
+from grader.system import LINUX, POSIX
 from grader.teach import loadgen
 
 # grader.serverside (how the grader starts a server and waits for it) is imported where
 # a server is started: a usage error or --port need not wait for it.
 
-POSIX = os.name == "posix"
 LOADABLE = {1: "1_echo", 3: "3_messaging", 4: "4_exit"}
 WINDOWS_SELECT_LIMIT = 500   # sockets one worker watches on Windows (select() takes 512)
 FD_RESERVE = 64           # files a worker keeps for itself (pipes, selector, Python's own)
@@ -157,6 +157,8 @@ def start_server(script: Path):
 
 def cpu_seconds(pid: int) -> float | None:
     """CPU time (user + system) a process has used so far; Linux only, else None."""
+    if not LINUX:
+        return None
     try:
         fields = Path("/proc/%d/stat" % pid).read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -166,6 +168,8 @@ def cpu_seconds(pid: int) -> float | None:
 
 def open_files_limit(pid: int) -> str | None:
     """A process's open-files limit, as Linux shows it in /proc; None elsewhere."""
+    if not LINUX:
+        return None
     try:
         for line in Path("/proc/%d/limits" % pid).read_text().splitlines():
             if line.startswith("Max open files"):

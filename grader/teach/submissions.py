@@ -40,9 +40,9 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from grader.stages import STAGES
+from grader.system import POSIX
 
 KIT = Path(__file__).resolve().parents[2]
-POSIX = os.name == "posix"
 
 # What a submission may not exceed (once unpacked, not counting the junk below).
 MAX_BYTES = 50 * 1024 * 1024

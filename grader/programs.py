@@ -30,6 +30,7 @@ from pathlib import Path
 from grader.limits import (MARKER, OUTPUT_PER_BYTE_SENT, Limits, Watchdog, _kill,
                            _set_hard_limits, configure, release_user, size)
 from grader.system import LINUX, POSIX, WINDOWS
+from grader.windows import Job
 
 STARTUP = str(Path(__file__).resolve().parent / "startup")   # see startup/sitecustomize.py
 STOP_GRACE = 0.5        # SIGTERM, then this long, then SIGKILL
@@ -240,6 +241,8 @@ class Program:
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd, env=env, **extra)
         self.pids.add(self.proc.pid)
         _set_hard_limits(self.proc.pid, limits)
+        # Windows: a job object holds it and all it starts (see windows.py)
+        self.job = None if POSIX else Job.holding(self.proc._handle, limits.processes)
         self.out = Output(self.proc.stdout, self._check_output)
         self.err = Output(self.proc.stderr, self._check_output)
         sandbox.running.add(self)
@@ -329,9 +332,13 @@ class Program:
         self._kill_all()
 
     def _kill_all(self) -> None:
-        """SIGKILL its process group, and every process of it found elsewhere."""
+        """SIGKILL its process group, and every process of it found elsewhere. Windows:
+        end its job (every process it started), or without one, its tree."""
         if not POSIX:
-            self._taskkill()
+            if self.job is not None:
+                self.job.end()
+            else:
+                self._taskkill()
             return
         self._signal_group(signal.SIGKILL)
         for pid in list(self.pids):
@@ -346,13 +353,8 @@ class Program:
         Windows, the Ctrl-C event of its console (see WINDOWS_CTRL_C)."""
         if POSIX:
             self._signal_group(signal.SIGINT)
-            return
-        done = subprocess.run([sys.executable, "-c", WINDOWS_CTRL_C, str(self.proc.pid)],
-                              creationflags=subprocess.CREATE_NO_WINDOW, capture_output=True,
-                              text=True, timeout=30)
-        if done.returncode != 0:   # the grader's failure, not the program's: say so
-            raise OSError(done.stderr.strip() or "Ctrl-C could not be sent (exit %d)"
-                          % done.returncode)
+        else:
+            press_ctrl_c(self.proc.pid)
 
     def _signal_group(self, sig) -> None:
         try:
@@ -373,9 +375,7 @@ class Program:
             # Even if the program itself is gone, a child it forked may not be; and
             # one that left the process group is found by the watchdog.
             self.sandbox.watchdog.discover()
-            self._kill_all()
-        else:
-            self._taskkill()
+        self._kill_all()
         if self.wait_exit(5.0) is None:
             self.proc.kill()
             self.wait_exit(5.0)
@@ -390,6 +390,18 @@ class Program:
 # started get it, as they would from a key press; the grader, on another console,
 # does not. (CTRL_BREAK_EVENT, which Windows can send to one process group, would
 # end Python at once instead of raising KeyboardInterrupt.)
+def press_ctrl_c(pid: int) -> None:
+    """Windows: Ctrl-C in the console of process `pid`, which must have one of its own
+    (CREATE_NO_WINDOW). OSError if Windows refuses: the grader's failure, not the
+    program's, and said so."""
+    done = subprocess.run([sys.executable, "-c", WINDOWS_CTRL_C, str(pid)],
+                          creationflags=subprocess.CREATE_NO_WINDOW, capture_output=True,
+                          text=True, timeout=30)
+    if done.returncode != 0:
+        raise OSError(done.stderr.strip() or "Ctrl-C could not be sent (exit %d)"
+                      % done.returncode)
+
+
 WINDOWS_CTRL_C = r"""
 import ctypes, sys
 kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)

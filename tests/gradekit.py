@@ -26,6 +26,8 @@ from grader.stages import STAGES  # noqa: E402,F401  (re-exported: the one list 
 
 IMPLS = KIT / "tests" / "impls"
 POSIX = os.name == "posix"
+WINDOWS = os.name == "nt"
+LINUX = sys.platform.startswith("linux")   # by its name: under Wine, /proc is Linux's
 KILL_GRACE = 5.0   # seconds the grader gets to clean up after SIGTERM
 
 
@@ -156,10 +158,15 @@ def _kill_group(proc: subprocess.Popen) -> None:
 
 
 def processes_mentioning(text: str) -> list[str]:
-    """Command lines of running processes that contain `text` (Linux: /proc; else ps)."""
+    """Command lines of running processes that contain `text` (Linux: /proc; Windows:
+    each process's own memory, its backslashes read as slashes; else ps)."""
     found = []
     proc = Path("/proc")
-    if proc.is_dir():
+    if WINDOWS:
+        wanted = text.replace("\\", "/")
+        return ["%d: %s" % (pid, line) for pid, line in windows_command_lines().items()
+                if wanted in line.replace("\\", "/")]
+    if LINUX:
         for entry in proc.iterdir():
             if not entry.name.isdigit() or int(entry.name) == os.getpid():
                 continue
@@ -176,6 +183,55 @@ def processes_mentioning(text: str) -> list[str]:
         return found
     ps = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True)
     return [line.strip() for line in ps.stdout.splitlines() if text in line]
+
+
+def windows_command_lines() -> dict[int, str]:
+    """Windows: {pid: command line} of every process whose memory we may read (its
+    process parameters, reached through its PEB: how psutil reads them too)."""
+    import ctypes
+    from ctypes import wintypes
+    from grader.programs import parent_map
+
+    class BasicInformation(ctypes.Structure):
+        _fields_ = [("ExitStatus", ctypes.c_void_p), ("PebBaseAddress", ctypes.c_void_p),
+                    ("rest", ctypes.c_void_p * 4)]
+
+    class UnicodeString(ctypes.Structure):
+        _fields_ = [("Length", wintypes.USHORT), ("MaximumLength", wintypes.USHORT),
+                    ("Buffer", ctypes.c_void_p)]
+
+    ntdll = ctypes.WinDLL("ntdll")
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
+    kernel32.OpenProcess.restype = wintypes.HANDLE
+
+    def read(handle, address, size):
+        data, done = ctypes.create_string_buffer(size), ctypes.c_size_t()
+        if not kernel32.ReadProcessMemory(wintypes.HANDLE(handle), ctypes.c_void_p(address),
+                                          data, size, ctypes.byref(done)):
+            raise OSError(ctypes.get_last_error(), "ReadProcessMemory")
+        return data.raw
+
+    lines = {}
+    for pid in parent_map():
+        handle = kernel32.OpenProcess(0x0410, False, pid)   # QUERY_INFORMATION | VM_READ
+        if not handle:
+            continue                                        # ended, or not ours to read
+        try:
+            basic = BasicInformation()
+            if ntdll.NtQueryInformationProcess(wintypes.HANDLE(handle), 0, ctypes.byref(basic),
+                                               ctypes.sizeof(basic), None) != 0 \
+                    or not basic.PebBaseAddress:
+                continue
+            # 64-bit layouts: PEB.ProcessParameters at 0x20, its CommandLine at 0x70
+            parameters = int.from_bytes(read(handle, basic.PebBaseAddress + 0x20, 8), "little")
+            line = UnicodeString.from_buffer_copy(
+                read(handle, parameters + 0x70, ctypes.sizeof(UnicodeString)))
+            lines[pid] = read(handle, line.Buffer, line.Length).decode("utf-16-le", "replace")
+        except OSError:
+            continue
+        finally:
+            kernel32.CloseHandle(wintypes.HANDLE(handle))
+    return lines
 
 
 LEFTOVER_WAIT = 3.0   # seconds a process that is being stopped gets to be gone
@@ -210,9 +266,9 @@ def started_by(process: str, marker: str) -> bool:
     in its environment: the kit's tests mark the gradings they start this way, so that
     another copy of the tests running on the same machine is never counted as theirs.
     Where the environment can't be read (no /proc), assume it does."""
-    proc = Path("/proc", process.split(":", 1)[0])
-    if not proc.parent.is_dir():
+    if not LINUX:
         return True
+    proc = Path("/proc", process.split(":", 1)[0])
     try:
         environ = (proc / "environ").read_bytes().split(b"\0")
     except FileNotFoundError:

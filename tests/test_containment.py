@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import pwd
 import shutil
 import socket
 import stat
@@ -34,12 +33,11 @@ from pathlib import Path
 
 import pytest
 
-from gradekit import IMPLS, KIT, STAGES, grade_many, left_running, wait_until
+from gradekit import IMPLS, KIT, LINUX, STAGES, grade_many, left_running, wait_until
 
 sys.path.insert(0, str(KIT))
 from grader import limits, programs, serverside  # noqa: E402  (the kit's root must be on the path first)
 
-LINUX = Path("/proc/self/environ").exists()
 pytestmark = pytest.mark.skipif(not LINUX, reason="the monitor reads /proc (Linux)")
 
 PATHOLOGICAL = IMPLS / "pathological"
@@ -131,15 +129,22 @@ def disk_used(folder: Path) -> int:
 
 # --- where every user can read: the kit for --run-as, and whether it can be tested ---
 
+def nobody_uid() -> int | None:
+    """The user id of nobody; None if there is no such user (or no pwd: Windows)."""
+    try:
+        import pwd
+        return pwd.getpwnam("nobody").pw_uid
+    except (ImportError, KeyError):
+        return None
+
+
 def can_run_as_nobody() -> str:
     """Why --run-as nobody can't be tested here, or '' if it can."""
     if not hasattr(os, "geteuid") or os.geteuid() != 0:
         return "--run-as needs the tests to run as root (as in CI)"
-    try:
-        pwd.getpwnam("nobody")
-    except KeyError:
+    uid = nobody_uid()
+    if uid is None:
         return "there is no user nobody"
-    uid = pwd.getpwnam("nobody").pw_uid
     for python in limits._pythons():
         try:
             done = subprocess.run([python, "-c", "import sys; assert sys.version_info >= (3, 10)"],
@@ -377,7 +382,7 @@ def test_programs_run_as_nobody_cannot_touch_the_results(open_kit, open_dir):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     tries = [json.loads(line) for line in report_file.read_text().splitlines()]
     assert tries, "the server never ran"
-    nobody = pwd.getpwnam("nobody").pw_uid
+    nobody = nobody_uid()
     for found in tries:
         assert found == {"uid": nobody, "read": False, "write": False, "create": False}, found
     assert not (results_dir / "planted").exists()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from gradekit import IMPLS, KIT, left_running, processes_mentioning, wait_until
+from gradekit import IMPLS, KIT, LINUX, left_running, processes_mentioning, wait_until
 
 SOLUTIONS = KIT / "solutions"
 FIELDS = {"stage", "clients", "clients_connected", "seconds", "sent", "delivered", "lost",
@@ -67,7 +67,7 @@ def run_load(*args: str, env: dict | None = None, preexec=None) -> subprocess.Co
     result = subprocess.CompletedProcess(proc.args, proc.returncode,
                                          out.decode("utf-8", "replace"),
                                          err.decode("utf-8", "replace"))
-    if Path("/proc").is_dir():
+    if LINUX:
         left = left_running(lambda: session_members(proc.pid))   # a moment to finish exiting
         assert not left, "the tool left its workers running: %s\n%s" % (left, result.stdout)
     return result
@@ -206,7 +206,14 @@ def test_its_own_open_files_limit_is_told_then_avoided(tmp_path):
 
 
 def listening_port(pid: int):
-    """Linux: the port process `pid` listens on (it was given port 0), or None."""
+    """The port process `pid` listens on (it was given port 0), or None: Linux through
+    /proc, elsewhere (macOS) through lsof."""
+    if not LINUX:
+        listed = subprocess.run(["lsof", "-a", "-p", str(pid), "-iTCP", "-sTCP:LISTEN", "-P",
+                                 "-n", "-Fn"], capture_output=True, text=True, timeout=30)
+        ports = [int(line.rsplit(":", 1)[1]) for line in listed.stdout.splitlines()
+                 if line.startswith("n") and ":" in line]
+        return ports[0] if ports else None
     inodes = set()
     for fd in Path("/proc/%d/fd" % pid).iterdir():
         try:

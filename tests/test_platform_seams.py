@@ -25,16 +25,31 @@ def test_every_grader_module_imports_where_posix_modules_do_not_exist():
     import at a module's top (isolation.py once had `import fcntl`) stops it for every
     student there. Here those modules are made unimportable, as on Windows."""
     code = ("import importlib, pkgutil, sys\n"
+            "sys.path.insert(0, %r)\n"
             "for name in %r: sys.modules[name] = None\n"
             "import grader, grader.teach\n"
             "names = [info.name for package in (grader, grader.teach) for info in "
             "pkgutil.iter_modules(package.__path__, package.__name__ + '.')]\n"
             "for name in names: importlib.import_module(name)\n"
-            "print(len(names), 'modules')" % (POSIX_ONLY,))
+            "print(len(names), 'modules')" % (str(KIT), POSIX_ONLY))
     done = subprocess.run([sys.executable, "-c", code], cwd=KIT, capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 0, done.stderr[-3000:]
     assert int(done.stdout.split()[0]) >= 20, done.stdout
+
+
+def test_the_kits_own_tests_collect_where_posix_modules_do_not_exist():
+    """The Windows CI job runs `pytest tests`: one test module importing pwd at its top
+    (test_containment.py once did) stops the whole run there before any test."""
+    code = ("import sys\n"
+            "for name in %r: sys.modules[name] = None\n"
+            "import pytest\n"
+            "sys.exit(pytest.main(['tests', '--collect-only', '-q', '-p', 'no:cacheprovider']))"
+            % (POSIX_ONLY,))
+    done = subprocess.run([sys.executable, "-c", code], cwd=KIT, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    assert " tests collected" in done.stdout, done.stdout[-1000:]
 
 
 def test_no_student_file_imports_a_posix_or_windows_only_module():
@@ -93,6 +108,30 @@ def test_descendants_follow_every_generation():
     assert programs.descendants(10, parents) == {10, 11, 12, 13}
     assert programs.descendants(21, parents) == {21}
     assert programs.descendants(99, parents) == {99}
+
+
+def test_a_programs_orphans_end_with_it():
+    """A program whose child starts five sleepers and exits (so the sleepers are nobody's
+    children) is stopped with all of them: on Linux and macOS through its process group,
+    on Windows through its job object (a tree kill, taskkill /T, misses orphans there:
+    under Wine it left all five)."""
+    from gradekit import left_running, processes_mentioning
+    from grader.limits import Limits
+    mark = "orphan-%d" % os.getpid()
+    middle = ("import subprocess, sys\nfor _ in range(5): subprocess.Popen([sys.executable, "
+              "'-c', 'import time; time.sleep(60)', %r])" % mark)
+    top = "import subprocess, sys, time\nsubprocess.run([sys.executable, '-c', %r])\n" \
+          "time.sleep(60)" % middle
+    sandbox = programs.Sandbox(Limits())
+    program = programs.Program([sys.executable, "-c", top, mark], "server", sandbox)
+    try:
+        sleepers = wait_until(lambda: len(processes_mentioning(mark)) >= 6, timeout=30)
+        assert sleepers, processes_mentioning(mark)
+        assert program.exit_status() is None
+    finally:
+        sandbox.stop_everything()
+    left = left_running(lambda: processes_mentioning(mark))
+    assert not left, left
 
 
 def test_ps_listing_as_macos_prints_it():
@@ -239,3 +278,43 @@ def test_ctrl_c_on_windows_that_cannot_be_sent_says_why(monkeypatch):
     said = run_windows_ctrl_c(monkeypatch, kernel32)
     assert said == "Ctrl-C could not be sent to process 4242: Windows error 6"
     assert ("GenerateConsoleCtrlEvent", 0, 0) not in kernel32.calls
+
+
+def plain(argument):
+    """A recorded ctypes argument as a plain value: a handle's number, a structure's
+    limit flags and process bound."""
+    if hasattr(argument, "_obj"):            # byref(structure)
+        basic = argument._obj.BasicLimitInformation
+        return ("limits", basic.LimitFlags, basic.ActiveProcessLimit)
+    return getattr(argument, "value", argument)
+
+
+def test_a_program_on_windows_gets_a_job_that_bounds_and_ends_it(monkeypatch):
+    """Windows: each program is put in a job object that kills everything in it when
+    closed, holds at most --max-processes of its processes (plus its console host), and
+    is ended, then closed, when the program is stopped."""
+    from grader import windows
+    kernel32 = FakeKernel32()
+    monkeypatch.setattr(windows, "kernel32", lambda: kernel32)
+    job = windows.Job.holding(4242, 50)
+    assert job is not None
+    job.end()
+    calls = [(call[0],) + tuple(plain(argument) for argument in call[1:])
+             for call in kernel32.calls]
+    assert calls[0] == ("CreateJobObjectW", None, None)
+    assert calls[1][:3] == ("SetInformationJobObject", 1, windows.EXTENDED_LIMITS)
+    assert calls[1][3] == ("limits", windows.KILL_ON_JOB_CLOSE | windows.ACTIVE_PROCESS, 51)
+    assert calls[2] == ("AssignProcessToJobObject", 1, 4242)
+    assert calls[3:] == [("TerminateJobObject", 1, 1), ("CloseHandle", 1)]
+    job.end()                                     # a second stop does nothing more
+    assert len(kernel32.calls) == 5
+
+
+def test_a_job_windows_refuses_leaves_the_tree_kill(monkeypatch):
+    """If Windows refuses to put the program in a job, there is no job (the grader then
+    ends the program's tree with taskkill /T), and the job made is not left open."""
+    from grader import windows
+    kernel32 = FakeKernel32(failing="AssignProcessToJobObject")
+    monkeypatch.setattr(windows, "kernel32", lambda: kernel32)
+    assert windows.Job.holding(4242, 50) is None
+    assert kernel32.calls[-1][0] == "CloseHandle"

@@ -6,6 +6,7 @@ systems print; the part that reads is exercised on the system at hand.
 """
 
 import os
+import socket
 import subprocess
 import sys
 
@@ -221,6 +222,28 @@ def test_load_on_windows_never_gives_one_worker_more_than_select_takes():
     assert load.windows_workers_too_few(1000, 1, system="nt")
     assert not load.windows_workers_too_few(1000, 2, system="nt")
     assert not load.windows_workers_too_few(1000, 1, system="posix")
+
+
+def test_load_workers_never_ask_select_to_watch_nothing():
+    """Windows' select() refuses three empty lists (WinError 10022): a load worker whose
+    clients were all refused waits without it (under Wine the worker died of it)."""
+    import selectors
+    from grader.teach import loadgen
+
+    class WindowsSelect(selectors.SelectSelector):
+        def select(self, timeout=None):
+            if not self.get_map():
+                raise OSError(10022, "An invalid argument was supplied")
+            return super().select(timeout)
+
+    with WindowsSelect() as selector:
+        assert loadgen.ready(selector, 0.01) == []
+        with socket.socket() as listener:
+            listener.bind(("127.0.0.1", 0))
+            listener.listen()
+            selector.register(listener, selectors.EVENT_READ)
+            assert loadgen.ready(selector, 0.01) == []
+            selector.unregister(listener)
 
 
 def test_a_line_ending_gets_the_same_verdict_as_on_windows():

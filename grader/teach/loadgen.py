@@ -229,7 +229,7 @@ class Worker:
                     client.state = "refused"
                     self.refused[reason] += 1
                 waiting.clear()
-            for key, events in self.selector.select(timeout=0.1):
+            for key, events in ready(self.selector, timeout=0.1):
                 client = key.data
                 if client.state == "connecting":
                     self.connected(client)
@@ -421,7 +421,7 @@ class Worker:
             if now >= next_report:
                 self.conn.send(("progress", self.sent, self.in_window, self.wrong))
                 next_report = now + PROGRESS_EVERY
-            for key, events in self.selector.select(timeout=0.05):
+            for key, events in ready(self.selector, timeout=0.05):
                 client = key.data
                 if client.gone:
                     continue
@@ -453,6 +453,15 @@ class Worker:
             if client.sock is not None and not client.gone:
                 client.sock.close()
         self.selector.close()
+
+
+def ready(selector, timeout: float) -> list:
+    """selector.select(timeout); with no socket left to watch (every client refused or
+    gone), only the wait: Windows' select() refuses to watch nothing (WinError 10022)."""
+    if not selector.get_map():
+        time.sleep(timeout)
+        return []
+    return selector.select(timeout)
 
 
 def connect_phase(clients: int) -> float:

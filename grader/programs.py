@@ -39,6 +39,7 @@ TAIL_BYTES = 3000       # how much of a program's output a failure shows
 KEEP_BYTES = 512 * 1024  # how much of each output stream is kept (its end)
 READ_SIZE = 65536       # one read from a program's output pipe
 WINDOWS_POLL = 0.005    # Windows: how often an empty output pipe is looked at again
+WINDOWS_FLOWING = 0.05  # ... but at once for this long after it last held bytes
 
 
 # --- output: drained from pipes, counted, the end kept -------------------------
@@ -71,13 +72,19 @@ class Output:
         if POSIX:
             poller = select.poll()   # not select(): it fails on descriptors past 1024
             poller.register(self.fd, select.POLLIN)
+        last_bytes = 0.0
         while not self.ended:
             if POSIX:
                 poller.poll()        # readable: bytes, or the end
             elif _available(self.fd) == 0:
-                time.sleep(WINDOWS_POLL)
+                # Windows can't wait for a pipe: look again. While output flows, look
+                # again at once: a pipe there holds about 4 KB, and a program printing
+                # waits for it to be emptied (5 ms a look would allow it 800 KB/s).
+                flowing = time.monotonic() - last_bytes < WINDOWS_FLOWING
+                time.sleep(0 if flowing else WINDOWS_POLL)
                 continue
             self.take()
+            last_bytes = time.monotonic()
         self.pipe.close()   # here only: never while this thread may still wait on it
 
     def take(self) -> None:

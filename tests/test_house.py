@@ -48,3 +48,21 @@ def test_the_students_grader_needs_no_teachers_tool():
     for path in (KIT / "grader").glob("*.py"):
         modules = imported_modules(path)
         assert not any(m.startswith("grader.teach") for m in modules), path.name
+
+
+def test_the_readme_ci_and_every_systems_workflow_run_the_same_two_commands():
+    """The README's set-up and test commands are what .ci/run runs, and what the kit's
+    workflow runs on Linux, macOS and Windows (.github/workflows/kit.yml)."""
+    import re
+    readme = (KIT / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"## Set up and test.*?```\n(.*?)```", readme, re.S).group(1)
+    commands = [line.strip() for line in block.splitlines() if line.strip()]
+    assert commands == ["python -m pip install -r requirements.txt", "python -m pytest tests"]
+    ci = [line.strip() for line in (KIT / ".ci" / "run").read_text().splitlines()
+          if line.startswith("python")]
+    assert ci == commands
+    workflow = (KIT / ".github" / "workflows" / "kit.yml").read_text(encoding="utf-8")
+    assert re.findall(r"run: (.+)", workflow) == commands
+    systems = re.search(r"os: \[(.*?)\]", workflow).group(1)
+    assert [name.strip() for name in systems.split(",")] == [
+        "ubuntu-latest", "macos-latest", "windows-latest"]

@@ -16,6 +16,8 @@ from __future__ import annotations
 import importlib
 import sys
 
+from grader.system import speak_utf8_off_the_console
+
 COMMANDS = {
     "batch": "grade every submission of a class: grades.csv, checks.csv, report.html",
     "gradescope": "build the autograder zip to upload to Gradescope",
@@ -33,6 +35,7 @@ def usage() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    speak_utf8_off_the_console()   # the summaries name students: Zoë, שרה
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):
         print(usage())

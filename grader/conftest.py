@@ -16,7 +16,6 @@ import _thread
 import json
 import os
 import signal
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from grader.clientside import spare_client
 from grader.limits import make_limits, release_user
 from grader.programs import Sandbox
 from grader.serverside import ServerUnderTest, spare_server
-from grader.system import WINDOWS
+from grader.system import WINDOWS, speak_utf8_off_the_console
 from grader.classroom import classroom_results, write_classroom_results
 from grader.isolation import write_out_of_reach
 from grader.wire import OWN_ERROR, CheckFailed, Conversation, essentials
@@ -70,16 +69,6 @@ def parse_stages(values: list[str]) -> list[str]:
         return stages_named(values) or list(STAGES)
     except ValueError as error:
         raise pytest.UsageError(str(error)) from None
-
-
-def speak_utf8_off_the_console() -> None:
-    """The grader's output in UTF-8 when it goes to a pipe, a file or Git Bash: there
-    Windows would use the old code page, which has no ✓ or ✗ (and garbles names).
-    A real console shows Unicode as it is."""
-    for stream in (sys.stdout, sys.stderr):
-        if not stream.isatty() and hasattr(stream, "reconfigure") \
-                and stream.encoding.lower().replace("-", "") != "utf8":
-            stream.reconfigure(encoding="utf-8", errors="replace")
 
 
 def pytest_configure(config):

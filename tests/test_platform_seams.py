@@ -194,6 +194,17 @@ def test_the_graders_output_is_utf8_where_windows_would_use_its_code_page():
     assert "✓ 1.1" in text and "\\u2713" not in text, text[-1500:]
 
 
+def test_the_teachers_tools_write_utf8_where_windows_would_use_its_code_page(tmp_path):
+    """`python -m grader batch` names students in its summary (Zoë, שרה): to a pipe on
+    Windows it wrote them in the code page (under Wine, Zoë's ë came as byte 0xEB)."""
+    missing = tmp_path / "Zoë"
+    done = subprocess.run([sys.executable, "-m", "grader", "batch", str(missing), "--out",
+                           str(tmp_path / "out")], cwd=KIT, capture_output=True, timeout=60,
+                          env=dict(os.environ, PYTHONIOENCODING="cp1252"))
+    said = (done.stdout + done.stderr).decode("utf-8")   # raises if it is not UTF-8
+    assert done.returncode == 2 and "Zoë" in said, said
+
+
 def test_the_clients_wake_up_within_a_second_for_ctrl_c():
     """On Windows Ctrl-C reaches a client only once its select() returns: every
     select() of the reference clients and skeletons waits at most WAKE_UP ≤ 1 s."""

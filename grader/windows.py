@@ -31,7 +31,6 @@ HANDLE = ctypes.c_void_p
 KILL_ON_JOB_CLOSE = 0x2000          # JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE
 ACTIVE_PROCESS = 0x0008             # JOB_OBJECT_LIMIT_ACTIVE_PROCESS
 EXTENDED_LIMITS = 9                 # JobObjectExtendedLimitInformation
-BASIC_ACCOUNTING = 1                # JobObjectBasicAccountingInformation
 # A console program (every program the grader starts has a console of its own) gets
 # a console host, conhost.exe, which may count as one of its job's processes.
 CONSOLE_HOST = 1
@@ -56,17 +55,6 @@ class ExtendedLimits(ctypes.Structure):
                 ("JobMemoryLimit", ctypes.c_size_t),
                 ("PeakProcessMemoryUsed", ctypes.c_size_t),
                 ("PeakJobMemoryUsed", ctypes.c_size_t)]
-
-
-class Accounting(ctypes.Structure):
-    _fields_ = [("TotalUserTime", ctypes.c_int64),
-                ("TotalKernelTime", ctypes.c_int64),
-                ("ThisPeriodTotalUserTime", ctypes.c_int64),
-                ("ThisPeriodTotalKernelTime", ctypes.c_int64),
-                ("TotalPageFaultCount", DWORD),
-                ("TotalProcesses", DWORD),
-                ("ActiveProcesses", DWORD),
-                ("TotalTerminatedProcesses", DWORD)]
 
 
 def kernel32():
@@ -102,15 +90,6 @@ class Job:
             job.close()
             return None
         return job
-
-    def processes(self) -> int:
-        """How many of its processes are alive (0 once it has ended, or if unknown)."""
-        counts = Accounting()
-        if not self.handle or not self.kernel32.QueryInformationJobObject(
-                HANDLE(self.handle), BASIC_ACCOUNTING, ctypes.byref(counts),
-                ctypes.sizeof(counts), None):
-            return 0
-        return counts.ActiveProcesses
 
     def end(self) -> None:
         """End every process in the job, orphans too, and let the job go."""

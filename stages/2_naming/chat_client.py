@@ -35,6 +35,12 @@ import protocol  # noqa: E402  (must come after the sys.path lines)
 RECV_SIZE = 4096    # the most bytes we take from a socket in one recv()
 WAKE_UP = 0.5       # seconds: the longest select() waits (see chat())
 
+# What this stage's server understands, one example each: greet() shows them.
+COMMANDS = [
+    ("NAME alice", "take the name alice"),
+    ("GET_NAMES", "list who has a name"),
+]
+
 
 def strip_line_ending(line):
     """Remove the line ending: "\\n", or "\\r\\n" as Windows writes it."""
@@ -117,6 +123,24 @@ def chat(server):
                     send_line(server, line)
 
 
+def greet(host, port):
+    """Tell the person at the keyboard where the client is connected and what to type.
+
+    Only when standard input is a terminal: when it is a pipe (a script, the
+    grader), nobody reads a greeting, so the client stays as quiet as it was.
+    It goes to standard error, as everything the client says itself does:
+    standard output holds nothing but what the server sends.
+    """
+    if not sys.stdin.isatty():
+        return
+    print("Connected to %s:%d. Type a line and press Enter to send it. Try:" % (host, port),
+          file=sys.stderr)
+    for example, what_it_does in COMMANDS:
+        print("  %-20s %s" % (example, what_it_does), file=sys.stderr)
+    print("To leave: end of input (Ctrl-D, or Ctrl-Z then Enter on Windows), or Ctrl-C.",
+          file=sys.stderr, flush=True)
+
+
 def parse_arguments():
     """Read --host and --port from the command line."""
     parser = argparse.ArgumentParser(description="Chat client, stage 2.")
@@ -135,6 +159,7 @@ def main():
         server = socket.create_connection((arguments.host, arguments.port))
     except OSError as error:
         sys.exit("Cannot connect to %s:%d: %s" % (arguments.host, arguments.port, error))
+    greet(arguments.host, arguments.port)
     try:
         status = chat(server)
     except OSError:   # recv() or send() failed, e.g. ConnectionResetError: it is gone

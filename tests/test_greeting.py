@@ -186,7 +186,8 @@ def the_greeting(stderr):
 def test_a_client_at_a_terminal_greets_once_and_works_as_before(run, impl, stage):
     client, server = run(impl, stage, terminal=True)
     assert wait_until(lambda: the_greeting(client.stderr()), WAIT), (
-        "no greeting on stderr within %.0f s: %r" % (WAIT, client.stderr()))
+        "no greeting on stderr within %.0f s: stderr %r, stdout %r"
+        % (WAIT, client.stderr(), client.stdout()))
     greeting = the_greeting(client.stderr())
     text = "\n".join(greeting)
     assert text.isascii() and len(greeting) <= 8, text   # any console prints it; a few lines
@@ -219,7 +220,8 @@ def test_a_client_reading_a_pipe_greets_nobody(run, impl, stage):
     assert client.wait() == 0
     assert client.stdout() == printed
     stderr = client.stderr().decode("utf-8")
-    assert "Connected" not in stderr and "Ctrl-" not in stderr, stderr
+    assert "Connected" not in stderr and "Ctrl-" not in stderr, (
+        "with a pipe as stdin, the client greeted on stderr:\n" + stderr)
     if impl == "solutions":
         assert stderr == ""
     else:                                # only the TODOs not done yet speak

@@ -46,7 +46,7 @@ GRADES_COLUMNS = ["student", *STAGES, "total", "max_score", "status", "seconds"]
 CHECKS_COLUMNS = ["student", "check", "title", "stage", "score", "max_score", "status"]
 DEFAULT_TIMEOUT = 300.0
 STATE_FILE = "grading.json"     # OUT/<student>/grading.json: what was graded, to skip it next time
-RESERVED = {"grades.csv", "checks.csv", "report.html", "con", "prn", "aux", "nul",
+RESERVED = {"grades.csv", "checks.csv", "report.html", "canvas.csv", "moodle.csv", "con", "prn", "aux", "nul",
             *("com%d" % i for i in range(1, 10)), *("lpt%d" % i for i in range(1, 10))}
 
 
@@ -512,8 +512,13 @@ def on_roster(options: Options, entries: list[Entry], say) -> OnRoster:
 
 def export(rows: list[Row], roster: OnRoster, options: Options) -> list[str]:
     """canvas.csv and moodle.csv, and what the summary says of them."""
-    if options.roster is None:
-        return []
+    if options.roster is None:   # an earlier run's exports would hold grades no longer true
+        stale = [options.out / n for n in ("canvas.csv", "moodle.csv")
+                 if (options.out / n).is_file()]
+        for path in stale:
+            path.unlink()
+        return ["Removed %s of an earlier run: without --roster there are no exports."
+                % " and ".join(str(p) for p in stale)] if stale else []
     by_name = {r.student: r for r in rows}
     row_of = {s.line: by_name[name] for name, s in roster.students.items()}
     row_of.update(roster.absent)

@@ -11,9 +11,7 @@ Then `--regrade bob` grades Bob alone again, under other weights. Everything els
 this process, without grading.
 """
 
-import csv
 import html.parser
-import io
 import json
 import re
 import sys
@@ -387,3 +385,39 @@ def test_grid_one_table_per_stage(tmp_path):
         assert any(f for f in failures), "the fake class fails some checks"
         late = next(r for r in rows if ">late<" in r)
         assert ">no submission<" in late and "✓" not in late and "✗" not in late
+
+
+def test_exports_weigh_each_stage_and_leave_out_the_unidentifiable(tmp_path):
+    """write_exports in this process, on two stages: a named stage scaled to its worth, the
+    other at the grader's points; Moodle's column is the identifier most students have, and a
+    total above 100 is warned of."""
+    path = tmp_path / "roster.csv"
+    path.write_text("submission,name,sis_user_id,idnumber,username\n"
+                    "ann,Ann,S1,,ann1\nbob,Bob,,77,bob1\neve,,S3,,\n", encoding="utf-8")
+    roster = gradebook.read_roster(path)
+    checks = {"1_echo": 3, "2_naming": 2}           # 6 and 4 points
+    ann = batch.Row("ann", "ann", "graded", 1.0, fake_results(checks, {"1.1"}))
+    bob = batch.Row("bob", "bob", "timeout", 300.0, None, "stopped")
+    eve = batch.Row("eve", "eve", "graded", 1.0, fake_results(checks, set()))
+    rows = {1 + n: row for n, row in enumerate([ann, bob, eve], 1)}
+    scale = gradebook.scale_for([ann, bob, eve], list(checks), {"1_echo": 90, "4_exit": 5})
+    assert scale.possible() == 94, "1_echo worth 90, 2_naming its own 4, 4_exit not graded"
+    done = gradebook.write_exports(tmp_path, roster, rows, scale, "Lab, final")
+    assignment, possible, students = canvas_reads(tmp_path / "canvas.csv")
+    assert (assignment, possible) == ("Lab, final", 94)
+    assert students == {"Ann": (("", "S1", "", ""), 64.0), "Bob": (("", "", "", ""), 0.0),
+                        "": (("", "S3", "", ""), 94.0)}, "90 x 4/6 + 4 = 64"
+    header, grades = moodle_reads(tmp_path / "moodle.csv")
+    assert header == ["Username", "Lab, final"] and grades == {"ann1": 64, "bob1": 0}
+    notes = "\n".join(done.notes)
+    assert "moodle.csv leaves out 1 student with no username" in notes and "eve (line 4)" in notes
+    scale = gradebook.scale_for([ann, bob, eve], list(checks), {"1_echo": 100})
+    done = gradebook.write_exports(tmp_path, roster, rows, scale, "Lab")
+    assert any("moodle.csv: grades go up to 104, and Moodle refuses grades above 100" in n
+               for n in done.notes), done.notes
+    # A roster Moodle can't use: no moodle.csv (the last one is removed), and the reason.
+    path.write_text("submission,sis_login_id\nann,alee\n", encoding="utf-8")
+    done = gradebook.write_exports(tmp_path, gradebook.read_roster(path), {2: ann}, scale, "Lab")
+    assert done.files == [tmp_path / "canvas.csv"] and not (tmp_path / "moodle.csv").exists()
+    assert any("moodle.csv: not written: the roster has no email, idnumber or username" in n
+               for n in done.notes), done.notes

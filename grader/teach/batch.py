@@ -46,7 +46,8 @@ GRADES_COLUMNS = ["student", *STAGES, "total", "max_score", "status", "seconds"]
 CHECKS_COLUMNS = ["student", "check", "title", "stage", "score", "max_score", "status"]
 DEFAULT_TIMEOUT = 300.0
 STATE_FILE = "grading.json"     # OUT/<student>/grading.json: what was graded, to skip it next time
-RESERVED = {"grades.csv", "checks.csv", "report.html", "canvas.csv", "moodle.csv", "con", "prn", "aux", "nul",
+RESERVED = {"grades.csv", "checks.csv", "report.html", "canvas.csv", "moodle.csv",
+            "con", "prn", "aux", "nul",
             *("com%d" % i for i in range(1, 10)), *("lpt%d" % i for i in range(1, 10))}
 
 
@@ -519,7 +520,8 @@ def export(rows: list[Row], roster: OnRoster, options: Options) -> list[str]:
             path.unlink()
         return ["Removed %s of an earlier run: without --roster there are no exports."
                 % " and ".join(str(p) for p in stale)] if stale else []
-    by_name = {r.student: r for r in rows}
+    absent = {id(r) for r in roster.absent.values()}
+    by_name = {r.student: r for r in rows if id(r) not in absent}   # the submissions' rows
     row_of = {s.line: by_name[name] for name, s in roster.students.items()}
     row_of.update(roster.absent)
     scale = gradebook.scale_for(rows, options.stages, options.weights)
@@ -639,7 +641,8 @@ th { background: #f3f3f3; text-align: left; } td.num { text-align: right; }
 .grid td, .grid th { padding: 1px 3px; text-align: center; font-size: 12px; }
 .grid th.name, .grid td.name { text-align: left; white-space: nowrap; }
 .grid th.check { writing-mode: vertical-rl; transform: rotate(180deg); font-weight: normal; }
-.grid td.name { position: sticky; left: 0; background: #fff; } .grid th.name { position: sticky; left: 0; }
+.grid td.name { position: sticky; left: 0; background: #fff; }
+.grid th.name { position: sticky; left: 0; }
 .scroll { overflow-x: auto; } h3 { font-size: 1.05em; margin: 1.2em 0 0.4em; }
 .warn { color: #a00; font-weight: 600; }
 .pass { background: #c8ebc8; } .fail { background: #f5b5b5; } .none { background: #e4e4e4; color: #777; }

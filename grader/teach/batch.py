@@ -642,8 +642,8 @@ th { background: #f3f3f3; text-align: left; } td.num { text-align: right; }
 .grid th.name, .grid td.name { text-align: left; white-space: nowrap; }
 .grid th.check { writing-mode: vertical-rl; transform: rotate(180deg); font-weight: normal; }
 .grid td.name { position: sticky; left: 0; background: #fff; }
-.grid th.name { position: sticky; left: 0; }
-.scroll { overflow-x: auto; } h3 { font-size: 1.05em; margin: 1.2em 0 0.4em; }
+.grid th { position: sticky; top: 0; } .grid th.name { left: 0; z-index: 1; }
+h3 { font-size: 1.05em; margin: 1.2em 0 0.4em; }
 .warn { color: #a00; font-weight: 600; }
 .pass { background: #c8ebc8; } .fail { background: #f5b5b5; } .none { background: #e4e4e4; color: #777; }
 .status-graded { } .status-timeout, .status-error { color: #a00; font-weight: 600; }
@@ -789,7 +789,7 @@ def grid(rows: list[Row], ordered: list[dict]) -> list[str]:
         checks = [c for c in ordered if c["stage"] == stage]
         out.append('<h3>%s: %d checks, %d points</h3>'
                    % (esc(stage), len(checks), sum(c["max_score"] for c in checks)))
-        out.append('<div class="scroll"><table class="grid" data-stage="%s"><tr>'
+        out.append('<table class="grid" data-stage="%s"><tr>'
                    '<th class="name">student</th><th>points</th>' % esc(stage)
                    + "".join('<th class="check" title="%s">%s</th>'
                              % (esc(c["title"]), esc(c["number"])) for c in checks) + "</tr>")
@@ -808,7 +808,7 @@ def grid(rows: list[Row], ordered: list[dict]) -> list[str]:
                       else row.status)
             out.append('<tr><td class="name" dir="auto">%s</td><td class="num">%s</td>%s</tr>'
                        % (esc(row.student), esc(points), "".join(cells)))
-        out.append("</table></div>")
+        out.append("</table>")
     return out
 
 

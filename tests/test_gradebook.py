@@ -283,7 +283,7 @@ def test_options_mistakes_are_one_line(tmp_path, capsys):
         stderr = capsys.readouterr().err
         assert code == 2 and phrase in stderr and len(stderr.strip().splitlines()) == 1, \
             (args, stderr)
-    assert not (tmp_path / "out" / "bob").exists(), "nothing was graded"
+    assert not (tmp_path / "out").exists(), "nothing was written, nothing graded"
 
 
 # --- report.html at every class size ---------------------------------------------------------

@@ -393,9 +393,9 @@ def describe_row(row: Row) -> str:
 
 def run(options: Options) -> int:
     started = time.monotonic()
-    options.out.mkdir(parents=True, exist_ok=True)
     entries = list_entries(options.submissions)
     options.regrading = gradebook.regrade_names(options.regrade, [e.student for e in entries])
+    options.out.mkdir(parents=True, exist_ok=True)
     say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
     missing = None if options.run_as else limits.unprivileged_python_missing()
     if missing:   # once, first, rather than in every student's grading

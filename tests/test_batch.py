@@ -241,7 +241,7 @@ def test_report_is_escaped_and_self_contained(graded):
     assert html.escape(HTML_NAME) in page and HTML_NAME not in page
     assert HEBREW in page and "Zoë" in page
     # The grid's columns: the check most students failed (1.2, by bob) first.
-    grid = page[page.index('<table class="grid">'):]
+    grid = page[page.index("<table class=\"grid\""):]
     assert grid.index(">1.2<") < grid.index(">1.1<")
 
 

@@ -9,9 +9,11 @@ own under a time limit, several at once (--jobs), and written up:
     OUT/checks.csv            one row per student and check
     OUT/<student>/results.json, feedback.txt   what that student would see
     OUT/report.html           the class at a glance, for the teacher
+    OUT/canvas.csv, moodle.csv  with --roster: the grades as Canvas and Moodle import
+                              them (grader/teach/gradebook.py)
 
 Running it again with the same OUT grades only the submissions that changed
-(or are new); --force grades them all again.
+(or are new); --regrade NAME grades one student again, --force them all.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from pathlib import Path
 
 from grader import limits
 from grader.stages import STAGES, stages_named
+from grader.teach import gradebook
 from grader.teach.submissions import (ERROR, NO_SUBMISSION, Prepared, SubmissionProblem,
                                 error_explanation, grade, is_junk, prepare, stop,
                                 timeout_explanation, zero_results)
@@ -43,7 +46,8 @@ GRADES_COLUMNS = ["student", *STAGES, "total", "max_score", "status", "seconds"]
 CHECKS_COLUMNS = ["student", "check", "title", "stage", "score", "max_score", "status"]
 DEFAULT_TIMEOUT = 300.0
 STATE_FILE = "grading.json"     # OUT/<student>/grading.json: what was graded, to skip it next time
-RESERVED = {"grades.csv", "checks.csv", "report.html", "con", "prn", "aux", "nul",
+RESERVED = {"grades.csv", "checks.csv", "report.html", "canvas.csv", "moodle.csv",
+            "con", "prn", "aux", "nul",
             *("com%d" % i for i in range(1, 10)), *("lpt%d" % i for i in range(1, 10))}
 
 
@@ -95,6 +99,11 @@ class Options:
     stages: list[str]
     run_as: str | None
     stage_args: list[str] = field(default_factory=list)
+    roster: gradebook.Roster | None = None
+    weights: dict = field(default_factory=dict)      # stage: the points it is worth in the exports
+    assignment: str = ""                             # the exports' grade column
+    regrade: list[str] = field(default_factory=list)
+    regrading: set = field(default_factory=set)      # the submission names --regrade picked
 
 
 # --- the command line ---------------------------------------------------------------
@@ -118,6 +127,20 @@ def parse(argv: list[str]) -> Options:
                         help="grade only this stage (1-4 or a name); repeat for several")
     parser.add_argument("--run-as", metavar="USER", default=None,
                         help="run the students' programs as USER (when grading as root)")
+    parser.add_argument("--regrade", action="append", default=[], metavar="NAME",
+                        help="grade this student again even if their submission is unchanged; "
+                             "repeat for several")
+    parser.add_argument("--roster", metavar="FILE", default=None,
+                        help="CSV of the course's students: submission (their folder or .zip "
+                             "name) and their LMS identifiers; also writes canvas.csv and "
+                             "moodle.csv")
+    parser.add_argument("--weights", metavar="STAGE=POINTS,...", default=None,
+                        help="what each stage is worth in canvas.csv and moodle.csv, e.g. "
+                             "1_echo=10,2_naming=20,3_messaging=40,4_exit=30 (default: the "
+                             "grader's own points)")
+    parser.add_argument("--assignment", metavar="NAME", default=None,
+                        help="the grade column's title in canvas.csv and moodle.csv (default: "
+                             "Chat kit, and the stages when not all are graded)")
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error("--jobs must be 1 or more")
@@ -130,6 +153,16 @@ def parse(argv: list[str]) -> Options:
     options = Options(Path(args.submissions), Path(args.out), args.jobs, args.timeout,
                       args.force, stages or list(STAGES), args.run_as, stages)
     check_paths(options)
+    try:
+        options.weights = gradebook.parse_weights(args.weights)
+        if (args.weights is not None or args.assignment is not None) and not args.roster:
+            raise BadInput("--weights and --assignment shape canvas.csv and moodle.csv, which "
+                           "need --roster FILE (who the students are in the LMS)")
+        options.roster = gradebook.read_roster(Path(args.roster)) if args.roster else None
+    except gradebook.GradebookProblem as problem:
+        raise BadInput(str(problem))
+    options.assignment = args.assignment or gradebook.default_assignment(options.stages)
+    options.regrade = args.regrade
     return options
 
 
@@ -249,7 +282,8 @@ def look_at_unsafe(entry: Entry, options: Options) -> tuple[Row | None, Prepared
         return problem(entry, options, issue.status, issue.message), None
     state = read_json(out / entry.folder / STATE_FILE) or {}
     results = read_json(out / entry.folder / "results.json")
-    unchanged = (not options.force and state.get("fingerprint") == prepared.fingerprint
+    unchanged = (not options.force and entry.student not in options.regrading
+                 and state.get("fingerprint") == prepared.fingerprint
                  and state.get("run_as") == options.run_as and results is not None
                  and (out / entry.folder / "feedback.txt").is_file())
     reusable = unchanged and (
@@ -359,8 +393,9 @@ def describe_row(row: Row) -> str:
 
 def run(options: Options) -> int:
     started = time.monotonic()
-    options.out.mkdir(parents=True, exist_ok=True)
     entries = list_entries(options.submissions)
+    options.regrading = gradebook.regrade_names(options.regrade, [e.student for e in entries])
+    options.out.mkdir(parents=True, exist_ok=True)
     say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
     missing = None if options.run_as else limits.unprivileged_python_missing()
     if missing:   # once, first, rather than in every student's grading
@@ -370,6 +405,7 @@ def run(options: Options) -> int:
         % (len(entries), "" if len(entries) == 1 else "s", options.submissions,
            ", ".join(options.stages)))
     rows: list[Row] = []
+    roster = on_roster(options, entries, say)
     pending: list[tuple[Entry, Prepared]] = []
     live = LiveProcesses()
     pool = ThreadPoolExecutor(max_workers=options.jobs)
@@ -413,12 +449,88 @@ def run(options: Options) -> int:
             "but grades.csv, checks.csv and report.html were not written." % options.out)
         return 130
     pool.shutdown()
+    rows += roster.absent.values()
     rows.sort(key=lambda r: r.student)
     write_grades(options.out / "grades.csv", rows, options.stages)
     write_checks(options.out / "checks.csv", rows)
-    (options.out / "report.html").write_text(report(rows, options), encoding="utf-8")
+    lms = export(rows, roster, options)
+    (options.out / "report.html").write_text(report(rows, options, roster.warnings),
+                                             encoding="utf-8")
     print(summary(rows, options, time.monotonic() - started))
+    for line in lms + roster.warnings:
+        print(line)
     return 0
+
+
+@dataclass
+class OnRoster:
+    """The class as the roster sees it: who submitted what, and who did not."""
+    students: dict = field(default_factory=dict)   # submission name -> its RosterStudent
+    absent: dict = field(default_factory=dict)     # roster line -> their "no submission" row
+    warnings: list[str] = field(default_factory=list)  # said at the start and at the end
+
+
+def on_roster(options: Options, entries: list[Entry], say) -> OnRoster:
+    """Match the submissions to the roster: a roster student without one gets a row (and a
+    folder) of their own, "no submission"; a submission the roster does not name is said
+    loudly, and graded all the same."""
+    roster = options.roster
+    if roster is None:
+        return OnRoster()
+    found, strangers = gradebook.match(roster, [e.student for e in entries])
+    matched = {id(s) for s in found.values()}
+    used = {e.folder.casefold() for e in entries}
+    absent = {}
+    for student in roster.students:
+        if id(student) in matched:
+            continue
+        name = student.label()
+        reason = ("No submission: the roster %s (line %d) names this student%s, and "
+                  "SUBMISSIONS holds no folder or .zip %s." % (
+                      roster.path.name, student.line,
+                      " (%s)" % student.name if student.name and student.name != name else "",
+                      "named %s" % name if student.submission else
+                      "for them (their submission column is empty)"))
+        row = Row(name, safe_folder(name, used), NO_SUBMISSION, 0.0, None, reason)
+        write_student(options.out, row, not_graded(name, NO_SUBMISSION, reason),
+                      {"reason": reason})
+        absent[student.line] = row
+    say("batch: roster %s: %d students, %d with a submission%s"
+        % (roster.path, len(roster.students), len(found),
+           "; no submission from %s" % gradebook.listing([r.student for r in absent.values()])
+           if absent else ""))
+    warnings = []
+    if strangers:
+        warnings.append("WARNING: %d submission%s not in the roster %s (graded, but in neither "
+                        "canvas.csv nor moodle.csv; add %s to the roster's submission column): %s"
+                        % (len(strangers), " is" if len(strangers) == 1 else "s are",
+                           roster.path.name, "it" if len(strangers) == 1 else "them",
+                           gradebook.listing(strangers)))
+    for line in warnings:
+        say("batch: " + line)
+    return OnRoster(found, absent, warnings)
+
+
+def export(rows: list[Row], roster: OnRoster, options: Options) -> list[str]:
+    """canvas.csv and moodle.csv, and what the summary says of them."""
+    if options.roster is None:   # an earlier run's exports would hold grades no longer true
+        stale = [options.out / n for n in ("canvas.csv", "moodle.csv")
+                 if (options.out / n).is_file()]
+        for path in stale:
+            path.unlink()
+        return ["Removed %s of an earlier run: without --roster there are no exports."
+                % " and ".join(str(p) for p in stale)] if stale else []
+    absent = {id(r) for r in roster.absent.values()}
+    by_name = {r.student: r for r in rows if id(r) not in absent}   # the submissions' rows
+    row_of = {s.line: by_name[name] for name, s in roster.students.items()}
+    row_of.update(roster.absent)
+    scale = gradebook.scale_for(rows, options.stages, options.weights)
+    done = gradebook.write_exports(options.out, options.roster, row_of, scale, options.assignment)
+    possible = scale.possible()
+    return (["Wrote %s for the %d students of the roster: column \"%s\", out of %s (%s)."
+             % (" and ".join(str(f) for f in done.files), len(options.roster.students),
+                options.assignment, gradebook.number(possible) if possible != "" else "?",
+                scale.describe())] + done.notes)
 
 
 def class_max(rows: list[Row]):
@@ -529,6 +641,10 @@ th { background: #f3f3f3; text-align: left; } td.num { text-align: right; }
 .grid td, .grid th { padding: 1px 3px; text-align: center; font-size: 12px; }
 .grid th.name, .grid td.name { text-align: left; white-space: nowrap; }
 .grid th.check { writing-mode: vertical-rl; transform: rotate(180deg); font-weight: normal; }
+.grid td.name { position: sticky; left: 0; background: #fff; }
+.grid th { position: sticky; top: 0; } .grid th.name { left: 0; z-index: 1; }
+h3 { font-size: 1.05em; margin: 1.2em 0 0.4em; }
+.warn { color: #a00; font-weight: 600; }
 .pass { background: #c8ebc8; } .fail { background: #f5b5b5; } .none { background: #e4e4e4; color: #777; }
 .status-graded { } .status-timeout, .status-error { color: #a00; font-weight: 600; }
 .status-no { color: #777; }
@@ -541,7 +657,7 @@ pre { white-space: pre-wrap; background: #f7f7f7; border: 1px solid #ddd; paddin
 """
 
 
-def report(rows: list[Row], options: Options) -> str:
+def report(rows: list[Row], options: Options, warnings: list[str] = ()) -> str:
     graded = [r for r in rows if r.status == "graded"]
     counts = Counter(r.status for r in rows)
     checks = all_checks(rows)
@@ -552,12 +668,13 @@ def report(rows: list[Row], options: Options) -> str:
              '<meta name="viewport" content="width=device-width, initial-scale=1">',
              "<title>Chat kit: class report</title><style>%s</style></head><body>" % STYLE,
              "<h1>Chat kit: class report</h1>",
-             '<p class="meta">%d students: %s. Stages graded: %s. Written %s from %s.</p>'
-             % (len(rows), esc(", ".join("%d %s" % (counts[s], s) for s in
+             '<p class="meta">%d student%s: %s. Stages graded: %s. Written %s from %s.</p>'
+             % (len(rows), "" if len(rows) == 1 else "s", esc(", ".join("%d %s" % (counts[s], s) for s in
                                          ("graded", "timeout", "error", NO_SUBMISSION)
                                          if counts[s]) or "none"),
                 esc(", ".join(options.stages)), esc(datetime.now().strftime("%Y-%m-%d %H:%M")),
                 esc(options.submissions))]
+    parts += ['<p class="warn">%s</p>' % esc(line) for line in warnings]
     parts += distributions(rows, options.stages)
     parts += failed_checks(ordered, failed, len(graded))
     parts += grid(rows, ordered)
@@ -567,32 +684,53 @@ def report(rows: list[Row], options: Options) -> str:
     return "\n".join(parts) + "\n"
 
 
+# The histograms' buckets: a "nice" size (1, 2, 5, 10, 20, 25, 50 ... points) that gives at
+# most MOST_BARS bars, each wide enough for its label ("120–127") at LABEL_PX per character.
+NICE_SIZES = (1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000)
+MOST_BARS = 10
+LABEL_PX = 6.2      # a generous width of one character at the labels' 10 px font
+MIN_BAR = 26        # px: room for a count of three digits above the bar
+
+
+def bucket_size(maximum: int) -> int:
+    for size in NICE_SIZES:
+        if (maximum + 1 + size - 1) // size <= MOST_BARS:
+            return size
+    return (maximum + MOST_BARS) // MOST_BARS
+
+
+def buckets(maximum: int) -> list[tuple[int, int]]:
+    """(low, high) points of each bar: [(0, 1), (2, 3), ..., (16, 17)] for a maximum of 17."""
+    size = bucket_size(max(maximum, 0))
+    return [(low, min(low + size - 1, maximum)) for low in range(0, max(maximum, 0) + 1, size)]
+
+
 def histogram(label: str, scores: list[int], maximum: int) -> str:
-    """An inline SVG bar chart: how many students got each score (or range of scores)."""
-    width, height, bottom = 300, 130, 20
-    bins = min(maximum + 1, 12) if maximum > 0 else 1
-    size = (maximum + 1) / bins
-    counts = [0] * bins
+    """An inline SVG bar chart: how many students got each range of scores. Every bar has its
+    label under it and its count above it, and is wide enough that no two labels touch, for
+    a class of 1 or of 300."""
+    ranges = buckets(maximum)
+    names = [str(low) if high <= low else "%d–%d" % (low, high) for low, high in ranges]
+    bar = max(MIN_BAR, max(len(n) for n in names) * LABEL_PX + 8)
+    width, height, bottom, top = len(ranges) * bar, 130, 20, 14
+    counts = [0] * len(ranges)
+    size = bucket_size(max(maximum, 0))
     for score in scores:
-        counts[min(int(score / size), bins - 1)] += 1
+        counts[min(max(int(score) // size, 0), len(ranges) - 1)] += 1
     tallest = max(counts) or 1
-    bar = width / bins
     svg = ['<svg width="%d" height="%d" viewBox="0 0 %d %d" role="img" aria-label="%s">'
            % (width, height, width, height, esc(label))]
-    for i, count in enumerate(counts):
-        h = (height - bottom - 14) * count / tallest
+    for i, (count, name) in enumerate(zip(counts, names)):
+        h = (height - bottom - top) * count / tallest
         x, y = i * bar, height - bottom - h
-        low, high = int(i * size), int((i + 1) * size) - 1
-        text = str(low) if high <= low else "%d–%d" % (low, high)
         svg.append('<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="#5b8def">'
-                   '<title>%s points: %d students</title></rect>'
-                   % (x + 1, y, bar - 2, h, esc(text), count))
+                   '<title>%s points: %d student%s</title></rect>'
+                   % (x + 1, y, bar - 2, h, esc(name), count, "" if count == 1 else "s"))
         if count:
             svg.append('<text x="%.1f" y="%.1f" font-size="10" text-anchor="middle">%d</text>'
                        % (x + bar / 2, y - 2, count))
-        if bins <= 12:
-            svg.append('<text x="%.1f" y="%d" font-size="9" text-anchor="middle">%s</text>'
-                       % (x + bar / 2, height - 6, esc(text)))
+        svg.append('<text class="bucket" x="%.1f" y="%d" font-size="10" text-anchor="middle">'
+                   '%s</text>' % (x + bar / 2, height - 6, esc(name)))
     svg.append('<line x1="0" y1="%d" x2="%d" y2="%d" stroke="#888"/></svg>'
                % (height - bottom, width, height - bottom))
     return "".join(svg)
@@ -604,8 +742,8 @@ def distributions(rows: list[Row], stages: list[str]) -> list[str]:
     if not graded:
         return out + ["<p>No submission was graded.</p>"]
     not_graded = len(rows) - len(graded)
-    out.append("<p>%d graded students%s. Bars: how many students got that many points.</p>"
-               % (len(graded), " (the %d not graded are left out)" % not_graded
+    out.append("<p>%d graded student%s%s. Bars: how many students got that many points.</p>"
+               % (len(graded), "" if len(graded) == 1 else "s", " (the %d not graded are left out)" % not_graded
                   if not_graded else ""))
     out.append('<div class="charts">')
     for stage in stages:
@@ -639,29 +777,38 @@ def failed_checks(ordered: list[dict], failed: Counter, graded: int) -> list[str
 
 
 def grid(rows: list[Row], ordered: list[dict]) -> list[str]:
+    """One students × checks table per stage, so each fits a screen: in each, the stage's
+    points and its checks, the checks most students failed first."""
     out = ["<h2>Students × checks</h2>"]
     if not ordered:
         return out + ["<p>No submission was graded.</p>"]
-    out.append("<p>✓ passed, ✗ failed, · not graded. Columns: the checks most students "
-               "failed first.</p>")
-    out.append('<table class="grid"><tr><th class="name">student</th><th>total</th>'
-               + "".join('<th class="check" title="%s">%s</th>'
-                         % (esc(c["title"]), esc(c["number"])) for c in ordered) + "</tr>")
-    for row in rows:
-        by_number = {t["number"]: t for t in row.tests()}
-        cells = []
-        for c in ordered:
-            t = by_number.get(c["number"])
-            if t is None:
-                cells.append('<td class="none">·</td>')
-            elif t["status"] == "passed":
-                cells.append('<td class="pass">✓</td>')
-            else:
-                cells.append('<td class="fail" title="%s">✗</td>' % esc(c["title"]))
-        total = esc(row.total) if row.status == "graded" else esc(row.status)
-        out.append('<tr><td class="name" dir="auto">%s</td><td class="num">%s</td>%s</tr>'
-                   % (esc(row.student), total, "".join(cells)))
-    out.append("</table>")
+    out.append("<p>One table per stage. ✓ passed, ✗ failed, · not graded. Columns: the "
+               "stage's checks, the ones most students failed first.</p>")
+    stages = list(dict.fromkeys(c["stage"] for c in sorted(ordered, key=check_order)))
+    for stage in stages:
+        checks = [c for c in ordered if c["stage"] == stage]
+        out.append('<h3>%s: %d checks, %d points</h3>'
+                   % (esc(stage), len(checks), sum(c["max_score"] for c in checks)))
+        out.append('<table class="grid" data-stage="%s"><tr>'
+                   '<th class="name">student</th><th>points</th>' % esc(stage)
+                   + "".join('<th class="check" title="%s">%s</th>'
+                             % (esc(c["title"]), esc(c["number"])) for c in checks) + "</tr>")
+        for row in rows:
+            by_number = {t["number"]: t for t in row.tests()}
+            cells = []
+            for c in checks:
+                t = by_number.get(c["number"])
+                if t is None:
+                    cells.append('<td class="none">·</td>')
+                elif t["status"] == "passed":
+                    cells.append('<td class="pass">✓</td>')
+                else:
+                    cells.append('<td class="fail" title="%s">✗</td>' % esc(c["title"]))
+            points = ("%d/%d" % row.stage_points(stage) if row.status == "graded"
+                      else row.status)
+            out.append('<tr><td class="name" dir="auto">%s</td><td class="num">%s</td>%s</tr>'
+                       % (esc(row.student), esc(points), "".join(cells)))
+        out.append("</table>")
     return out
 
 
@@ -731,6 +878,9 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, on_sigterm)
     try:
         return run(options)
+    except gradebook.GradebookProblem as error:   # before anything is graded
+        print("python -m grader batch: %s" % error, file=sys.stderr)
+        return 2
     except OSError as error:
         print("python -m grader batch: %s" % error, file=sys.stderr)
         return 1

@@ -303,6 +303,12 @@ class Grader:
             elif not call.excinfo.errisinstance((pytest.fail.Exception, pytest.skip.Exception)):
                 report.longrepr = own_error(call.excinfo, conversation)
 
+    def given_names(self, text: str) -> str:
+        """`text` naming the folder given (--impl) where it names the copy the programs
+        ran from (isolation.readable_copy: the folder given and the modules next to it,
+        laid out the same under another folder), so that what a student reads is true."""
+        return text.replace(str(self.run_from.parent), str(self.impl.parent))
+
     def pytest_sessionstart(self, session):
         """pytest's 'short test summary' would repeat every failure below the score
         table, pushing the table off a student's screen: leave it out unless asked (-r)."""
@@ -314,6 +320,14 @@ class Grader:
         check = self.checks.get(report.nodeid)
         if check is None:
             return
+        if self.run_from != self.impl and (report.failed or report.skipped):
+            # The failure sections are printed at the end, from this same report.
+            text = (report.longrepr[2] if isinstance(report.longrepr, tuple)
+                    else report.longreprtext)
+            named = self.given_names(text)
+            if named != text:
+                report.longrepr = ((*report.longrepr[:2], named)
+                                   if isinstance(report.longrepr, tuple) else named)
         if report.failed:
             check.status = "failed"
             check.output = (check.output + "\n" + report.longreprtext).strip()

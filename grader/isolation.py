@@ -16,7 +16,8 @@ claims a user id of its own from a pool, for as long as it runs:
   environment included), before the lock lets another grading have the id.
 
 Where the programs need to read the implementation and cannot (a folder only
-root can read), they get a copy where they can (`readable_copy`).
+root can read), they get a copy where they can (`readable_copy`): the whole
+implementation folder and the Python modules next to it.
 """
 
 from __future__ import annotations
@@ -163,27 +164,29 @@ def private_folder(path: Path) -> Path:
 
 
 def readable_copy(impl: Path, stages: list[str]) -> Path:
-    """A copy of `impl` that every user can read but only root can change: the files
-    at its top (protocol.py, shared modules), the stage folders being graded, and
-    the protocol.py one folder up. Same folder names, so every message reads the same."""
+    """A copy of `impl` that every user can read but only root can change: what a
+    program may legitimately reach, as it is laid out where it was. That is the whole
+    implementation folder (the stage folders, and any module or package of the
+    student's at its top) and the Python modules next to it (protocol.py, and a
+    helper a program imports from there, as the stages' sys.path lines allow).
+    Nothing else of the folder around it: that may be anyone's (a home folder).
+    Same folder names, so every message reads the same once the copy's place is
+    replaced by the folder given (conftest.py: `given_names`). Symbolic links are
+    copied as links: what they point to is read with the programs' own rights."""
     root = Path(tempfile.mkdtemp(prefix="copy-", dir=private_folder(HOME / "copies")))
     os.chmod(root, 0o755)
     copy = root / impl.name
-    copy.mkdir()
-    for entry in impl.iterdir():
+    shutil.copytree(impl, copy, symlinks=True,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".git"))
+    for entry in impl.parent.glob("*.py"):
         if entry.is_file() and not entry.is_symlink():
-            shutil.copy(entry, copy / entry.name)
-    for stage in stages:
-        if (impl / stage).is_dir():
-            shutil.copytree(impl / stage, copy / stage, symlinks=False,
-                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    if (impl.parent / "protocol.py").is_file():
-        shutil.copy(impl.parent / "protocol.py", root / "protocol.py")
+            shutil.copy(entry, root / entry.name)
     startup = Path(__file__).resolve().parent / "startup"   # what every program runs first
     if startup.is_dir():
         shutil.copytree(startup, root / ".startup", ignore=shutil.ignore_patterns("__pycache__"))
     for path in [root, *root.rglob("*")]:
-        os.chmod(path, 0o755 if path.is_dir() else 0o644)
+        if not path.is_symlink():
+            os.chmod(path, 0o755 if path.is_dir() else 0o644)
     return copy
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -98,12 +99,34 @@ def unexplained_failures(grade: "Grade") -> list[str]:
     return found
 
 
+# The test implementations that run the reference solution (solutions/) for some programs.
+USES_THE_REFERENCE = {"pathological", "chatty", "launcher", "textmode"}
+
+
+def self_contained(impl: Path, folder: Path) -> Path:
+    """`impl` as a student's submission is: holding everything it runs. An implementation
+    of tests/impls that runs the reference solution finds it in the kit's solutions/,
+    outside its folder; its copy made here (folder/impls/NAME, so command lines still
+    name impls/NAME) holds the reference in reference/ and protocol.py at its top. As
+    root, the grader may give the programs a copy of the implementation folder (and the
+    modules next to it) and nothing else of the kit (grader/isolation.py)."""
+    if impl.parent.resolve() != IMPLS or impl.name not in USES_THE_REFERENCE:
+        return impl
+    copy = folder / "impls" / impl.name
+    junk = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(impl, copy, ignore=junk)
+    shutil.copytree(KIT / "solutions", copy / "reference", ignore=junk)
+    shutil.copy(KIT / "protocol.py", copy / "protocol.py")
+    return copy
+
+
 def grade(impl: Path | str, *args: str, env: dict | None = None, limit: float = 240) -> Grade:
     """Run the grader on `impl` (extra pytest arguments in `args`); bounded by `limit` s."""
     impl = Path(impl)
     with tempfile.TemporaryDirectory(prefix="chatkit-grade-") as tmp:
         results_path = Path(tmp) / "results.json"
-        command = [sys.executable, "-m", "pytest", "grader", "--impl", str(impl),
+        graded = self_contained(impl, Path(tmp))
+        command = [sys.executable, "-m", "pytest", "grader", "--impl", str(graded),
                    "--results", str(results_path), "-q", "-p", "no:cacheprovider", *args]
         started = time.monotonic()
         proc = subprocess.Popen(command, cwd=KIT, stdout=subprocess.PIPE,

@@ -274,6 +274,61 @@ def test_rerun_grades_only_the_late_submission(graded):
     assert not left, "programs left running: %s" % left
 
 
+def test_feedback_names_what_was_submitted(tmp_path):
+    """Not the batch's private copies of the submissions, nor the grader's copy of those
+    (as root): the folder or .zip the teacher gave, and the path inside it. Each of
+    these two students forgot the client."""
+    subs = tmp_path / "submissions"
+    stage_folder(subs / "ivy" / "1_echo")
+    (subs / "ivy" / "1_echo" / "chat_client.py").unlink()
+    stage_folder(tmp_path / "jo" / "chat-kit-main" / "stages" / "1_echo")
+    (tmp_path / "jo" / "chat-kit-main" / "stages" / "1_echo" / "chat_client.py").unlink()
+    zip_folder(tmp_path / "jo", subs / "jo.zip")
+    out = tmp_path / "out"
+    code, _, stderr, _ = run_batch(subs, "--out", out, "--jobs", 2, "--stage", 1,
+                                   "--timeout", 120)
+    assert code == 0, stderr
+    expected = {"ivy": str(subs / "ivy" / "1_echo" / "chat_client.py"),
+                "jo": "%s/chat-kit-main/stages/1_echo/chat_client.py" % (subs / "jo.zip")}
+    for student, client in expected.items():
+        feedback = (out / student / "feedback.txt").read_text(encoding="utf-8")
+        results = (out / student / "results.json").read_text(encoding="utf-8")
+        for text in (feedback, results):
+            for private in ("chatkit-submission-", "/run/chatkit/copies"):
+                assert private not in text, "%s's files name %s" % (student, private)
+        basic = next(t for t in json.loads(results)["tests"] if t["number"] == "1.20")
+        assert "Expected: a client program at %s" % client in basic["output"], basic["output"]
+        assert "Expected: a client program at %s" % client in feedback
+
+
+def test_a_class_that_all_timed_out_keeps_its_maximum(graded, tmp_path):
+    """No grading finished: grades.csv still has the maximum and checks.csv one row per
+    student and check, the same checks and points as a real grading (Zoë's above)."""
+    _, _, graded_out, _, _ = graded
+    subs = tmp_path / "submissions"
+    for student in ("ann", "ben"):
+        (subs / student / "1_echo").mkdir(parents=True)
+        for script in ("chat_server.py", "chat_client.py"):
+            (subs / student / "1_echo" / script).write_text(HANGS)
+    out = tmp_path / "out"
+    code, stdout, stderr, seconds = run_batch(subs, "--out", out, "--jobs", 2, "--stage", 1,
+                                              "--timeout", 3)
+    assert code == 0, stderr
+    rows = rows_by_student(out)
+    for student in ("ann", "ben"):
+        assert rows[student]["status"] == "timeout" and rows[student]["total"] == "0"
+        assert rows[student]["max_score"] == str(STAGE1_POINTS)
+        results = json.loads((out / student / "results.json").read_text(encoding="utf-8"))
+        assert results["score"] == 0 and results["max_score"] == STAGE1_POINTS
+    real = [r[1:4] + ["0", r[5], "not run"] for r in read_csv(graded_out / "checks.csv")[1:]
+            if r[0] == "Zoë"]
+    assert len(real) == STAGE1_CHECKS
+    checks = read_csv(out / "checks.csv")
+    assert checks[0] == CHECKS_HEADER
+    assert checks[1:] == [["ann", *r] for r in real] + [["ben", *r] for r in real]
+    assert sum(int(r[5]) for r in checks[1:]) == 2 * STAGE1_POINTS
+
+
 def test_bad_input_is_one_line(tmp_path, capsys):
     (tmp_path / "subs").mkdir()
     (tmp_path / "file").write_text("x")

@@ -124,6 +124,7 @@ def test_empty_submission_gets_zero_and_why(bundles, tmp_path):
     unpack_like_gradescope(bundles["stage1"], tmp_path)
     results, _, seconds = run_autograder(tmp_path, limit=60)
     assert results["score"] == 0 and results["tests"] == []
+    assert results["max_score"] == STAGE1_POINTS   # the bundle's stages, as declared
     assert "The submission is empty" in results["output"]
     assert "1_echo" in results["output"], "it should say what was expected"
 
@@ -144,6 +145,7 @@ def test_hanging_submission_is_stopped_at_the_limit(bundles, tmp_path):
             zf.writestr("1_echo/" + script, HANGS)
     results, _, seconds = run_autograder(tmp_path, limit=60)
     assert results["score"] == 0 and results["tests"] == []
+    assert results["max_score"] == STAGE1_POINTS   # the bundle's stages, as declared
     assert "Grading was stopped after 3 s" in results["output"]
     assert seconds < 30, "a 3 s limit took %.1f s" % seconds
     left = left_running(lambda: [p for p in processes_mentioning("chatkit-submission-")

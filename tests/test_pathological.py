@@ -20,7 +20,8 @@ from gradekit import (IMPLS, LINUX, STAGES, grade_many, left_running, processes_
                       wait_until)
 
 PATHOLOGICAL = IMPLS / "pathological"
-MARK = "impls/pathological"      # in the command line of every program (and child) it starts
+MARK = "pathological/"   # in the command line of every program (and child) it starts, from
+                         # the kit, the tests' self-contained copy, or the grader's copy
 # In the environment of every process this run's gradings start (the grader passes its
 # environment on): another copy of the kit's tests on the same machine is not ours.
 RUN_MARKER = ("CHATKIT_PATHOLOGICAL_RUN", str(os.getpid()))

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from grader import limits
+from grader import catalog, limits
 from grader.stages import STAGES, stages_named
 from grader.teach import gradebook
 from grader.teach.submissions import (ERROR, NO_SUBMISSION, Prepared, SubmissionProblem,
@@ -241,10 +241,12 @@ def write_text(path: Path, text: str) -> None:
     os.replace(partial, path)
 
 
-def write_student(out: Path, row: Row, feedback: str, state: dict) -> None:
+def write_student(out: Path, row: Row, feedback: str, state: dict,
+                  stages: list[str] | None = None) -> None:
     folder = out / row.folder
     folder.mkdir(parents=True, exist_ok=True)
-    results = row.results if row.status == "graded" else zero_results(row.reason, row.seconds)
+    results = (row.results if row.status == "graded"
+               else zero_results(row.reason, row.seconds, stages))
     write_text(folder / "results.json", json.dumps(results, indent=2, ensure_ascii=False))
     write_text(folder / "feedback.txt", feedback.rstrip() + "\n")
     write_text(folder / STATE_FILE, json.dumps(dict(state, student=row.student, status=row.status,
@@ -299,7 +301,7 @@ def look_at_unsafe(entry: Entry, options: Options) -> tuple[Row | None, Prepared
 def problem(entry: Entry, options: Options, status: str, message: str) -> Row:
     row = Row(entry.student, entry.folder, status, 0.0, None, message)
     write_student(options.out, row, not_graded(entry.student, status, message),
-                  {"reason": message})
+                  {"reason": message}, options.stages)
     return row
 
 
@@ -319,6 +321,7 @@ def grade_prepared(entry: Entry, prepared: Prepared, options: Options,
                         run_as=options.run_as, on_start=live.add)
     finally:
         live.discard_finished()
+    grading = prepared.as_given(grading)   # what was submitted, not our private copy
     if live.stopping:   # interrupted: this grading was cut short, it says nothing of the work
         raise KeyboardInterrupt
     about = header(entry.student, [prepared.describe()])
@@ -333,7 +336,7 @@ def grade_prepared(entry: Entry, prepared: Prepared, options: Options,
         row = Row(entry.student, entry.folder, grading.status, grading.seconds, None, reason)
         feedback = (about + reason + "\n\nEverything the grader printed:\n" + grading.output)
         state["reason"] = reason
-    write_student(options.out, row, feedback, state)
+    write_student(options.out, row, feedback, state, options.stages)
     return row
 
 
@@ -432,7 +435,8 @@ def run(options: Options) -> int:
             except Exception as error:   # a bug of ours must not lose the other rows
                 row = Row(entry.student, entry.folder, ERROR, 0.0, None,
                           "The batch failed on this submission: %r" % error)
-                write_student(options.out, row, not_graded(entry.student, ERROR, row.reason), {})
+                write_student(options.out, row, not_graded(entry.student, ERROR, row.reason), {},
+                              options.stages)
             rows.append(row)
             durations.append(row.seconds)
             waiting = max(0, len(pending) - done - options.jobs)
@@ -452,7 +456,7 @@ def run(options: Options) -> int:
     rows += roster.absent.values()
     rows.sort(key=lambda r: r.student)
     write_grades(options.out / "grades.csv", rows, options.stages)
-    write_checks(options.out / "checks.csv", rows)
+    write_checks(options.out / "checks.csv", rows, options.stages)
     lms = export(rows, roster, options)
     (options.out / "report.html").write_text(report(rows, options, roster.warnings),
                                              encoding="utf-8")
@@ -533,13 +537,15 @@ def export(rows: list[Row], roster: OnRoster, options: Options) -> list[str]:
                 scale.describe())] + done.notes)
 
 
-def class_max(rows: list[Row]):
+def class_max(rows: list[Row], stages: list[str] | None = None):
+    """The maximum most graded students had; with none graded, the grader's checks of
+    `stages` as declared (grader/catalog.py): a row always carries its maximum."""
     maxima = Counter(r.max_score for r in rows if r.status == "graded")
-    return maxima.most_common(1)[0][0] if maxima else ""
+    return maxima.most_common(1)[0][0] if maxima else catalog.maximum(stages)
 
 
 def write_grades(path: Path, rows: list[Row], stages: list[str]) -> None:
-    maximum = class_max(rows)
+    maximum = class_max(rows, stages)
     with open(path, "w", encoding="utf-8-sig", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(GRADES_COLUMNS)
@@ -550,14 +556,18 @@ def write_grades(path: Path, rows: list[Row], stages: list[str]) -> None:
                              row.status, "%.1f" % row.seconds])
 
 
-def all_checks(rows: list[Row]) -> list[dict]:
-    """Every check seen in any graded row, in the grader's order: number, title, stage, max."""
+def all_checks(rows: list[Row], stages: list[str] | None = None) -> list[dict]:
+    """Every check seen in any graded row, in the grader's order: number, title, stage, max.
+    With `stages`, also the grader's checks of those stages as declared (grader/catalog.py),
+    so that the list is whole even when no grading finished; as graded prevails."""
     seen: dict[str, dict] = {}
     for row in rows:
         for t in row.tests():
             seen.setdefault(t["number"], {
                 "number": t["number"], "title": title_of(t), "stage": stage_of(t),
                 "max_score": t["max_score"]})
+    for check in catalog.checks(stages) if stages else []:
+        seen.setdefault(check["number"], dict(check))
     return sorted(seen.values(), key=check_order)
 
 
@@ -579,8 +589,8 @@ def stage_of(test: dict) -> str:
     return tags[0]
 
 
-def write_checks(path: Path, rows: list[Row]) -> None:
-    checks = all_checks(rows)
+def write_checks(path: Path, rows: list[Row], stages: list[str]) -> None:
+    checks = all_checks(rows, stages)
     with open(path, "w", encoding="utf-8-sig", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(CHECKS_COLUMNS)

@@ -214,12 +214,13 @@ def grade_submission(root: Path, started: float) -> tuple[dict, str]:
     try:
         prepared = prepare(submission, stages or None, readable=bool(run_as))
     except SubmissionProblem as problem:
-        return zero_results(problem.message, time.monotonic() - started), ""
+        return zero_results(problem.message, time.monotonic() - started, stages or None), ""
     try:
         with tempfile.TemporaryDirectory(prefix="chatkit-gradescope-") as work:
             grading = grade(prepared.impl, stages, timeout, Path(work), run_as=run_as)
     finally:
         prepared.cleanup()
+    grading = prepared.as_given(grading)   # what was submitted, not our private copy
     seconds = time.monotonic() - started
     about = prepared.describe() + "\n" + who
     if grading.status == "graded":
@@ -231,7 +232,7 @@ def grade_submission(root: Path, started: float) -> tuple[dict, str]:
         return results, grading.output
     reason = (timeout_explanation(timeout, grading.output) if grading.status == "timeout"
               else error_explanation(grading))
-    return zero_results(about + "\n\n" + reason, seconds), grading.output
+    return zero_results(about + "\n\n" + reason, seconds, stages or None), grading.output
 
 
 def stopped_from_outside(signum, frame):
@@ -253,12 +254,12 @@ def run_autograder() -> int:
             "The autograder was stopped before it finished grading your submission (it "
             "ran past its time limit), so it scores 0. Run `python -m pytest grader` on "
             "your own copy to see which checks take long, or tell your teacher.",
-            time.monotonic() - started)
+            time.monotonic() - started, read_config(KIT)[0] or None)
     except BaseException:   # our own crash: the student still gets a result
         results = zero_results(
             "The autograder itself failed while grading your submission. This is not "
             "necessarily a problem with your code: please tell your teacher.\n\n"
-            + traceback.format_exc(), time.monotonic() - started)
+            + traceback.format_exc(), time.monotonic() - started, read_config(KIT)[0] or None)
     results_path.parent.mkdir(parents=True, exist_ok=True)
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         os.chmod(results_path.parent, 0o700)   # only root (Gradescope) reads the results

@@ -39,6 +39,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from grader import catalog
 from grader.stages import STAGES
 from grader.system import POSIX
 
@@ -83,9 +84,31 @@ class Prepared:
     found: str            # where the work was found, for the feedback
     notes: list[str] = field(default_factory=list)
     fingerprint: str = ""
+    names: dict[str, str] = field(default_factory=dict)   # a path of the copy: what it was
 
     def describe(self) -> str:
         return "\n".join(["Your work was found in %s." % self.found] + self.notes)
+
+    def given(self, text: str) -> str:
+        """`text` naming what was submitted where it names the private copy (the grader
+        names the folder it was given: this copy), so that what a student reads is true."""
+        for copied in sorted(self.names, key=len, reverse=True):
+            text = text.replace(copied, self.names[copied])
+        return text
+
+    def as_given(self, grading: "Grading") -> "Grading":
+        """The grading's output and results, naming what was submitted (see given())."""
+        results = grading.results
+        if isinstance(results, dict):
+            results = dict(results)
+            if isinstance(results.get("output"), str):
+                results["output"] = self.given(results["output"])
+            if isinstance(results.get("tests"), list):
+                results["tests"] = [dict(t, output=self.given(t["output"]))
+                                    if isinstance(t, dict) and isinstance(t.get("output"), str)
+                                    else t for t in results["tests"]]
+        return Grading(grading.status, results, self.given(grading.output), grading.seconds,
+                       grading.exit_code)
 
     def cleanup(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
@@ -106,7 +129,7 @@ def prepare(source: Path, stages: list[str] | None = None, readable: bool = Fals
     stages = stages or list(STAGES)
     folder = Path(tempfile.mkdtemp(prefix="chatkit-submission-"))
     try:
-        base = Path(source)
+        base = shown = Path(source)   # shown: how the submission is named to the student
         if base.is_file():
             if base.suffix.lower() != ".zip":
                 raise SubmissionProblem(ERROR, "%s is a file, not a folder or a .zip."
@@ -117,8 +140,13 @@ def prepare(source: Path, stages: list[str] | None = None, readable: bool = Fals
         else:
             lone = lone_zip(base)
             if lone is not None:   # a .zip uploaded as it was, and nothing else
-                base = unpack(lone, folder / "unpacked")
+                base, shown = unpack(lone, folder / "unpacked"), lone
         prepared = arrange(base, folder, stages)
+        # The grader names the folder it is given as it resolves it (on macOS /tmp is
+        # /private/tmp): both spellings of each path of the copy are named back.
+        prepared.names = {spelling: given(shown, base, original)
+                          for copy, original in prepared.names.items()
+                          for spelling in (copy, str(Path(copy).resolve()))}
         shutil.rmtree(folder / "unpacked", ignore_errors=True)
         prepared.fingerprint = fingerprint(prepared.folder, stages)
         if readable:
@@ -127,6 +155,17 @@ def prepare(source: Path, stages: list[str] | None = None, readable: bool = Fals
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
+
+
+def given(source: Path, base: Path, original: Path) -> str:
+    """How a file or folder of the submission is named to the student: `source` (the
+    folder or .zip as given), then its path inside (what a .zip unpacked to, `base`)."""
+    if original.is_relative_to(source):
+        return str(original)
+    if not original.is_relative_to(base):
+        return str(original)   # the kit's own protocol.py
+    inside = original.relative_to(base).as_posix()
+    return str(source) if inside == "." else "%s/%s" % (source, inside)
 
 
 def lone_zip(base: Path) -> Path | None:
@@ -211,9 +250,12 @@ def arrange(base: Path, folder: Path, stages: list[str]) -> Prepared:
             if stage in present:
                 copy_tree(holder / stage, impl / stage, budget)
         missing = [s for s in stages if s not in present]
-        notes = (["No folder %s in the submission: %s scores zero."
-                  % (", ".join(missing), "that stage" if len(missing) == 1 else "those stages")]
+        notes = (["No folder %s in the submission: %s zero."
+                  % (", ".join(missing), "that stage scores" if len(missing) == 1
+                     else "those stages score")]
                  if missing else [])
+        names = {impl / stage: holder / stage for stage in stages}
+        names[impl] = holder
         protocol = kit_root / "protocol.py"
     else:
         loose = find_loose(base)
@@ -229,14 +271,18 @@ def arrange(base: Path, folder: Path, stages: list[str]) -> Prepared:
         notes = []
         copy_tree(holder, impl / stages[0], budget, files_only=True)
         protocol = holder / "protocol.py"
+        names = {impl / stages[0]: holder, impl: holder}
     if protocol.is_file() and not protocol.is_symlink():
         shutil.copyfile(protocol, folder / "protocol.py")
     else:
-        shutil.copyfile(KIT / "protocol.py", folder / "protocol.py")
+        protocol = KIT / "protocol.py"
+        shutil.copyfile(protocol, folder / "protocol.py")
         notes.append("The submission has no protocol.py next to its stage folders: "
                      "the kit's protocol.py was used.")
     shutil.copyfile(folder / "protocol.py", impl / "protocol.py")
-    return Prepared(folder, impl, found, notes)
+    names.update({impl / "protocol.py": protocol, folder / "protocol.py": protocol})
+    return Prepared(folder, impl, found, notes,
+                    names={str(copy): original for copy, original in names.items()})
 
 
 def has_files(base: Path) -> bool:
@@ -492,9 +538,12 @@ def score_table(output: str) -> str:
     return ""
 
 
-def zero_results(explanation: str, seconds: float = 0.0) -> dict:
-    """Gradescope's results.json for a submission that was not graded: 0 points, and why."""
-    return {"score": 0, "execution_time": round(seconds, 1), "output": explanation,
+def zero_results(explanation: str, seconds: float = 0.0,
+                 stages: list[str] | None = None) -> dict:
+    """Gradescope's results.json for a submission that was not graded: 0 points of the
+    maximum of `stages` (default: all; the grader's checks as declared), and why."""
+    return {"score": 0, "max_score": catalog.maximum(stages),
+            "execution_time": round(seconds, 1), "output": explanation,
             "visibility": "visible", "stdout_visibility": "hidden", "tests": []}
 
 

@@ -12,7 +12,12 @@ import runpy
 import sys
 from pathlib import Path
 
-SOLUTIONS = Path(__file__).resolve().parents[3] / "solutions"
+HERE = Path(__file__).resolve().parent
+# The reference solution: inside this folder when the kit's tests made it self-contained
+# (tests/gradekit.py, self_contained), else the kit's own.
+SOLUTIONS = HERE / "reference"
+if not SOLUTIONS.is_dir():
+    SOLUTIONS = HERE.parents[2] / "solutions"
 LOG_LINE = 1000   # characters of each line, on each stream
 
 

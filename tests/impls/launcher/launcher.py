@@ -9,11 +9,18 @@ the correct one passes (tests/test_grader.py).
 
 import importlib.util
 import os
+import runpy
 import subprocess
 import sys
 from pathlib import Path
 
-REFERENCE = Path(__file__).resolve().parents[3] / "solutions" / "1_echo" / "chat_server.py"
+HERE = Path(__file__).resolve().parent
+# The reference solution: inside this folder when the kit's tests made it self-contained
+# (tests/gradekit.py, self_contained), else the kit's own.
+SOLUTIONS = HERE / "reference"
+if not SOLUTIONS.is_dir():
+    SOLUTIONS = HERE.parents[2] / "solutions"
+REFERENCE = SOLUTIONS / "1_echo" / "chat_server.py"
 
 
 def launch() -> int:
@@ -36,6 +43,11 @@ def run_child() -> None:
         waits = server.selector.select
         server.selector.select = lambda timeout=None: waits(0)   # never sleeps
     server.main()
+
+
+def client_main() -> None:
+    """The reference client, unchanged."""
+    runpy.run_path(str(SOLUTIONS / "1_echo" / "chat_client.py"), run_name="__main__")
 
 
 if __name__ == "__main__":

@@ -28,7 +28,11 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 KIT = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
-SOLUTIONS = os.path.join(KIT, "solutions")
+# The reference solution: inside this folder when the kit's tests made it self-contained
+# (tests/gradekit.py, self_contained), else the kit's own.
+SOLUTIONS = os.path.join(HERE, "reference")
+if not os.path.isdir(SOLUTIONS):
+    SOLUTIONS = os.path.join(KIT, "solutions")
 PATHOLOGY = os.environ.get("CHATKIT_PATHOLOGY", "")
 
 # name: what the program does (the test file holds what the grader must say about it).

@@ -5,10 +5,17 @@ must get the same verdict everywhere, full marks (tests/test_platform_seams.py).
 """
 
 import importlib.util
+import runpy
 import sys
 from pathlib import Path
 
-REFERENCE = Path(__file__).resolve().parents[3] / "solutions" / "1_echo" / "chat_client.py"
+HERE = Path(__file__).resolve().parent
+# The reference solution: inside this folder when the kit's tests made it self-contained
+# (tests/gradekit.py, self_contained), else the kit's own.
+SOLUTIONS = HERE / "reference"
+if not SOLUTIONS.is_dir():
+    SOLUTIONS = HERE.parents[2] / "solutions"
+REFERENCE = SOLUTIONS / "1_echo" / "chat_client.py"
 
 
 def read_lines_as_text(stdin, lines, doorbell):
@@ -17,6 +24,11 @@ def read_lines_as_text(stdin, lines, doorbell):
         doorbell.send(b"!")
     lines.put(None)
     doorbell.send(b"!")
+
+
+def server_main():
+    """The reference server, unchanged."""
+    runpy.run_path(str(SOLUTIONS / "1_echo" / "chat_server.py"), run_name="__main__")
 
 
 def client_main():

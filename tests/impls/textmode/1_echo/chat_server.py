@@ -1,8 +1,10 @@
-"""Stage 1_echo chat server: the reference server, unchanged."""
+"""Stage 1_echo chat server: the reference server, unchanged (see ../textmode.py)."""
 import os
-import runpy
+import sys
 
-KIT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "..")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from textmode import server_main  # noqa: E402
 
 if __name__ == "__main__":
-    runpy.run_path(os.path.join(KIT, "solutions", "1_echo", "chat_server.py"), run_name="__main__")
+    server_main()

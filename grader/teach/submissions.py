@@ -375,8 +375,9 @@ def make_readable(folder: Path) -> None:
     """Let another user (--run-as) read and run the copy; only its owner may change it."""
     for root, dirs, files in os.walk(folder):
         os.chmod(root, 0o755)
-        for name in files:
-            os.chmod(os.path.join(root, name), 0o644)
+        for name in files:   # a program built from C stays runnable
+            path = os.path.join(root, name)
+            os.chmod(path, 0o755 if os.stat(path).st_mode & 0o100 else 0o644)
 
 
 # --- grading ------------------------------------------------------------------------

@@ -1,0 +1,94 @@
+"""Another language: a stage-1 server and client written in C, graded by the real grader.
+
+tests/impls/c_echo/1_echo holds chat_server.c and chat_client.c (select(),
+non-blocking sockets) and the two launchers a teacher of a C class hands out:
+chat_server.py and chat_client.py, which exec the program built next to them
+(docs/teachers.md § Another language). Here the folder is copied, built with
+the system's C compiler, and graded on stage 1 only: full marks. Built with
+-DPLANT_PARTIAL_HEADER, the server throws away what is left of a message that
+arrived in pieces (it assumes recv() returns whole messages): check 1.3 (one
+byte at a time) must catch it, with a failure that explains it.
+
+The copy sits in a folder only its owner can read, so that, as root, the grader
+gives the programs a readable copy of their own: the built program must run
+from that copy too (the launcher finds it next to itself, nothing outside).
+"""
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from gradekit import IMPLS, KIT, WINDOWS, grade_many, stage_maximum, unexplained_failures
+
+SOURCE = IMPLS / "c_echo"
+COMPILER = next((shutil.which(name) for name in ("cc", "gcc", "clang") if shutil.which(name)),
+                None)
+pytestmark = [
+    pytest.mark.skipif(WINDOWS, reason="the C example uses POSIX sockets and select() on "
+                                       "standard input"),
+    pytest.mark.skipif(COMPILER is None, reason="no C compiler: cc, gcc and clang not found "
+                                                "on the PATH"),
+]
+PROGRAMS = ["chat_server", "chat_client"]
+
+
+def build(into: Path, *flags: str) -> Path:
+    """A copy of impls/c_echo in `into`, its two programs built next to their launchers."""
+    shutil.copytree(SOURCE, into)
+    os.chmod(into, 0o700)   # others can't read it: as root, the grader makes a copy
+    stage = into / "1_echo"
+    for program in PROGRAMS:
+        done = subprocess.run([COMPILER, "-O2", "-Wall", *flags, "-o", str(stage / program),
+                               str(stage / (program + ".c"))],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, "%s did not build:\n%s" % (program, done.stderr)
+    return into
+
+
+@pytest.fixture(scope="module")
+def gradings(tmp_path_factory):
+    """(the correct build's grading, the planted build's), stage 1 only."""
+    tmp = tmp_path_factory.mktemp("c")
+    correct = build(tmp / "c_echo")
+    planted = build(tmp / "c_planted", "-DPLANT_PARTIAL_HEADER")
+    return grade_many([(correct, ("--stage", "1"), None), (planted, ("--stage", "1"), None)],
+                      workers=2)
+
+
+def test_a_c_server_and_client_score_full_marks(gradings, report):
+    run = gradings[0]
+    failed = {n: run.output_of(n)[:800] for n in run.failed()}
+    assert not failed, "the C implementation lost points: %s\n%s" % (failed, run.output[-2000:])
+    assert run.score == run.max_score == stage_maximum("1_echo")[0]
+    assert len(run.tests()) == stage_maximum("1_echo")[1]
+    report("C implementation, stage 1: %d/%d in %.1f s" % (run.score, run.max_score,
+                                                          run.seconds))
+
+
+def test_a_planted_c_mistake_is_caught_and_explained(gradings):
+    run = gradings[1]
+    failed = run.failed()
+    assert "1.3" in failed, "a server that loses partial messages passed 1.3:\n" + run.output
+    assert set(failed) <= {"1.3", "1.5", "1.9"}, failed   # only checks that send in pieces
+    text = run.output_of("1.3")
+    assert "one byte at a time" in text and "Got:      nothing" in text, text
+    assert "did you read the header with a single recv()?" in text, text
+    assert not unexplained_failures(run), unexplained_failures(run)
+
+
+def test_the_launchers_are_self_contained_and_shown_in_the_guide():
+    """Each launcher runs the program next to it and names nothing outside its folder;
+    docs/teachers.md shows the server's launcher as it is."""
+    guide = (KIT / "docs" / "teachers.md").read_text(encoding="utf-8")
+    for program in PROGRAMS:
+        launcher = (SOURCE / "1_echo" / (program + ".py")).read_text(encoding="utf-8")
+        assert 'os.path.dirname(os.path.abspath(__file__)), "%s"' % program in launcher
+        assert "os.execv(program, [program] + sys.argv[1:])" in launcher
+        assert not re.search(r"\.\.|parents?\b|solutions", launcher), launcher
+    code = (SOURCE / "1_echo" / "chat_server.py").read_text(encoding="utf-8")
+    body = code.split('"""', 2)[2].lstrip("\n")   # without its docstring
+    assert body in guide, "docs/teachers.md does not show the launcher as it is:\n" + body

@@ -4,25 +4,30 @@ tests/impls/c_echo/1_echo holds chat_server.c and chat_client.c (select(),
 non-blocking sockets) and the two launchers a teacher of a C class hands out:
 chat_server.py and chat_client.py, which exec the program built next to them
 (docs/teachers.md § Another language). Here the folder is copied, built with
-the system's C compiler, and graded on stage 1 only: full marks. Built with
+the system's C compiler, and graded on stage 1 only, as a class's submission
+by `python -m grader batch` (as the guide's recipe does): full marks. Built with
 -DPLANT_PARTIAL_HEADER, the server throws away what is left of a message that
 arrived in pieces (it assumes recv() returns whole messages): check 1.3 (one
 byte at a time) must catch it, with a failure that explains it.
 
-The copy sits in a folder only its owner can read, so that, as root, the grader
-gives the programs a readable copy of their own: the built program must run
-from that copy too (the launcher finds it next to itself, nothing outside).
+The grader copies what it grades (batch, into a private folder; as root, into
+one the programs' own user can read): the built programs must run from each
+copy (the launcher finds them next to itself, nothing outside; the copies keep
+them executable).
 """
 
+import json
 import os
 import re
 import shutil
 import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from gradekit import IMPLS, KIT, WINDOWS, grade_many, stage_maximum, unexplained_failures
+from gradekit import IMPLS, KIT, WINDOWS, grade, stage_maximum, unexplained_failures
 
 SOURCE = IMPLS / "c_echo"
 COMPILER = next((shutil.which(name) for name in ("cc", "gcc", "clang") if shutil.which(name)),
@@ -38,7 +43,7 @@ PROGRAMS = ["chat_server", "chat_client"]
 
 def build(into: Path, *flags: str) -> Path:
     """A copy of impls/c_echo in `into`, its two programs built next to their launchers."""
-    shutil.copytree(SOURCE, into)
+    shutil.copytree(SOURCE, into, ignore=shutil.ignore_patterns(*PROGRAMS, "__pycache__"))
     os.chmod(into, 0o700)   # others can't read it: as root, the grader makes a copy
     stage = into / "1_echo"
     for program in PROGRAMS:
@@ -49,24 +54,39 @@ def build(into: Path, *flags: str) -> Path:
     return into
 
 
+def batch(submissions: Path, out: Path) -> dict:
+    """`python -m grader batch SUBMISSIONS --out OUT --stage 1`, as docs/teachers.md
+    runs a class of C submissions: each student's results.json."""
+    done = subprocess.run([sys.executable, "-m", "grader", "batch", str(submissions), "--out",
+                           str(out), "--stage", "1", "--jobs", "1"], cwd=KIT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return {p.name: json.loads((p / "results.json").read_text(encoding="utf-8"))
+            for p in out.iterdir() if (p / "results.json").is_file()}
+
+
 @pytest.fixture(scope="module")
 def gradings(tmp_path_factory):
-    """(the correct build's grading, the planted build's), stage 1 only."""
+    """(the correct build graded by batch, as a student's copy of the kit; the planted
+    build graded by `pytest grader`), stage 1 only, both at once."""
     tmp = tmp_path_factory.mktemp("c")
-    correct = build(tmp / "c_echo")
+    (tmp / "submissions" / "ada").mkdir(parents=True)
+    build(tmp / "submissions" / "ada" / "stages")
     planted = build(tmp / "c_planted", "-DPLANT_PARTIAL_HEADER")
-    return grade_many([(correct, ("--stage", "1"), None), (planted, ("--stage", "1"), None)],
-                      workers=2)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        by_batch = pool.submit(batch, tmp / "submissions", tmp / "grades")
+        run = pool.submit(grade, planted, "--stage", "1")
+        return by_batch.result()["ada"], run.result()
 
 
 def test_a_c_server_and_client_score_full_marks(gradings, report):
-    run = gradings[0]
-    failed = {n: run.output_of(n)[:800] for n in run.failed()}
-    assert not failed, "the C implementation lost points: %s\n%s" % (failed, run.output[-2000:])
-    assert run.score == run.max_score == stage_maximum("1_echo")[0]
-    assert len(run.tests()) == stage_maximum("1_echo")[1]
-    report("C implementation, stage 1: %d/%d in %.1f s" % (run.score, run.max_score,
-                                                          run.seconds))
+    results = gradings[0]
+    failed = {t["name"]: t["output"][:800] for t in results["tests"] if t["status"] != "passed"}
+    assert not failed, "the C implementation lost points: %s" % failed
+    assert results["score"] == results["max_score"] == stage_maximum("1_echo")[0]
+    assert len(results["tests"]) == stage_maximum("1_echo")[1]
+    report("C implementation, stage 1, through batch: %d/%d"
+           % (results["score"], results["max_score"]))
 
 
 def test_a_planted_c_mistake_is_caught_and_explained(gradings):

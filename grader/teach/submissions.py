@@ -290,6 +290,8 @@ def copy_tree(source: Path, target: Path, budget: Budget, files_only: bool = Fal
             budget.count_file()
             budget.take(path.stat().st_size)
             shutil.copyfile(path, here / name)
+            if path.stat().st_mode & 0o100:   # a program built from C: it stays runnable
+                os.chmod(here / name, 0o755)  # (the bit alone: never set-user-id)
 
 
 # --- unpacking a .zip, safely -----------------------------------------------------

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from gradekit import IMPLS, KIT, POSIX, STAGES, _kill_group, grade, workflow_steps
+from gradekit import (IMPLS, KIT, POSIX, STAGES, _kill_group, grade, stage_maximum,
+                      workflow_steps)
 
 sys.path.insert(0, str(KIT))
 from grader.classroom import classroom_results  # noqa: E402
@@ -299,3 +300,43 @@ def test_a_forged_grader_counts_only_where_the_students_copy_grades(tmp_path):
     assert truth.score < truth.max_score
     assert scores["own copy"] == (truth.max_score, truth.max_score), scores
     assert scores["teacher's"] == (truth.score, truth.max_score), scores
+
+
+def test_the_guides_regrade_of_final_commits_runs_as_written(tmp_path):
+    """docs/teachers.md § Regrading every final commit, its commands as written, with
+    GitHub's address pointing at a folder of git repositories: a student's repository
+    (solutions in stages/, a forged grader/) is cloned at its last commit, the commit
+    is noted, and batch grades its stages/ with the kit's grader: full marks, no more.
+    A student on the list with no repository gets no folder (and no row)."""
+    guide = (KIT / "docs" / "teachers.md").read_text(encoding="utf-8")
+    section = guide.split("#### Regrading every final commit", 1)[1]
+    recipe = section.split("```\n", 2)[1]
+    assert "https://github.com/my-course/week2-$user" in recipe
+    server = tmp_path / "github"
+    repo = server / "my-course" / "week2-ada"
+    done = subprocess.run([sys.executable, "-m", "grader", "handout", "--out", str(repo),
+                           "--stages", "2", "--classroom"], cwd=KIT, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    for stage in STAGES[:2]:
+        shutil.rmtree(repo / "stages" / stage)
+        shutil.copytree(KIT / "solutions" / stage, repo / "stages" / stage,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    forge_the_grader(repo)
+    git = ["git", "-C", str(repo), "-c", "user.name=A", "-c", "user.email=a@example.org"]
+    for command in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "stage 2"]):
+        subprocess.run(git + command, check=True, capture_output=True, timeout=60)
+    commit = subprocess.run(git + ["rev-parse", "HEAD"], check=True, capture_output=True,
+                            text=True, timeout=60).stdout.strip()
+    work = tmp_path / "teacher"
+    work.mkdir()
+    (work / "students.txt").write_text("ada\nnobody\n")
+    script = recipe.replace("https://github.com/", server.as_uri() + "/")
+    done = subprocess.run(["bash", "-c", script], cwd=work, capture_output=True, text=True,
+                          timeout=STEP_LIMIT, env=dict(os.environ, PYTHONPATH=str(KIT)))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (work / "final-commits.txt").read_text().split()[:2] == ["ada", commit]
+    rows = (work / "grades-week2" / "grades.csv").read_text(encoding="utf-8-sig").splitlines()
+    points, _ = stage_maximum("2_naming")
+    assert rows[1:] == ["ada,,%d,,,%d,%d,graded,%s" % (points, points, points,
+                                                      rows[1].rsplit(",", 1)[1])], rows

@@ -7,6 +7,12 @@ GITHUB_OUTPUT set; then the reporter's sum, computed as the reporter computes it
 JSON of <RUNNER>_RESULTS; the total is the sum of every test's score, out of the
 sum of the max_scores). That total must equal the grader's own score of the same
 repository, whatever the student did.
+
+A student can change every file of the repository: with --grader-from the
+workflow clones the teacher's grader at a fixed commit (here from a git
+repository served as a folder, GITHUB_SERVER_URL pointing at it), and a forged
+grader/ in the student's repository no longer counts. The guide's regrade of
+every final commit is run as written.
 """
 
 from __future__ import annotations

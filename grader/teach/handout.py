@@ -169,9 +169,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="add the GitHub Classroom workflow as %s; it grades stage N "
                              "only" % WORKFLOW_IN_HANDOUT)
     parser.add_argument("--grade", action="append", default=[], metavar="STAGES",
-                        help="with --classroom: the stages the workflow grades (e.g. 1-3 as "
-                             "'1,2,3'; default: stage N only, the one whose answers this "
-                             "copy does not hold)")
+                        help="with --classroom: the stages the workflow grades, e.g. 1,2,3 "
+                             "(default: stage N only, the one whose answers this copy does "
+                             "not hold)")
     parser.add_argument("--grader-from", default="", metavar="OWNER/NAME@COMMIT",
                         help="with --classroom: grade with the grader of this public GitHub "
                              "repository at this commit, not the student's own copy")

@@ -112,3 +112,24 @@ def test_the_launchers_are_self_contained_and_shown_in_the_guide():
     code = (SOURCE / "1_echo" / "chat_server.py").read_text(encoding="utf-8")
     body = code.split('"""', 2)[2].lstrip("\n")   # without its docstring
     assert body in guide, "docs/teachers.md does not show the launcher as it is:\n" + body
+
+
+@pytest.mark.skipif(WINDOWS, reason="Windows has no execute bit")
+def test_the_copies_keep_the_execute_bit_alone(tmp_path):
+    """batch's copy of a submission (and its readable form) keeps a built program
+    executable, as mode 755: never its set-user-id bit, which a copy made by root
+    would otherwise turn into a program that runs as root."""
+    import stat
+    sys.path.insert(0, str(KIT))
+    from grader.teach.submissions import Budget, copy_tree, make_readable
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "chat_server").write_bytes(b"\x7fELF")
+    (source / "chat_server.py").write_text("print()\n")
+    os.chmod(source / "chat_server", 0o4755)
+    os.chmod(source / "chat_server.py", 0o600)
+    copy = tmp_path / "copy"
+    copy_tree(source, copy, Budget())
+    make_readable(copy)
+    assert stat.S_IMODE(os.stat(copy / "chat_server").st_mode) == 0o755
+    assert stat.S_IMODE(os.stat(copy / "chat_server.py").st_mode) == 0o644

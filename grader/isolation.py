@@ -184,9 +184,10 @@ def readable_copy(impl: Path, stages: list[str]) -> Path:
     startup = Path(__file__).resolve().parent / "startup"   # what every program runs first
     if startup.is_dir():
         shutil.copytree(startup, root / ".startup", ignore=shutil.ignore_patterns("__pycache__"))
-    for path in [root, *root.rglob("*")]:
+    for path in [root, *root.rglob("*")]:   # a program built from C stays runnable
         if not path.is_symlink():
-            os.chmod(path, 0o755 if path.is_dir() else 0o644)
+            runs = path.is_dir() or os.stat(path).st_mode & 0o100
+            os.chmod(path, 0o755 if runs else 0o644)
     return copy
 
 

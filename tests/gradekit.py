@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -324,13 +325,25 @@ def stage_maximum(stage: str) -> tuple[int, int]:
 
 
 def workflow_steps(text: str) -> list[dict]:
-    """The workflow's steps: each a dict of its `key: value` lines (nested keys flattened)."""
-    found, current = [], None
+    """The workflow's steps: each a dict of its `key: value` lines (nested keys flattened;
+    a block `key: |` gets its lines, their common indentation removed)."""
+    found, current, block, block_indent = [], None, None, 0
     for line in text.splitlines():
+        indent = len(line) - len(line.lstrip(" "))
+        if block is not None and (not line.strip() or indent > block_indent):
+            block.append(line)
+            continue
+        if block is not None:
+            current[block_key] = textwrap.dedent("\n".join(block)).strip("\n") + "\n"
+            block = None
         if line.startswith("    - name: "):
             current = {"name": line.split(": ", 1)[1]}
             found.append(current)
         elif current is not None and re.match(r"^ {6,}[\w-]+: ", line):
             key, value = line.strip().split(": ", 1)
             current[key] = value
+            if value == "|":
+                block, block_key, block_indent = [], key, indent
+    if block is not None:
+        current[block_key] = textwrap.dedent("\n".join(block)).strip("\n") + "\n"
     return found

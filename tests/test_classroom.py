@@ -7,6 +7,12 @@ GITHUB_OUTPUT set; then the reporter's sum, computed as the reporter computes it
 JSON of <RUNNER>_RESULTS; the total is the sum of every test's score, out of the
 sum of the max_scores). That total must equal the grader's own score of the same
 repository, whatever the student did.
+
+A student can change every file of the repository: with --grader-from the
+workflow clones the teacher's grader at a fixed commit (here from a git
+repository served as a folder, GITHUB_SERVER_URL pointing at it), and a forged
+grader/ in the student's repository no longer counts. The guide's regrade of
+every final commit is run as written.
 """
 
 from __future__ import annotations
@@ -23,7 +29,8 @@ from pathlib import Path
 
 import pytest
 
-from gradekit import IMPLS, KIT, POSIX, STAGES, _kill_group, grade, workflow_steps
+from gradekit import (IMPLS, KIT, POSIX, STAGES, _kill_group, grade, stage_maximum,
+                      workflow_steps)
 
 sys.path.insert(0, str(KIT))
 from grader.classroom import classroom_results  # noqa: E402
@@ -54,18 +61,31 @@ def python_on_path(folder: Path) -> dict:
     return dict(os.environ, PATH="%s%s%s" % (folder, os.pathsep, os.environ["PATH"]))
 
 
+def workflow_env(text: str) -> dict:
+    """The workflow's own `env:` (its top level): GRADER_REPOSITORY and GRADER_COMMIT."""
+    block = re.search(r"^env:\n((?:  .*\n)+)", text, re.M)
+    pairs = re.findall(r"^  (\w+): '?([^'\n]*)'?$", block.group(1), re.M) if block else []
+    return dict(pairs)
+
+
 def run_step(step: dict, repo: Path, env: dict, outputs: Path) -> dict:
-    """Run one step's `run:` in bash, as GitHub does; return the outputs it set."""
+    """Run one step's `run:` in bash, as GitHub does; return the outputs it set. What it
+    writes to GITHUB_ENV is added to `env`, for the steps after it."""
     outputs.write_text("")
+    github_env = outputs.with_suffix(".env")
+    github_env.write_text("")
     proc = subprocess.Popen(["bash", "-e", "-c", step["run"]], cwd=repo,
-                            env=dict(env, GITHUB_OUTPUT=str(outputs)),
+                            env=dict(env, GITHUB_OUTPUT=str(outputs), GITHUB_ENV=str(github_env),
+                                     GITHUB_WORKSPACE=str(repo)),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, start_new_session=POSIX)
     try:
-        proc.communicate(timeout=STEP_LIMIT)
+        output, _ = proc.communicate(timeout=STEP_LIMIT)
     except subprocess.TimeoutExpired:
         _kill_group(proc)
         raise AssertionError("%s ran past %d s" % (step["name"], STEP_LIMIT))
+    step["log"] = output.decode("utf-8", "replace")
+    env.update(line.split("=", 1) for line in github_env.read_text().splitlines() if "=" in line)
     return dict(line.split("=", 1) for line in outputs.read_text().splitlines() if "=" in line)
 
 
@@ -86,25 +106,63 @@ def reporter_total(text: str, outputs_by_step: dict[str, dict]) -> tuple[int, in
 
 
 def run_workflow(repo: Path, env: dict, tmp: Path) -> tuple[int, int, dict]:
+    """Every `run:` step of the repository's workflow but the pip install (the
+    dependencies are here already), then the reporter's sum."""
     text = (repo / ".github" / "workflows" / "classroom.yml").read_text(encoding="utf-8")
+    runner_temp = tmp / "runner-temp"
+    runner_temp.mkdir()
+    env = dict(env, **workflow_env(text), RUNNER_TEMP=str(runner_temp))
+    env.setdefault("GITHUB_SERVER_URL", "https://github.com")
     outputs = {}
-    for step in grading_steps(text):
-        outputs[step["id"]] = run_step(step, repo, env, tmp / ("%s.out" % step["id"]))
+    for number, step in enumerate(s for s in workflow_steps(text)
+                                  if "run" in s and "pip install" not in s["run"]):
+        outputs[step.get("id", number)] = run_step(step, repo, env,
+                                                   tmp / ("step%d.out" % number))
     return reporter_total(text, outputs)
 
 
-def student_repo(tmp: Path, stages_from: Path | None) -> Path:
-    """A student's repository: the handout with the Classroom workflow, its stages/
-    replaced by `stages_from` (None: the untouched skeletons)."""
+def teachers_repository(tmp: Path) -> tuple[str, str]:
+    """The teacher's public repository of the grader (the handout, committed), served
+    from a folder as GitHub serves it: (GITHUB_SERVER_URL, OWNER/NAME@COMMIT)."""
+    server = tmp / "github"
+    repository = server / "teacher" / "chat-kit"
+    done = subprocess.run([sys.executable, "-m", "grader", "handout", "--out", str(repository)],
+                          cwd=KIT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    git = ["git", "-C", str(repository), "-c", "user.name=T", "-c", "user.email=t@example.org"]
+    for command in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "the handout"]):
+        subprocess.run(git + command, check=True, capture_output=True, timeout=60)
+    commit = subprocess.run(git + ["rev-parse", "HEAD"], check=True, capture_output=True,
+                            text=True, timeout=60).stdout.strip()
+    # What the student cannot touch: a later commit of the teacher's is not the one graded.
+    (repository / "grader" / "test_1_echo.py").write_text("raise SystemExit('not this')\n")
+    subprocess.run(git + ["commit", "-q", "-am", "later work"], check=True,
+                   capture_output=True, timeout=60)
+    return server.as_uri(), "teacher/chat-kit@" + commit
+
+
+def student_repo(tmp: Path, stages_from: Path | None, *handout_args: str) -> Path:
+    """A student's repository: the handout with the Classroom workflow grading every
+    stage, its stages/ replaced by `stages_from` (None: the untouched skeletons)."""
     repo = tmp / "repo"
     done = subprocess.run([sys.executable, "-m", "grader", "handout", "--out", str(repo),
-                           "--classroom"], cwd=KIT, capture_output=True, text=True, timeout=60)
+                           "--classroom", "--grade", "1,2,3,4", *handout_args],
+                          cwd=KIT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     if stages_from is not None:
         shutil.rmtree(repo / "stages")
         shutil.copytree(stages_from, repo / "stages",
                         ignore=shutil.ignore_patterns("__pycache__"))
     return repo
+
+
+def forge_the_grader(repo: Path) -> None:
+    """What a student can do to their own copy of grader/: every check gets its points."""
+    path = repo / "grader" / "classroom.py"
+    text = path.read_text(encoding="utf-8")
+    assert '"score": test["score"]' in text
+    path.write_text(text.replace('"score": test["score"]', '"score": test["max_score"]'),
+                    encoding="utf-8")
 
 
 def crashing_servers(tmp: Path) -> Path:
@@ -192,18 +250,25 @@ def test_the_workflow_reads_right():
     found = grading_steps(text)
     assert [s["id"] for s in found] == ["stage%d" % n for n in range(1, len(STAGES) + 1)]
     for number, step in enumerate(found, 1):
-        assert step["run"] == ("python -m pytest grader --stage %d --classroom-results "
-                               "stage%d.json" % (number, number))
+        assert step["run"] == ('cd "${GRADER:?no grader}" && python -m pytest grader --impl '
+                               '"$GITHUB_WORKSPACE/stages" --stage %d --classroom-results '
+                               '"$GITHUB_WORKSPACE/stage%d.json"' % (number, number))
         assert step["if"] == "always()" and int(step["timeout-minutes"]) <= 10
+    assert workflow_env(text) == {"GRADER_REPOSITORY": "", "GRADER_COMMIT": ""}
     reporter = reporter_step(text)
     assert reporter["if"] == "always()"
     assert reporter["runners"] == ",".join(s["id"] for s in found)
     for step in found:
         assert reporter["%s_RESULTS" % step["id"].upper()] == \
             '"${{steps.%s.outputs.result}}"' % step["id"]
-    fewer = workflow_for(text, 2)
+    fewer = workflow_for(text, [1, 2])
     assert [s["id"] for s in grading_steps(fewer)] == ["stage1", "stage2"]
     assert reporter_step(fewer)["runners"] == "stage1,stage2" and "STAGE3_RESULTS" not in fewer
+    third = workflow_for(text, [3], "my-course/chat-kit@1a2b3c4")
+    assert [s["id"] for s in grading_steps(third)] == ["stage3"]
+    assert reporter_step(third)["runners"] == "stage3"
+    assert workflow_env(third) == {"GRADER_REPOSITORY": "my-course/chat-kit",
+                                   "GRADER_COMMIT": "1a2b3c4"}
 
 
 def test_classroom_results_of_a_grader_error_say_error():
@@ -216,3 +281,68 @@ def test_classroom_results_of_a_grader_error_say_error():
     report = classroom_results(results)
     assert report["status"] == "error" and report["max_score"] == 3
     assert [t["status"] for t in report["tests"]] == ["pass", "error"]
+
+
+def test_a_forged_grader_counts_only_where_the_students_copy_grades(tmp_path):
+    """The student's repository holds grader/, which the student can change: here its
+    classroom.py gives every check its points, on the untouched skeletons. Graded by
+    the student's own copy, the gradebook gets that forgery; graded by the teacher's
+    repository at a fixed commit (--grader-from), the skeletons' true score, whatever
+    the teacher committed after that commit."""
+    server_url, grader_from = teachers_repository(tmp_path)
+    env = dict(python_on_path(tmp_path / "bin"), GITHUB_SERVER_URL=server_url)
+    truth = grade(KIT / "stages", "--stage", "1")
+    scores = {}
+    for name, args in (("own copy", ()), ("teacher's", ("--grader-from", grader_from))):
+        tmp = tmp_path / re.sub(r"\W", "_", name)
+        tmp.mkdir()
+        repo = student_repo(tmp, None, *args)
+        workflow = repo / ".github" / "workflows" / "classroom.yml"
+        workflow.write_text(workflow_for(workflow.read_text(encoding="utf-8"), [1],
+                                         args[1] if args else ""), encoding="utf-8")
+        forge_the_grader(repo)
+        total, maximum, _ = run_workflow(repo, env, tmp)
+        scores[name] = (total, maximum)
+    assert truth.score < truth.max_score
+    assert scores["own copy"] == (truth.max_score, truth.max_score), scores
+    assert scores["teacher's"] == (truth.score, truth.max_score), scores
+
+
+def test_the_guides_regrade_of_final_commits_runs_as_written(tmp_path):
+    """docs/teachers.md § Regrading every final commit, its commands as written, with
+    GitHub's address pointing at a folder of git repositories: a student's repository
+    (solutions in stages/, a forged grader/) is cloned at its last commit, the commit
+    is noted, and batch grades its stages/ with the kit's grader: full marks, no more.
+    A student on the list with no repository gets no folder (and no row)."""
+    guide = (KIT / "docs" / "teachers.md").read_text(encoding="utf-8")
+    section = guide.split("#### Regrading every final commit", 1)[1]
+    recipe = section.split("```\n", 2)[1]
+    assert "https://github.com/my-course/week2-$user" in recipe
+    server = tmp_path / "github"
+    repo = server / "my-course" / "week2-ada"
+    done = subprocess.run([sys.executable, "-m", "grader", "handout", "--out", str(repo),
+                           "--stages", "2", "--classroom"], cwd=KIT, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    for stage in STAGES[:2]:
+        shutil.rmtree(repo / "stages" / stage)
+        shutil.copytree(KIT / "solutions" / stage, repo / "stages" / stage,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    forge_the_grader(repo)
+    git = ["git", "-C", str(repo), "-c", "user.name=A", "-c", "user.email=a@example.org"]
+    for command in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "stage 2"]):
+        subprocess.run(git + command, check=True, capture_output=True, timeout=60)
+    commit = subprocess.run(git + ["rev-parse", "HEAD"], check=True, capture_output=True,
+                            text=True, timeout=60).stdout.strip()
+    work = tmp_path / "teacher"
+    work.mkdir()
+    (work / "students.txt").write_text("ada\nnobody\n")
+    script = recipe.replace("https://github.com/", server.as_uri() + "/")
+    done = subprocess.run(["bash", "-c", script], cwd=work, capture_output=True, text=True,
+                          timeout=STEP_LIMIT, env=dict(os.environ, PYTHONPATH=str(KIT)))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (work / "final-commits.txt").read_text().split()[:2] == ["ada", commit]
+    rows = (work / "grades-week2" / "grades.csv").read_text(encoding="utf-8-sig").splitlines()
+    points, _ = stage_maximum("2_naming")
+    assert rows[1:] == ["ada,,%d,,,%d,%d,graded,%s" % (points, points, points,
+                                                      rows[1].rsplit(",", 1)[1])], rows

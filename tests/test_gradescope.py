@@ -170,3 +170,19 @@ def test_bad_options_are_one_line(tmp_path):
                               capture_output=True, text=True, timeout=60)
         assert done.returncode == 2 and phrase in done.stderr, done.stderr
         assert "Traceback" not in done.stderr
+
+
+def test_a_bundle_of_several_stages_says_what_the_skeletons_give_away(tmp_path):
+    """One bundle per stage is the course's default; a bundle of all four stages grades
+    the answers that the later skeletons carry, and the command says so."""
+    said = {}
+    for name, args in (("stage2", ["--stage", "2"]), ("all", [])):
+        done = subprocess.run([sys.executable, "-m", "grader", "gradescope", "--out",
+                               str(tmp_path / (name + ".zip")), *args], cwd=KIT,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        said[name] = " ".join(done.stdout.split())
+    assert "answers" not in said["stage2"], said["stage2"]
+    assert ("The skeleton of 4_exit holds the answers of 1_echo, 2_naming, 3_messaging"
+            in said["all"]), said["all"]
+    assert "One bundle per stage (--stage N)" in said["all"]

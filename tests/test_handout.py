@@ -59,14 +59,16 @@ def test_handout_has_no_solutions_and_a_students_readme(tmp_path):
     for absent in ("pytest tests", "kit-only", "handout-only", "## For instructors",
                    "## Layout", "solutions/", "teachers.md", "developing.md", "batch"):
         assert absent not in readme, "the handout README mentions %r" % absent
-    assert "first 2 stages (1_echo, 2_naming)" in readme
+    note = " ".join(readme.split())
+    assert "This copy holds stages 1_echo and 2_naming." in note
+    assert "the answers of 1_echo are in this copy" in note
     kit_readme = (KIT / "README.md").read_text(encoding="utf-8")
     assert "python -m pip install -r requirements.txt" in kit_readme
     assert "python -m pytest tests" in kit_readme and len(kit_readme.splitlines()) <= 80
     assert "python -m grader batch" in (KIT / "docs" / "teachers.md").read_text(encoding="utf-8")
     workflow = (out / ".github" / "workflows" / "classroom.yml").read_text(encoding="utf-8")
-    assert [s["id"] for s in graders(workflow)] == ["stage1", "stage2"]
-    assert "runners: stage1,stage2\n" in workflow and "STAGE3_RESULTS" not in workflow
+    assert [s["id"] for s in graders(workflow)] == ["stage2"], "it grades stage 2 only"
+    assert "runners: stage2\n" in workflow and "STAGE1_RESULTS" not in workflow
     assert not (out / "grader" / "teach").exists(), "the teachers' tools are not handed out"
     handed = {p.relative_to(out).as_posix() for p in (out / "grader").rglob("*.py")}
     kit = {p.relative_to(KIT).as_posix() for p in (KIT / "grader").rglob("*.py")
@@ -123,4 +125,42 @@ def test_handout_as_a_zip_and_bad_paths(tmp_path):
     for args, phrase in [(["--out", str(tmp_path / "full")], "not an empty folder"),
                          (["--out", str(tmp_path / "h"), "--stages", "5"], "--stages")]:
         code, output = run([sys.executable, "-m", "grader", "handout", *args], KIT, limit=30)
+        assert code == 2 and phrase in output and "Traceback" not in output, output
+
+
+def test_each_handout_says_what_it_holds_and_gives_away(tmp_path):
+    """Week by week: the README of the copy holding stages 1..N names them and the stages
+    whose answers are in it (1..N-1); the command says so too, and with --classroom
+    which stage its workflow grades (N alone, unless --grade says otherwise)."""
+    for stages in range(1, len(STAGES) + 1):
+        out = tmp_path / ("week%d" % stages)
+        said = " ".join(handout(out, "--stages", str(stages), "--classroom").split())
+        note = " ".join((out / "README.md").read_text(encoding="utf-8").split())
+        held, given = STAGES[:stages], STAGES[:stages - 1]
+        assert sorted(p.name for p in (out / "stages").iterdir()) == held
+        for stage in STAGES[stages:]:
+            assert stage not in note.split("## Start here")[1].split("## ")[0]
+        if given:
+            assert "so the answers of %s are in this copy" % (
+                given[0] if len(given) == 1 else
+                ", ".join(given[:-1]) + " and " + given[-1]) in note, note[:1500]
+            assert "Its skeletons hold the answers of %s" % ", ".join(given) in said, said
+        else:
+            assert "This copy holds the first stage, 1_echo." in note
+            assert "answers" not in said and "answers of" not in note
+        workflow = (out / ".github" / "workflows" / "classroom.yml").read_text(encoding="utf-8")
+        assert [s["id"] for s in graders(workflow)] == ["stage%d" % stages]
+        assert "workflow grades %s, with the student's own copy of grader/" % held[-1] in said
+    out = tmp_path / "cumulative"
+    said = handout(out, "--stages", "3", "--classroom", "--grade", "1,2,3",
+                   "--grader-from", "my-course/chat-kit@1a2b3c4")
+    workflow = (out / ".github" / "workflows" / "classroom.yml").read_text(encoding="utf-8")
+    assert [s["id"] for s in graders(workflow)] == ["stage1", "stage2", "stage3"]
+    assert "GRADER_REPOSITORY: 'my-course/chat-kit'" in workflow
+    assert "GRADER_COMMIT: '1a2b3c4'" in workflow and "with the grader of my-course" in said
+    for args, phrase in [(["--stages", "2", "--classroom", "--grade", "3"], "only stages 1 to 2"),
+                         (["--grade", "1"], "go with --classroom"),
+                         (["--classroom", "--grader-from", "my-course/chat-kit"], "OWNER/NAME@")]:
+        code, output = run([sys.executable, "-m", "grader", "handout", "--out",
+                            str(tmp_path / "bad"), *args], KIT, limit=30)
         assert code == 2 and phrase in output and "Traceback" not in output, output

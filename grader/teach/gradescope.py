@@ -117,7 +117,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
                     "run_autograder at its root).")
     parser.add_argument("--out", metavar="ZIP", help="the zip to write, e.g. autograder.zip")
     parser.add_argument("--stage", action="append", default=[], metavar="N",
-                        help="grade only this stage (1-4 or a name); repeat for several")
+                        help="grade only this stage (1-4 or a name), the stage of this "
+                             "assignment; repeat for several (default: all four, whose "
+                             "later skeletons hold the earlier answers)")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
                         help="time limit for grading one submission (default %(default).0f; "
                              "Gradescope stops everything at 10 minutes)")
@@ -291,6 +293,13 @@ def main(argv: list[str] | None = None) -> int:
     print("Wrote %s (%d files): upload it as the autograder of a Gradescope programming "
           "assignment. It grades %s, at most %d s per submission."
           % (out, len(names), ", ".join(args.stages or STAGES), args.timeout))
+    graded = args.stages or STAGES
+    if len(graded) > 1:
+        carried = [s for s in graded if STAGES.index(s) < STAGES.index(graded[-1])]
+        print("The skeleton of %s holds the answers of %s: a student handed it out scores "
+              "those by copying files. One bundle per stage (--stage N), each due before "
+              "the next stage is handed out, grades only work not yet given away."
+              % (graded[-1], ", ".join(carried)))
     return 0
 
 

@@ -7,11 +7,14 @@ README.md. Never solutions/ or tests/ (which holds working variants of the
 solutions), nor the teachers' and developers' guides. PATH is a new folder, or
 a .zip when it ends in .zip.
 
---stages N hands out the first N stages only: each stage's skeleton starts
-from a working copy of the stage before it, so handing out stage 3 hands out
-the answers of stages 1 and 2. --classroom adds the GitHub Classroom workflow
-(classroom/classroom.yml) as .github/workflows/classroom.yml, with the steps
-of the stages handed out.
+--stages N hands out the first N stages only. Each stage's skeleton starts from
+a working copy of the stage before it, so a copy that holds stage N holds the
+answers of stages 1 to N-1: its README says so. --classroom adds the GitHub
+Classroom workflow (classroom/classroom.yml) as .github/workflows/classroom.yml;
+it grades stage N only (the one stage whose answers the copy does not carry),
+or the stages --grade names. --grader-from OWNER/NAME@COMMIT makes the workflow
+take the grader from that repository at that commit instead of the student's
+own copy of grader/, which the student can change.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import textwrap
 import zipfile
 from pathlib import Path
 
-from grader.stages import STAGES
+from grader.stages import STAGES, stages_named
 from grader.teach.submissions import KIT, is_junk
 
 TOP_FILES = ["LICENSE", "protocol.py", "requirements.txt", "pyproject.toml", ".gitignore"]
@@ -34,23 +37,40 @@ WORKFLOW = KIT / "classroom" / "classroom.yml"
 WORKFLOW_IN_HANDOUT = ".github/workflows/classroom.yml"
 
 
+def holding_note(stages: int) -> str:
+    """What a copy holding the first `stages` stages says about itself: which stages,
+    and whose answers its skeletons carry."""
+    held = STAGES[:stages]
+    if stages == 1:
+        text = "This copy holds the first stage, %s." % held[0]
+    else:
+        text = ("This copy holds stages %s %s %s. Each stage's skeleton starts from a "
+                "working copy of the stage before it, so the answers of %s are in this copy "
+                "(%s)."
+                % (held[0], "and" if stages == 2 else "to", held[-1],
+                   held[0] if stages == 2 else ", ".join(held[:-2]) + " and " + held[-2],
+                   "in the skeleton of " + held[1] if stages == 2 else
+                   "each in the skeleton of the stage after it"))
+    if stages < len(STAGES):
+        text += (" The next stages come later. Until then, grade what you have with "
+                 "`--stage`: without it the grader also lists the later stages, whose "
+                 "folders you don't have yet.")
+    return text
+
+
 def guide_for_students(text: str, stages: int) -> str:
-    """The students' guide as the handout carries it: with fewer than all stages,
-    a note at the end of its 'Start here' section says which it holds."""
-    if stages >= len(STAGES):
-        return text
-    note = textwrap.fill(
-        "This copy holds the first %d stage%s (%s): the next ones come later. Until "
-        "then, grade what you have with `--stage`: without it the grader also lists "
-        "the later stages, whose folders you don't have yet."
-        % (stages, "" if stages == 1 else "s", ", ".join(STAGES[:stages])), 76)
+    """The students' guide as the handout carries it: a note at the end of its 'Start
+    here' section says which stages the copy holds, and whose answers are in it."""
+    note = textwrap.fill(holding_note(stages), 76)
     start = text.index("## Start here")
     end = text.index("\n## ", start + 1)
     return text[:end].rstrip("\n") + "\n\n" + note + "\n" + text[end:]
 
 
-def workflow_for(text: str, stages: int) -> str:
-    """The Classroom workflow with only the steps (and reporter lines) of stages 1..N."""
+def workflow_for(text: str, graded: list[int], grader_from: str = "") -> str:
+    """The Classroom workflow with only the steps (and reporter lines) of the stages
+    `graded` (numbers), taking its grader from `grader_from` (OWNER/NAME@COMMIT; empty:
+    the student's own copy)."""
     blocks, current = [], []
     for line in text.splitlines(keepends=True):
         if line.startswith("    - name: ") and current:
@@ -61,17 +81,23 @@ def workflow_for(text: str, stages: int) -> str:
 
     def wanted(block):
         found = re.search(r"^\s+id: stage(\d+)\s*$", "".join(block), re.M)
-        return found is None or int(found.group(1)) <= stages
+        return found is None or int(found.group(1)) in graded
 
     text = "".join(line for block in blocks if wanted(block) for line in block)
     text = re.sub(r"^\s+STAGE(\d+)_RESULTS: .*\n",
-                  lambda m: m.group(0) if int(m.group(1)) <= stages else "", text, flags=re.M)
-    return re.sub(r"^(\s+runners: ).*$",
-                  lambda m: m.group(1) + ",".join("stage%d" % k for k in range(1, stages + 1)),
+                  lambda m: m.group(0) if int(m.group(1)) in graded else "", text, flags=re.M)
+    text = re.sub(r"^(\s+runners: ).*$",
+                  lambda m: m.group(1) + ",".join("stage%d" % k for k in graded),
                   text, flags=re.M)
+    repository, _, commit = grader_from.partition("@")
+    text = re.sub(r"^(\s+GRADER_REPOSITORY: ).*$", lambda m: m.group(1) + repr(repository),
+                  text, count=1, flags=re.M)
+    return re.sub(r"^(\s+GRADER_COMMIT: ).*$", lambda m: m.group(1) + repr(commit),
+                  text, count=1, flags=re.M)
 
 
-def handout_files(stages: int, classroom: bool) -> dict[str, bytes]:
+def handout_files(stages: int, classroom: bool, graded: list[int] | None = None,
+                  grader_from: str = "") -> dict[str, bytes]:
     """Every file of the handout: {path inside it: contents}."""
     files: dict[str, bytes] = {}
     for name in TOP_FILES:
@@ -93,7 +119,8 @@ def handout_files(stages: int, classroom: bool) -> dict[str, bytes]:
                     files[path.relative_to(KIT).as_posix()] = path.read_bytes()
     if classroom:
         files[WORKFLOW_IN_HANDOUT] = workflow_for(
-            WORKFLOW.read_text(encoding="utf-8"), stages).encode("utf-8")
+            WORKFLOW.read_text(encoding="utf-8"), graded or [stages], grader_from
+        ).encode("utf-8")
     return files
 
 
@@ -121,21 +148,48 @@ def write_zip(out: Path, files: dict[str, bytes]) -> None:
         raise
 
 
+GRADER_FROM = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+@[0-9a-f]{7,40}")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(
         prog="python -m grader handout",
         description="Write the student copy of the kit: everything but solutions/, tests/ "
-                    "and the teachers' tools, with the students' guide as its README.")
+                    "and the teachers' tools, with the students' guide as its README. Each "
+                    "stage's skeleton holds a working copy of the stages before it: hand out "
+                    "one stage at a time (--stages N), once the stages before it are due.")
     parser.add_argument("--out", required=True, metavar="PATH",
                         help="a new folder, or a .zip file name")
     parser.add_argument("--stages", type=int, default=len(STAGES), metavar="N",
-                        help="hand out the first N stages only (default: all %d)" % len(STAGES))
+                        help="hand out the first N stages only (default: all %d); stage N's "
+                             "skeleton holds the answers of the stages before it"
+                             % len(STAGES))
     parser.add_argument("--classroom", action="store_true",
-                        help="add the GitHub Classroom workflow as %s" % WORKFLOW_IN_HANDOUT)
+                        help="add the GitHub Classroom workflow as %s; it grades stage N "
+                             "only" % WORKFLOW_IN_HANDOUT)
+    parser.add_argument("--grade", action="append", default=[], metavar="STAGES",
+                        help="with --classroom: the stages the workflow grades, e.g. 1,2,3 "
+                             "(default: stage N only, the one whose answers this copy does "
+                             "not hold)")
+    parser.add_argument("--grader-from", default="", metavar="OWNER/NAME@COMMIT",
+                        help="with --classroom: grade with the grader of this public GitHub "
+                             "repository at this commit, not the student's own copy")
     args = parser.parse_args(argv)
     if not 1 <= args.stages <= len(STAGES):
         parser.error("--stages must be 1 to %d" % len(STAGES))
+    if (args.grade or args.grader_from) and not args.classroom:
+        parser.error("--grade and --grader-from go with --classroom")
+    if args.grader_from and not GRADER_FROM.fullmatch(args.grader_from):
+        parser.error("--grader-from %s: give OWNER/NAME@COMMIT, the commit as its hash (7 to "
+                     "40 hex digits), e.g. my-course/chat-kit@1a2b3c4" % args.grader_from)
+    try:
+        graded = [STAGES.index(s) + 1 for s in stages_named(args.grade)]
+    except ValueError as error:
+        parser.error(str(error).replace("--stage ", "--grade "))
+    if any(k > args.stages for k in graded):
+        parser.error("--grade: the copy holds only stages 1 to %d" % args.stages)
+    graded = graded or [args.stages]
     out = Path(args.out)
     as_zip = out.name.lower().endswith(".zip")
     problem = None
@@ -149,14 +203,23 @@ def main(argv: list[str] | None = None) -> int:
         print("python -m grader handout: %s" % problem, file=sys.stderr)
         return 2
     try:
-        files = handout_files(args.stages, args.classroom)
+        files = handout_files(args.stages, args.classroom, graded, args.grader_from)
         (write_zip if as_zip else write_folder)(out, files)
     except OSError as error:
         print("python -m grader handout: %s" % error, file=sys.stderr)
         return 1
-    print("Wrote %s: %d files, stages %s%s. No solutions/, no tests/."
-          % (out, len(files), ", ".join(STAGES[:args.stages]),
-             ", with the GitHub Classroom workflow" if args.classroom else ""))
+    held = STAGES[:args.stages]
+    print("Wrote %s: %d files, stages %s. No solutions/, no tests/."
+          % (out, len(files), ", ".join(held)))
+    if len(held) > 1:
+        print("Its skeletons hold the answers of %s: hand it out once %s due."
+              % (", ".join(held[:-1]), "that stage is" if len(held) == 2 else "those are"))
+    if args.classroom:
+        print("Its GitHub Classroom workflow grades %s, with %s."
+              % (", ".join(STAGES[k - 1] for k in graded),
+                 "the grader of %s" % args.grader_from if args.grader_from else
+                 "the student's own copy of grader/, which the student can change "
+                 "(--grader-from takes it from your repository instead)"))
     return 0
 
 

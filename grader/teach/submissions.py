@@ -336,6 +336,8 @@ def copy_tree(source: Path, target: Path, budget: Budget, files_only: bool = Fal
             budget.count_file()
             budget.take(path.stat().st_size)
             shutil.copyfile(path, here / name)
+            if path.stat().st_mode & 0o100:   # a program built from C: it stays runnable
+                os.chmod(here / name, 0o755)  # (the bit alone: never set-user-id)
 
 
 # --- unpacking a .zip, safely -----------------------------------------------------
@@ -421,8 +423,9 @@ def make_readable(folder: Path) -> None:
     """Let another user (--run-as) read and run the copy; only its owner may change it."""
     for root, dirs, files in os.walk(folder):
         os.chmod(root, 0o755)
-        for name in files:
-            os.chmod(os.path.join(root, name), 0o644)
+        for name in files:   # a program built from C stays runnable
+            path = os.path.join(root, name)
+            os.chmod(path, 0o755 if os.stat(path).st_mode & 0o100 else 0o644)
 
 
 # --- grading ------------------------------------------------------------------------

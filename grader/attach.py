@@ -113,6 +113,7 @@ def configure(config, grader) -> None:
                                 "is never stopped at a breakpoint")
     if attach.address is not None or attach.show_only:
         grader.starts_spares = False   # nothing of the student's is started ahead
+        grader.who = ""                # ... nor at all: who would run it is no news
     config.stash[ATTACH] = attach
     config.pluginmanager.register(attach, "chatkit-attach")
 
@@ -242,9 +243,9 @@ class Attach:
         if why:
             text = ("Not run attached: check %s cannot run against a program you started: %s. "
                     "It scores 0 in this run. Run it the normal way (the grader starts your "
-                    "program): python -m pytest grader --check %s"
-                    % (check.label, why, check.label))
-            pytest.fail("\n".join(textwrap.wrap(text, 88, subsequent_indent="    ")),
+                    "program):" % (check.label, why))
+            pytest.fail("\n".join(textwrap.wrap(text, 88, subsequent_indent="    ") +
+                                  ["    python -m pytest grader --check %s" % check.label]),
                         pytrace=False)
 
     @staticmethod

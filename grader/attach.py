@@ -40,8 +40,8 @@ from grader.stages import STAGES
 from grader.wire import Conversation
 
 PATIENCE = 300          # attached: waits for what must come are this many times longer
-CHECK_TIME_LIMIT = 30   # a normal check's time limit (conftest.CHECK_TIMEOUT) ...
-ATTACHED_TIME_LIMIT = 3600   # ... and an attached one's: an hour at most, however patient
+ATTACHED_TIME_LIMIT = 3600   # an attached check's time limit: its normal one (conftest's
+                             # CHECK_TIMEOUT) times the patience, an hour at most
 PROBE_PAUSE = 0.2       # how often the grader tries your server until it listens
 
 # Server checks that must watch or stop the server's process themselves: {function: why}.
@@ -185,10 +185,10 @@ class Attach:
                 % ("%d checks are" % len(selected) if selected else "no check is",
                    selected[0].label if selected else "1.1"))
         for item in items:   # time for a human at a breakpoint, bounded all the same
-            item.add_marker(pytest.mark.timeout(self.time_limit()), append=False)
-
-    def time_limit(self) -> float:
-        return min(CHECK_TIME_LIMIT * self.patience, ATTACHED_TIME_LIMIT)
+            usual = item.get_closest_marker("timeout")
+            if usual is not None and usual.args:
+                limit = min(usual.args[0] * self.patience, ATTACHED_TIME_LIMIT)
+                item.add_marker(pytest.mark.timeout(limit), append=False)
 
     # --- --show-exchange: print, run nothing ------------------------------------------
     @pytest.hookimpl(tryfirst=True)

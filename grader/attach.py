@@ -31,11 +31,16 @@ from __future__ import annotations
 import re
 import socket
 import textwrap
+import threading
 import time
+import types
 
 import pytest
 
+from grader.clientside import CONNECT_TIMEOUT, ClientLink, ClientUnderTest
+from grader.programs import TAIL_BYTES
 from grader.serverside import START_TIMEOUT, ServerUnderTest
+from grader.system import WINDOWS
 from grader.stages import STAGES
 from grader.wire import Conversation
 
@@ -53,12 +58,8 @@ WHY_NOT_ATTACHED = {
         "it presses Ctrl-C in your server and starts a second server on the same port, "
         "which only a server the grader started lets it do"),
 }
-WHY_NOT_CLIENT = (
-    "it types lines into your client's standard input and reads what it prints, and a "
-    "client you start yourself reads your keyboard and prints on your screen, where the "
-    "grader can't reach (a debugger it started for you would read the same keyboard as "
-    "your client). Replay it by hand instead: --show-exchange lists what it types and "
-    "what must come, and docs/students.md § Debugging a failing check says how")
+KEYBOARD_GREETING = b"CHATKIT-KEYBOARD\n"   # grader/keyboard.py's first bytes
+GREETING_WAIT = 1.0     # how long a first connection has to say it is grader/keyboard.py
 
 
 def add_options(group) -> None:
@@ -127,6 +128,14 @@ def new_conversation(config) -> Conversation:
     if attach is None or attach.address is None:
         return Conversation()
     return LiveConversation(config, attach.patience)
+
+
+def attached_client(config, stage_dir, conversation, sandbox) -> "AttachedClient | None":
+    """The client_program fixture's: the student's own client when attached, else None."""
+    attach = config.stash.get(ATTACH, None)
+    if attach is None or attach.address is None:
+        return None
+    return AttachedClient(attach.address, stage_dir, conversation, sandbox)
 
 
 def attached_server(config, stage_dir, conversation, sandbox) -> "AttachedServer | None":
@@ -219,8 +228,16 @@ class Attach:
 
     def banner(self, check, runs: bool) -> list[str]:
         host, port = self.address
-        lines = ["", "Attached: check %s runs against the server you started." % check.label]
-        if runs:
+        lines = ["", "Attached: check %s runs against the %s you started."
+                 % (check.label, check.tests)]
+        if runs and check.tests == "client":
+            lines.append("  The grader plays the server on %s:%d. Start your client in your "
+                         "debugger through the grader's keyboard (it types into your client and "
+                         "reads what it prints): python -m grader.keyboard %d "
+                         "stages/%s/chat_client.py" % (host, port, port, check.stage))
+            lines.append("  The grader waits up to %s for each thing your client must do, so "
+                         "you can stop at a breakpoint and step." % minutes(1.0 * self.patience))
+        elif runs:
             lines.append("  Start it first, fresh (no names held), in your debugger: "
                          "python stages/%s/chat_server.py --port %d" % (check.stage, port))
             lines.append("  The grader connects to %s:%d and waits up to %s for each "
@@ -251,8 +268,6 @@ class Attach:
     @staticmethod
     def why_not(check) -> str | None:
         """Why `check` cannot run attached, or None if it can."""
-        if check.tests == "client":
-            return WHY_NOT_CLIENT
         return WHY_NOT_ATTACHED.get(check.function)
 
 
@@ -350,3 +365,185 @@ class AttachedServer(ServerUnderTest):
     def stop(self) -> None:
         """Close the grader's connections; never stop the student's server."""
         self.close_probe()
+
+
+class AttachedClient(ClientUnderTest):
+    """The student's own client, started in their debugger through grader/keyboard.py:
+    the grader plays the server on the --attach address, and types into the client and
+    reads what it prints through the keyboard's connection (RemoteProgram)."""
+
+    def __init__(self, address: tuple[str, int], stage_dir, conversation, sandbox) -> None:
+        super().__init__(stage_dir, conversation, sandbox)
+        self.host, self.port = address
+        self.keyboard: socket.socket | None = None
+
+    def start(self) -> ClientLink:
+        command = "python -m grader.keyboard %d %s/%s/chat_client.py" % (
+            self.port, "stages", self.stage_dir.name)
+        self._listener = listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if not WINDOWS:   # run again at once on the same port (on Windows it would share it)
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            listener.bind((self.host, self.port))
+            listener.listen(2)
+            problem = None
+        except OSError as error:
+            problem = error
+        if problem is not None:
+            self.conv.fail("the grader listens on %s:%d" % (self.host, self.port),
+                           "it can't: %s" % problem, "is something else (a server of yours?) "
+                           "on that port? Give --attach another port, and your client too.")
+        self.conv.log("(the grader plays the server on %s:%d, and waits for your client, "
+                      "started by you: %s)" % (self.host, self.port, command))
+        limit = self.conv.patient(CONNECT_TIMEOUT)
+        self.keyboard = self._accept_within(limit, "grader/keyboard.py connects (%s)" % command)
+        if not self._greeted(self.keyboard):
+            self.conv.fail("your client, started through the grader's keyboard: %s" % command,
+                           "a connection that did not say it came from grader/keyboard.py",
+                           "a client started on its own reads your keyboard and prints on "
+                           "your screen, where the grader can't type or read: start it "
+                           "through grader/keyboard.py (docs/students.md § Debugging a "
+                           "failing check).")
+        self.program = RemoteProgram(self.keyboard)
+        self.conv.programs.append(self.program)
+        self.link = ClientLink(self._accept_within(limit, "the client connects"),
+                               self.conv, self.program)
+        self.conv.log("client connects")
+        return self.link
+
+    def _accept_within(self, limit: float, what: str) -> socket.socket:
+        deadline = time.monotonic() + limit
+        self._listener.settimeout(PROBE_PAUSE)
+        while time.monotonic() < deadline and (self.program is None
+                                               or self.program.exit_status() is None):
+            try:
+                sock, _ = self._listener.accept()
+                sock.settimeout(None)
+                return sock
+            except OSError:
+                pass   # not yet: look again (and whether the client has ended meanwhile)
+        status = self.program.exit_status() if self.program is not None else None
+        self.conv.fail(what, "nothing within %s" % minutes(limit) if status is None else
+                       "it exited with status %s without connecting" % status,
+                       "start your client with --host and --port as grader/keyboard.py "
+                       "gives them (docs/students.md § Debugging a failing check).")
+
+    @staticmethod
+    def _greeted(sock: socket.socket) -> bool:
+        sock.settimeout(GREETING_WAIT)
+        data = b""
+        try:
+            while len(data) < len(KEYBOARD_GREETING):
+                more = sock.recv(len(KEYBOARD_GREETING) - len(data))
+                if not more:
+                    break
+                data += more
+        except OSError:
+            pass
+        sock.settimeout(None)
+        return data == KEYBOARD_GREETING
+
+    def stop(self) -> None:
+        """Close the grader's connections; the client is the student's to stop."""
+        if self.program is not None:
+            self.program.stop()
+        for sock in (self.link.sock if self.link else None, self._listener):
+            if sock is not None:
+                try:
+                    sock.close()
+                except OSError:
+                    pass
+
+
+class RemoteProgram:
+    """The client a student started through grader/keyboard.py, seen as a Program: its
+    standard input, output, error and exit status travel over the keyboard's connection
+    (records: a kind, b'o', b'e' or b'x', a 4-digit length, the bytes)."""
+
+    label = "client"
+    limit_reason = ""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.started = time.monotonic()
+        self.out = bytearray()
+        self.err = bytearray()
+        self.status = None
+        self.ended = threading.Event()    # its exit was told, or the connection ended
+        self.proc = types.SimpleNamespace(stdin=KeyboardInput(sock), pid=None)
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        reader = self.sock.makefile("rb")
+        try:
+            while True:
+                head = reader.read(5)
+                if len(head) < 5 or not head[1:].isdigit():
+                    return
+                data = reader.read(int(head[1:]))
+                kind = head[:1]
+                if kind == b"o":
+                    self.out += data
+                elif kind == b"e":
+                    self.err += data
+                elif kind == b"x":
+                    self.status = int(data)
+                    return
+        except (OSError, ValueError):
+            return
+        finally:
+            self.ended.set()
+
+    def was_sent(self, count: int) -> None:
+        pass   # no output limit on a program the grader did not start
+
+    def printed(self) -> int:
+        return len(self.out) + len(self.err)
+
+    def stdout(self) -> bytes:
+        return bytes(self.out)
+
+    def stderr(self) -> bytes:
+        return bytes(self.err)
+
+    def stdout_since(self, offset: int) -> tuple[int, bytes]:
+        return offset, bytes(self.out[offset:])
+
+    def exit_status(self):
+        return self.status
+
+    def wait_exit(self, timeout: float):
+        self.ended.wait(timeout)
+        return self.status
+
+    def describe(self) -> str:
+        lines = [] if self.status is None else ["The client exited with status %s." % self.status]
+        for name, data in (("standard output", self.out), ("standard error", self.err)):
+            text = bytes(data[-TAIL_BYTES:]).decode("utf-8", "replace")
+            if text.strip():
+                lines.append("The client's %s (the end of it):" % name)
+                lines.extend("    | " + line[:300] for line in text.rstrip().splitlines()[-25:])
+        return "\n".join(lines)
+
+    def stop(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class KeyboardInput:
+    """What the checks type (clientside.py writes to program.proc.stdin): sent to
+    grader/keyboard.py, which hands it to the client as its standard input."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    def write(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.sock.shutdown(socket.SHUT_WR)   # end of input, as Ctrl-D

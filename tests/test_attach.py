@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -40,6 +41,22 @@ def listening(port: int) -> bool:
         return True
     except OSError:
         return False
+
+
+def listening_quietly(port: int) -> bool:
+    """Whether something listens on `port`, without connecting to it (Linux: /proc;
+    elsewhere a connection, closed at once)."""
+    if not sys.platform.startswith("linux"):
+        return listening(port)
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = open(table).read().splitlines()[1:]
+        except OSError:
+            continue
+        if any(f.split()[3] == "0A" and int(f.split()[1].rsplit(":", 1)[1], 16) == port
+               for f in lines):
+            return True
+    return False
 
 
 @pytest.fixture
@@ -135,11 +152,10 @@ def test_attached_fault_fails_as_in_a_normal_grading(start_server, unstartable, 
     assert "Hint:" in test["output"]
 
 
-@pytest.mark.parametrize("number, why", [("1.12", "CPU"), ("4.8", "Ctrl-C"),
-                                         ("1.20", "standard input")])
+@pytest.mark.parametrize("number, why", [("1.12", "CPU"), ("4.8", "Ctrl-C")])
 def test_check_that_cannot_run_attached_says_so_and_scores_nothing(start_server, unstartable,
                                                                    number, why):
-    _, port = start_server(SOLUTIONS, "1_echo" if number != "4.8" else "4_exit")
+    _, port = start_server(SOLUTIONS, "1_echo" if number == "1.12" else "4_exit")
     run = attached(unstartable, number, port)
     test = only_test(run, number)
     assert test["status"] == "failed" and test["score"] == 0 < test["max_score"]
@@ -225,3 +241,85 @@ def test_check_selects_by_number():
     assert run.score == run.max_score > 0
     bad = grade(SOLUTIONS, "--check", "1.99")
     assert bad.status == 4 and "--check 1.99: no such check" in bad.output
+
+
+# --- the client's checks: the student's client, started through grader/keyboard.py -------
+
+def attached_client(impl, stage: str, number: str, fault: str = "", *extra: str):
+    """The grader, attached for a client check, plays the server on a free port; the
+    'student' then starts impl's client through `python -m grader.keyboard PORT SCRIPT`
+    (as in a debugger). Returns the grader's Grade."""
+    port = free_port()
+    env = dict(os.environ, CHATKIT_FAULT=fault)
+    keyboard = []
+
+    def start_client():
+        # The grader listens before it runs the check; the keyboard retries until it does.
+        keyboard.append(subprocess.Popen(
+            [sys.executable, "-m", "grader.keyboard", str(port),
+             str(impl / stage / "chat_client.py")], cwd=KIT, env=env,
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+
+    starter = threading.Thread(target=start_client)
+    starter.start()
+    try:
+        return grade(SOLUTIONS, "--check", number, "--attach", "127.0.0.1:%d" % port, *extra,
+                     limit=120)
+    finally:
+        starter.join()
+        for proc in keyboard:
+            proc.kill()
+            proc.wait(10)
+
+
+@pytest.mark.parametrize("stage, number", [("1_echo", "1.20"), ("1_echo", "1.24"),
+                                           ("1_echo", "1.26"), ("4_exit", "4.27"),
+                                           ("4_exit", "4.29")])
+def test_attached_client_check_passes_on_the_reference(stage, number):
+    run = attached_client(SOLUTIONS, stage, number)
+    test = only_test(run, number)
+    assert test["status"] == "passed" and test["score"] == test["max_score"] > 0, test["output"]
+    assert "python -m grader.keyboard" in run.output
+
+
+@pytest.mark.parametrize("stage, number, fault", [
+    ("1_echo", "1.20", "client_sends_newline"),
+    ("1_echo", "1.22", "client_crlf"),
+    ("1_echo", "1.26", "client_traceback_eof"),
+    ("4_exit", "4.29", "client_no_wait_bye")])
+def test_attached_client_fault_fails_as_in_a_normal_grading(stage, number, fault):
+    run = attached_client(FAULTY, stage, number, fault)
+    test = only_test(run, number)
+    assert test["status"] == "failed" and test["score"] == 0, test["output"]
+    normal = grade(FAULTY, "--check", number, env={"CHATKIT_FAULT": fault})
+    usual = only_test(normal, number)
+    said, usually = essentials(test["output"], 20), essentials(usual["output"], 20)
+    assert said[0].startswith("Expected:"), test["output"]
+    assert said == usually, "attached:\n%s\nnormal grading:\n%s" % (test["output"],
+                                                                     usual["output"])
+
+
+def test_a_client_started_on_its_own_is_told_to_use_the_keyboard():
+    """A client started directly (not through grader/keyboard.py) can't be typed into:
+    the check says how to start it instead."""
+    port = free_port()
+    command = [sys.executable, "-m", "pytest", "grader", "--impl", str(SOLUTIONS), "--check",
+               "1.20", "--attach", str(port), "--patience", "1", "-q", "-p", "no:cacheprovider"]
+    grader = subprocess.Popen(command, cwd=KIT, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    client = None
+    try:
+        assert wait_until(lambda: listening_quietly(port), START_LIMIT), "the grader never listened"
+        client = subprocess.Popen([sys.executable, str(SOLUTIONS / "1_echo" / "chat_client.py"),
+                                   "--port", str(port)], stdin=subprocess.PIPE,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        output, _ = grader.communicate(timeout=120)
+    finally:
+        for proc in (grader, client):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+    text = output.decode("utf-8", "replace")
+    assert grader.returncode == 1, text[-3000:]
+    assert "did not say it came from grader/keyboard.py" in text
+    assert "python -m grader.keyboard %d stages/1_echo/chat_client.py" % port in text

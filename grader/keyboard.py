@@ -20,6 +20,7 @@ every program the grader runs.
 from __future__ import annotations
 
 import atexit
+import builtins
 import io
 import os
 import runpy
@@ -96,9 +97,39 @@ def hand_over(sock: socket.socket) -> tuple[threading.Lock, list]:
     return lock, streams
 
 
+def breakpoint_at_the_terminal(*args, **kwargs) -> None:
+    """breakpoint() in the client: pdb talks with you at the terminal, not with the
+    grader (the client's sys.stdin and sys.stdout are the grader's now)."""
+    import pdb
+    pdb.Pdb(stdin=sys.__stdin__, stdout=sys.__stdout__).set_trace(sys._getframe(1))
+
+
+def prompts_at_the_terminal() -> None:
+    """Under `python -m pdb -m grader.keyboard ...`, pdb reads its commands with
+    input(), which reads sys.stdin: the grader's now. So input() called by pdb (through
+    the cmd module, or itself) reads the terminal; called by your client, the grader."""
+    client_input = builtins.input
+
+    def input_for_whom(prompt: str = "") -> str:
+        if sys._getframe(1).f_globals.get("__name__") not in ("cmd", "pdb"):
+            return client_input(prompt)
+        sys.__stdout__.write(prompt)
+        sys.__stdout__.flush()
+        line = sys.__stdin__.readline()
+        if not line:
+            raise EOFError
+        return line.rstrip("\r\n")
+
+    builtins.input = input_for_whom
+
+
 def run_client(port: int, script: str, extra: list[str]) -> None:
     sock = reach_grader(port)
+    terminal_input = builtins.input
     lock, streams = hand_over(sock)
+    if os.environ.get("PYTHONBREAKPOINT") is None:
+        sys.breakpointhook = breakpoint_at_the_terminal
+    prompts_at_the_terminal()
     told = []
 
     def tell_exit(status: int) -> None:
@@ -116,6 +147,9 @@ def run_client(port: int, script: str, extra: list[str]) -> None:
             sock.shutdown(socket.SHUT_WR)
         except OSError:
             pass
+        # The terminal is yours again (pdb may run the program once more).
+        sys.stdin, sys.stdout, sys.stderr = sys.__stdin__, sys.__stdout__, sys.__stderr__
+        builtins.input, sys.breakpointhook = terminal_input, sys.__breakpointhook__
 
     real_exit = os._exit
 
@@ -139,6 +173,9 @@ def run_client(port: int, script: str, extra: list[str]) -> None:
     except BaseException:
         traceback.print_exc()   # to the grader, as Python would to the screen
         status[0] = 1
+    if not any(t.is_alive() and not t.daemon for t in threading.enumerate()
+               if t is not threading.current_thread()):
+        tell_exit(status[0])    # nothing else keeps it alive: it ends now
     sys.exit(status[0])
 
 

@@ -14,16 +14,20 @@ wait for a reply becomes 10 minutes, time for you at a breakpoint), while a wait
 for silence (nothing more may come) keeps its length. The conversation is shown
 as it happens, so at a breakpoint you can see what the grader has sent.
 
+A client check runs against the client you started through grader/keyboard.py
+(`python -m grader.keyboard 7777 stages/1_echo/chat_client.py`, after the
+grader): the grader plays the server on the --attach port, and types into your
+client and reads what it prints through the keyboard's connection.
+
 What cannot run attached fails at once with "Not run attached", the reason, and
 scores nothing: a check that must watch or stop the server's process itself
-(WHY_NOT_ATTACHED), and every client check, whose keyboard and screen (its
-standard input and output) are yours when you start the client yourself. One
-check per run: your server keeps its clients' names from one check to the next
-(docs/developing.md § Decisions).
+(WHY_NOT_ATTACHED). One check per run: your server keeps its clients' names
+from one check to the next (docs/developing.md § Decisions).
 
 The options live here, and `--check` (select checks by number) serves normal
 gradings too; conftest.py calls in at four places: the options, the plugin,
-the conversation fixture and the server fixture.
+the conversation fixture and the server fixture (and test_client.py's
+client_program fixture, at one).
 """
 
 from __future__ import annotations

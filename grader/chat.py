@@ -59,7 +59,7 @@ def exchange(sender, recipient, sender_name, recipient_name, text, hint=HINT_MSG
         recipient.conv.log(recipient.heard(show(payload)))
     else:
         got = recipient.describe_event(kind, payload)
-        sender_kind, reply = sender.read_event(QUIET)
+        sender_kind, reply = sender.read_event(QUIET, quiet=True)
         if sender_kind == MESSAGE:
             got += "; meanwhile %s got %s" % (sender.label, show(reply))
         else:

@@ -217,6 +217,7 @@ class ClientUnderTest:
     def expect_printed(self, text: str, hint: str, within: float = PRINT_WAIT) -> bytes:
         """Wait (bounded) until the client prints a line containing `text`, after the
         line matched last time (so successive calls also check order and separate lines)."""
+        within = self.conv.patient(within)   # longer for a client at a breakpoint
         deadline = time.monotonic() + within
         while True:
             exited = self.program.exit_status() is not None   # before reading: no output lost
@@ -279,6 +280,7 @@ class ClientUnderTest:
     def expect_exit(self, allowed: tuple[int, ...], within: float, hint: str) -> int:
         """The client must exit within `within` seconds, with one of the `allowed` statuses."""
         wanted = " or ".join(str(s) for s in allowed)
+        within = self.conv.patient(within)   # longer for a client at a breakpoint
         status = self.program.wait_exit(within)
         if status is None:
             self.conv.fail("the client exits with status %s" % wanted,

@@ -5,6 +5,9 @@
     pytest grader --stage 2                only stage 2 (also: 2_naming, naming)
     pytest grader --results results.json   also write Gradescope's results.json
     pytest grader --classroom-results FILE  also write GitHub Classroom's (grader/classroom.py)
+    pytest grader --check 1.9              only check 1.9 (by its number)
+    pytest grader --check 1.9 --attach 7777  check 1.9 against the server YOU started
+                                           (in your debugger): grader/attach.py
 
 Each check is a test function marked with @check (grader/checks.py), which
 carries its number, title and points. Everything about scoring lives here.
@@ -23,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+from grader import attach
 from grader.checks import ANSWERING, BASIC
 from grader.stages import STAGES, stages_named
 from grader.clientside import spare_client
@@ -61,6 +65,7 @@ def pytest_addoption(parser):
                          "(default 50; 0: no limit; Linux)")
     group.addoption("--run-as", metavar="USER", default=None,
                     help="run the programs as USER (POSIX, grader running as root)")
+    attach.add_options(group)   # --check, --attach, --patience, --show-exchange
 
 
 def parse_stages(values: list[str]) -> list[str]:
@@ -87,6 +92,7 @@ def pytest_configure(config):
     set_up_signals(config)
     config.stash[GRADER] = grader          # the run's state: the checks and their scores
     config.pluginmanager.register(grader, "chatkit-grader")   # its hooks
+    attach.configure(config, grader)       # --check; a check against your own server
     if config.pluginmanager.hasplugin("timeout"):
         config.pluginmanager.register(CheckTimer(grader, grader.sandbox),
                                       "chatkit-check-timer")
@@ -192,6 +198,7 @@ class Grader:
         self.results_path = results_path
         self.classroom_path = classroom_path
         self.checks: dict[str, Check] = {}       # by pytest node id
+        self.starts_spares = True   # False: attached (attach.py), nothing is started ahead
         self.started = time.time()
 
     # --- collection: find the checks, keep the chosen stages, order them ----
@@ -238,7 +245,7 @@ class Grader:
     def pytest_collection_finish(self, session):
         """Start each stage's first server and client now, all at once (programs.py § spares),
         so that a program that never starts costs its 5 s once per run, not once per stage."""
-        for stage in self.stages:
+        for stage in self.stages if self.starts_spares else []:
             tested = {c.tests for c in self.checks.values() if c.stage == stage}
             for script, program, start in (("chat_server.py", "server", spare_server),
                                            ("chat_client.py", "client", spare_client)):
@@ -560,8 +567,8 @@ def stage_dir(grader, stage) -> Path:
 
 
 @pytest.fixture
-def conversation() -> Conversation:
-    return Conversation()
+def conversation(request) -> Conversation:
+    return attach.new_conversation(request.config)   # patient and shown live when attached
 
 
 @pytest.fixture
@@ -571,9 +578,11 @@ def sandbox(request) -> Sandbox:
 
 
 @pytest.fixture
-def server(stage_dir, conversation, sandbox):
-    """The student's server for this check: fresh, started on first use, always stopped."""
-    under_test = ServerUnderTest(stage_dir, conversation, sandbox)
+def server(request, stage_dir, conversation, sandbox):
+    """The student's server for this check: fresh, started on first use, always stopped
+    (attached: the one the student started, attach.py)."""
+    under_test = (attach.attached_server(request.config, stage_dir, conversation, sandbox)
+                  or ServerUnderTest(stage_dir, conversation, sandbox))
     yield under_test
     under_test.stop()
 

@@ -226,6 +226,7 @@ class Flood:
         self.first = None               # the first reply, and the last one
         self.last = None
         self.ending = ""                # why it stopped before all the replies came
+        self.limit = peer.conv.patient(FLOOD_LIMIT)   # longer for a server at a breakpoint
         self.done = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -245,7 +246,7 @@ class Flood:
         self._thread.start()
 
     def wait(self) -> None:
-        self.done.wait(FLOOD_LIMIT + 1)
+        self.done.wait(self.limit + 1)
         self.stop()
 
     def stop(self) -> None:
@@ -260,7 +261,7 @@ class Flood:
 
     def _run(self) -> None:
         reader = FrameReader()
-        deadline = time.monotonic() + FLOOD_LIMIT
+        deadline = time.monotonic() + self.limit
         self.sock.setblocking(False)
         selector = selectors.DefaultSelector()
         selector.register(self.sock, selectors.EVENT_READ | selectors.EVENT_WRITE)
@@ -360,7 +361,7 @@ class Flood:
             return ("the server closed alice's connection after %d replies" % self.replies,
                     "alice reads her replies, so keep reading her messages and answering each "
                     "one, even while another client reads nothing. " + HINT_SLOW)
-        return ("only %d replies within %.0f s" % (self.replies, FLOOD_LIMIT),
+        return ("only %d replies within %.0f s" % (self.replies, self.limit),
                 "alice reads her replies, so keep reading her messages and answering each one, "
                 "even while another client reads nothing. " + HINT_SLOW)
 
@@ -536,9 +537,9 @@ def slow_link(server, label):
                 sock.setsockopt(level, option, value)
             except OSError:
                 pass
-    sock.settimeout(WAIT)
+    sock.settimeout(server.conv.patient(WAIT))
     try:
-        sock.connect(("127.0.0.1", server.port))
+        sock.connect((server.host, server.port))
         problem = None
     except OSError as error:
         problem = error

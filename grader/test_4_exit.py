@@ -56,7 +56,8 @@ def wait_for_names(asker, expected, hint):
     only the short pause between tries is fixed. Any reply other than NAMES, or
     none at all, fails at once.
     """
-    deadline = time.monotonic() + POLL_LIMIT
+    limit = asker.conv.patient(POLL_LIMIT)   # longer for a server at a breakpoint
+    deadline = time.monotonic() + limit
     tries = 0
     while True:
         asker.send("GET_NAMES", log=False)   # each try is summed up in one line below
@@ -76,8 +77,8 @@ def wait_for_names(asker, expected, hint):
     asker.conv.log("%-8s ← server  %s" % (asker.label, show(payload)))
     if not same_names(payload, expected):
         asker.conv.fail("%s ← server  %s (the names in any order) within %.0f s"
-                        % (asker.label, show(" ".join(["NAMES"] + sorted(expected))), POLL_LIMIT),
-                        "after %d tries in %.0f s, still %s" % (tries, POLL_LIMIT, show(payload)),
+                        % (asker.label, show(" ".join(["NAMES"] + sorted(expected))), limit),
+                        "after %d tries in %.0f s, still %s" % (tries, limit, show(payload)),
                         hint)
 
 

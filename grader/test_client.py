@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from grader import attach
 from grader.checks import check
 from grader.clientside import ClientUnderTest
 from grader.stages import STAGES
@@ -30,9 +31,11 @@ HINT_NO_TRACEBACK = ("catch the errors of a normal ending (EOFError, a closed so
 
 
 @pytest.fixture
-def client_program(stage_dir, conversation, sandbox):
-    """The student's client for this check: started on client_program.start(), always stopped."""
-    under_test = ClientUnderTest(stage_dir, conversation, sandbox)
+def client_program(request, stage_dir, conversation, sandbox):
+    """The student's client for this check: started on client_program.start(), always stopped
+    (attached: the one the student started, through grader/keyboard.py)."""
+    under_test = (attach.attached_client(request.config, stage_dir, conversation, sandbox)
+                  or ClientUnderTest(stage_dir, conversation, sandbox))
     yield under_test
     under_test.stop()
 

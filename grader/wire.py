@@ -96,6 +96,14 @@ class Conversation:
         self.lines: list[str] = []
         self.programs: list = []   # processes whose output helps explain a failure
         self.messages_heard = 0    # whole messages received from the program under test
+        self.patience = 1.0        # waits for what must come are this many times longer
+                                   # (grader/attach.py: a server at a breakpoint)
+
+    def patient(self, seconds: float) -> float:
+        """How long to wait for something that must come (a reply, a close), where a
+        normal grading waits `seconds`. Never for a silence: nothing-must-come waits
+        keep their length, or an attached run would sit minutes on every one."""
+        return seconds * self.patience
 
     def program(self, label: str):
         """The program labelled `label` ("server", "client") in this check, if one started."""
@@ -235,7 +243,7 @@ class Peer:
 
     def _sendall(self, data: bytes) -> None:
         self.count_sent(len(data))
-        self.sock.settimeout(WAIT)
+        self.sock.settimeout(self.conv.patient(WAIT))
         try:
             self.sock.sendall(data)
             return
@@ -252,7 +260,7 @@ class Peer:
         if error is None:
             self.conv.fail("the server to read what %s sent" % self.label,
                            died or "the send did not finish within %.0f s: the server "
-                                   "stopped reading" % WAIT,
+                                   "stopped reading" % self.conv.patient(WAIT),
                            "is the server stuck somewhere (a blocking call, an endless loop)?")
         self.conv.fail("%s's message reaches the server" % self.label,
                        "%sthe connection failed: %s" % (died + "; " if died else "", error),
@@ -261,10 +269,12 @@ class Peer:
                        "sending to it.")
 
     # --- receiving ---------------------------------------------------------
-    def read_event(self, timeout: float = WAIT):
+    def read_event(self, timeout: float = WAIT, quiet: bool = False):
         """Wait for the next message; return (kind, payload) with kind one of
-        MESSAGE, CLOSED, TIMEOUT, GARBAGE. Never raises, never waits past timeout."""
-        deadline = time.monotonic() + timeout
+        MESSAGE, CLOSED, TIMEOUT, GARBAGE. Never raises, never waits past timeout
+        (stretched by the conversation's patience unless this is a wait for
+        silence, `quiet`)."""
+        deadline = time.monotonic() + (timeout if quiet else self.conv.patient(timeout))
         while True:
             try:
                 payload = self.reader.next_payload()
@@ -314,7 +324,7 @@ class Peer:
         if kind == CLOSED:
             return "%s: %s closed with it" % (died, self.connection()) if died \
                 else self.they_closed()
-        what = "nothing within %.1f s (timed out waiting)" % timeout
+        what = "nothing within %.1f s (timed out waiting)" % self.conv.patient(timeout)
         return "%s; %s" % (died, what) if died else what
 
     def receive(self, what: str, hint: str, timeout: float = WAIT) -> bytes:
@@ -383,7 +393,7 @@ class Peer:
 
     def expect_silence(self, hint: str, duration: float = QUIET) -> None:
         """Nothing may arrive for `duration` seconds."""
-        kind, payload = self.read_event(duration)
+        kind, payload = self.read_event(duration, quiet=True)
         if kind == TIMEOUT:
             return
         self.conv.fail(self.nothing_heard(), self.describe_event(kind, payload, duration), hint)
@@ -392,7 +402,7 @@ class Peer:
         """Nothing more may arrive: the server closes the connection, or stays silent
         for QUIET seconds. For checks that judge what comes (or not) before the end,
         not the close itself (that has its own check). Returns CLOSED or TIMEOUT."""
-        kind, payload = self.read_event(QUIET)
+        kind, payload = self.read_event(QUIET, quiet=True)
         if kind == CLOSED:
             self.conv.log(self.they_closed())
         if kind == TIMEOUT:

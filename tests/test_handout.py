@@ -56,6 +56,11 @@ def test_handout_has_no_solutions_and_a_students_readme(tmp_path):
     assert readme == (out / "docs" / "students.md").read_text(encoding="utf-8")
     assert readme.index("## Start here") < readme.index("## For students")
     assert "python -m pytest grader --stage 1" in readme
+    debugging = readme[readme.index("### Debugging a failing check"):]   # students.md's
+    for move in ("--show-exchange", "--check 1.9 --attach 7777", '"type": "debugpy"',
+                 "PyCharm", "python -m pdb stages/1_echo/chat_server.py --port 7777",
+                 "python -m grader.keyboard 7777 stages/1_echo/chat_client.py"):
+        assert move in debugging, "the handout's § Debugging a failing check lacks %r" % move
     for absent in ("pytest tests", "kit-only", "handout-only", "## For instructors",
                    "## Layout", "solutions/", "teachers.md", "developing.md", "batch"):
         assert absent not in readme, "the handout README mentions %r" % absent

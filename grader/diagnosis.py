@@ -142,7 +142,7 @@ def read_traceback(stderr: bytes) -> Crash | None:
         if line.startswith((" ", "\t")):
             stripped = line.strip()
             if frames and not frames[-1][3] and stripped and not set(stripped) <= set("^~ "):
-                frames[-1][3] = stripped
+                frames[-1][3] = re.sub(r"\s{2,}#.*$", "", stripped)   # without its comment
             continue
         if line.startswith("[Previous line repeated"):
             continue

@@ -157,6 +157,8 @@ CATALOG = [
           "a client whose connection is reset keeps its name"),
     Fault("crash_on_reset", "4_exit", ["4.6", "4.7"],
           "no except around recv(): a connection reset crashes the server"),
+    Fault("exit_on_exit", "4_exit", ["4.2", "4.3"],
+          "the server ends itself (status 0) once a client's EXIT has had its BYE"),
     Fault("ctrl_c_traceback", "4_exit", ["4.8"],
           "Ctrl-C is not caught: the server dies with a traceback"),
     Fault("no_reuseaddr", "4_exit", ["4.8"],

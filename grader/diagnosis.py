@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
@@ -199,8 +200,8 @@ EXCEPTION_HINTS = {
     "MemoryError": "it ran out of memory: does it keep everything it receives?",
 }
 
-GENERIC_CRASH = ("the line above raised it, and nothing caught it: read the %s's traceback "
-                 "below from the bottom up.")
+GENERIC_CRASH = ("the line named above raised it, and nothing caught it: read the %s's "
+                 "traceback below, from the bottom up.")
 
 
 def crash_hint(crash: Crash, label: str) -> str:
@@ -229,9 +230,9 @@ def exited_unasked(program):
 
 
 def exit_story(program, conversation) -> str | None:
-    """'the server crashed: KeyError: None at chat_server.py line 88 in ...' or 'the server
-    exited with status 0 (no traceback) after alice's EXIT', for a program that ended
-    unasked; None while it runs (or when its end was asked for)."""
+    """'the server crashed: KeyError at chat_server.py line 88 in forget(): `...` (None)'
+    or 'the server exited with status 0 (no error: it ended itself) after alice's EXIT',
+    for a program that ended unasked; None while it runs, or when its end was asked for."""
     status = exited_unasked(program)
     if status is None:
         return None
@@ -239,8 +240,11 @@ def exit_story(program, conversation) -> str | None:
     if crash is not None:
         return "the %s crashed: %s" % (program.label, crash.story())
     story = "the %s exited with status %s" % (program.label, status)
-    if status < 0:
-        return None   # killed by a signal: exit_note says which
+    if status < 0:   # worded as exit_note words it
+        try:
+            return story + " (killed by signal %s)" % signal.Signals(-status).name
+        except ValueError:
+            return story
     if status == 0:
         story += " (no error: it ended itself)"
         if program.label == "server" and conversation.exit_sent_by:

@@ -157,3 +157,70 @@ def test_an_unnamed_client_leaving_is_told_as_a_key_error(graded):
                                   "del self.names[conn.name]   # KeyError: None, for a client "
                                   "that never took a name")), text
         assert hint.startswith("a dict has no such key"), text
+
+
+# --- the rule, on programs made up for it ---------------------------------------------
+
+class Ended:
+    """A program as the diagnosis sees one: its label, exit status and standard error."""
+
+    def __init__(self, label="server", status=None, stderr=b"", asked=False, limit=""):
+        self.label, self.status, self.err = label, status, stderr
+        self.asked_to_end, self.limit_note, self.limit_reason = asked, limit, ""
+
+    def exit_status(self):
+        return self.status
+
+    def wait_exit(self, timeout):
+        return self.status
+
+    def stderr(self):
+        return self.err
+
+    def describe(self):
+        return ""
+
+
+def told(program, hint="is the listening socket still in the select set?", heard=None):
+    from grader.wire import Conversation
+    conversation = Conversation()
+    conversation.programs.append(program)
+    conversation.stand_ins += heard or []
+    text = conversation.explanation("bob connects to the server",
+                                    "the connection failed: refused", hint)
+    got = re.search(r"^Got: +(.*)$", text, re.M).group(1)
+    found = re.search(r"^Hint: +(.*)$", text, re.M)
+    return got, found.group(1) if found else ""
+
+
+def test_only_an_exit_nobody_asked_for_replaces_the_hint():
+    from grader.diagnosis import OnExit
+    live = "is the listening socket still in the select set?"
+    assert told(Ended(status=None)) == ("the connection failed: refused", live)
+    assert told(Ended(status=1, asked=True)) == ("the connection failed: refused", live)
+    assert told(Ended(status=-9, limit="Stopped by the grader"))[1] == live
+    got, hint = told(Ended(status=0))
+    assert got == "the server exited with status 0 (no error: it ended itself); the " \
+                  "connection failed: refused"
+    assert hint.startswith("a server runs until it is stopped with Ctrl-C")
+    assert told(Ended(status=0), OnExit("when the last client leaves, go back to select()"))[1] \
+        == "when the last client leaves, go back to select()"
+    got, hint = told(Ended(status=-11))
+    assert got.startswith("the server exited with status -11 (killed by signal SIGSEGV); ")
+    crashed = Ended(status=1, stderr=b"Traceback (most recent call last):\n"
+                                     b'  File "/k/chat_server.py", line 7, in main\n'
+                                     b"    names[who]\nKeyError: 'bob'\n")
+    got, hint = told(crashed, OnExit("when the last client leaves, go back to select()"))
+    assert got.startswith("the server crashed: KeyError at chat_server.py line 7 in main(): "
+                          "`names[who]` ('bob'); ")
+    assert hint.startswith("a dict has no such key")
+
+
+def test_a_stand_in_that_answered_comes_first():
+    got, hint = told(Ended(status=None), heard=["1.3", "2.5"])
+    assert hint == ("TODO 2.5 is not done yet (its stand-in ran in its place): Return the reply "
+                    "to GET_NAMES (docs/students.md § Stage 2). Then: is the listening socket "
+                    "still in the select set?")
+    _, hint = told(Ended(status=None, stderr=b"TODO 1.2 not implemented yet: ...\n"
+                                              b"TODO 1.3 not implemented yet: ...\n"))
+    assert hint.startswith("TODO 1.2 is not done yet")

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from grader.programs import Program, Sandbox, Spare
 from grader.framing import frame
+from grader.diagnosis import OnExit
 from grader.wire import DYING_GRACE, WAIT, Conversation, Peer, show
 
 CONNECT_TIMEOUT = 5.0   # how long the client may take to start and connect
@@ -92,6 +93,8 @@ class ClientLink(Peer):
 
     def close(self, note: str = "the server closes the connection") -> None:
         self.conv.log(note)
+        if self.program is not None:
+            self.program.asked_to_end = True   # the client should end now (with BYE, or 1)
         try:
             self.sock.close()
         except OSError:
@@ -170,9 +173,9 @@ class ClientUnderTest:
             if status is not None:
                 self.conv.fail("the client connects to 127.0.0.1:%d" % port,
                                "it exited with status %s without connecting" % status,
-                               "the client must connect to the --host and --port given on its "
-                               "command line (argparse; defaults 127.0.0.1 and 7777). Its error is "
-                               "below (docs/students.md § Running).")
+                               OnExit("the client must connect to the --host and --port given "
+                                      "on its command line (argparse; defaults 127.0.0.1 and "
+                                      "7777). Its error is below (docs/students.md § Running)."))
             if time.monotonic() >= deadline:
                 self.conv.fail("the client connects to 127.0.0.1:%d" % port,
                                "no connection within %.0f s" % CONNECT_TIMEOUT,
@@ -188,6 +191,8 @@ class ClientUnderTest:
         if ending != "\n":
             note += " ending in %s" % ending.encode("unicode_escape").decode()
         self.conv.log("you type %s" % note)
+        if line == "EXIT" and self.stage_dir.name == "4_exit":
+            self.program.asked_to_end = True   # it may leave now (after BYE)
         self._write((line + ending).encode("utf-8"))
 
     def _write(self, data: bytes) -> None:
@@ -208,6 +213,7 @@ class ClientUnderTest:
     def end_input(self) -> None:
         """End of input, as Ctrl-D (Ctrl-Z Enter on Windows) does: stdin is closed."""
         self.conv.log("you end the input (Ctrl-D: standard input closed)")
+        self.program.asked_to_end = True
         try:
             self.program.proc.stdin.close()
         except OSError:
@@ -304,8 +310,8 @@ class ClientUnderTest:
     def expect_running(self, hint: str) -> None:
         status = self.program.exit_status()
         if status is not None:
-            self.conv.fail("the client keeps running",
-                           "it exited with status %s" % status, hint)
+            self.conv.fail("the client keeps running", self.conv.exit_note("client"),
+                           OnExit(hint))
 
     def expect_no_traceback(self, hint: str) -> None:
         """Neither output may hold a Python traceback."""

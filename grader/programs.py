@@ -227,6 +227,7 @@ class Program:
         self.started = time.monotonic()
         self.limit_note = ""          # set when the grader stopped it for a limit
         self.limit_reason = ""        # ... and that note's first words, for a 'Got:' line
+        self.asked_to_end = False     # the grader asked it to end (Ctrl-C, end of input, BYE)
         self.pids: set[int] = set()   # its processes that the watchdog knows of
         self.processes = 1            # how many were alive at the last look
         self.peak_memory = 0          # the most resident memory seen at a look
@@ -358,6 +359,7 @@ class Program:
     def interrupt(self) -> None:
         """Press Ctrl-C: SIGINT to the whole process group, as a terminal does. On
         Windows, the Ctrl-C event of its console (see WINDOWS_CTRL_C)."""
+        self.asked_to_end = True
         if POSIX:
             self._signal_group(signal.SIGINT)
         else:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from grader.programs import Program, Sandbox, Spare
 from grader.system import LINUX
+from grader.diagnosis import OnExit
 from grader.wire import WAIT, Conversation, Peer
 
 START_TIMEOUT = 5.0     # how long a server may take to start listening
@@ -130,7 +131,7 @@ class ServerUnderTest:
             self.conv.fail("a server program at %s" % self.script,
                            "no such file",
                            "each stage folder needs chat_server.py and chat_client.py "
-                           "(see docs/developing.md § Layout).")
+                           "(see docs/students.md § Running).")
         for attempt in range(3):
             first = port is None and attempt == 0 and self.spares
             spare = self.sandbox.take_spare(self.script) if first else None
@@ -173,7 +174,8 @@ class ServerUnderTest:
                            % self.program.limit_reason, "what to look for is below.")
         self.conv.fail("the server starts and keeps running",
                        "it exited with status %s before accepting a connection" % status,
-                       "run it yourself: python %s --port 7777 — its error is below." % self._short_script())
+                       OnExit("run it yourself: python %s --port 7777 — its error is below."
+                              % self._short_script()))
 
     def close_probe(self) -> None:
         """Close the connection that proved the server listens (when no check uses it)."""
@@ -235,8 +237,8 @@ class ServerUnderTest:
         """The server must not exit during the next `duration` seconds."""
         status = self.program.wait_exit(duration)
         if status is not None:
-            self.conv.fail("the server keeps running",
-                           "it exited with status %s" % status, hint)
+            self.conv.fail("the server keeps running", self.conv.exit_note("server"),
+                           OnExit(hint))
 
     def interrupt(self) -> None:
         self._ensure_started()

@@ -14,6 +14,7 @@ import socket
 import struct
 import time
 
+from grader import diagnosis
 from grader.framing import HEADER_SIZE, frame, payload_length
 
 
@@ -35,6 +36,15 @@ def show(data: bytes | str, limit: int = 70) -> str:
     if len(text) > limit:
         return "'%s…' (%d bytes)" % (text[:limit], len(data))
     return "'%s'" % text
+
+
+def with_bytes(note: str | None, data: bytes | str) -> str:
+    """A transcript's words for what was sent: the note, and the bytes themselves unless
+    the note shows them (a note alone, such as "bad header 'abcd'", would hide the rest)."""
+    shown = show(data)
+    if not note:
+        return shown
+    return note if shown in note else "%s (the bytes: %s)" % (note, shown)
 
 
 def is_error(payload: bytes) -> bool:
@@ -96,6 +106,8 @@ class Conversation:
         self.lines: list[str] = []
         self.programs: list = []   # processes whose output helps explain a failure
         self.messages_heard = 0    # whole messages received from the program under test
+        self.stand_ins: list[str] = []   # TODOs whose stand-in replied (diagnosis.py)
+        self.exit_sent_by = ""     # the last scripted client that sent EXIT (diagnosis.py)
         self.patience = 1.0        # waits for what must come are this many times longer
                                    # (grader/attach.py: a server at a breakpoint)
 
@@ -124,6 +136,9 @@ class Conversation:
             return ""
         if getattr(program, "limit_reason", ""):   # stopped by one of the grader's limits
             return "the grader stopped the %s: it %s" % (label, program.limit_reason)
+        story = diagnosis.exit_story(program, self)   # a crash, told by its traceback
+        if story:
+            return story
         note = "the %s exited with status %s" % (label, status)
         if status < 0:
             try:
@@ -157,16 +172,17 @@ class Conversation:
         what happened meanwhile (e.g. on another thread's findings) is made only now."""
         if callable(hint):
             hint = hint()
+        # First the programs' reports: each waits a moment for a program on its way out,
+        # so the diagnosis below knows whether it has exited.
+        reports = [report for report in (program.describe() for program in self.programs)
+                   if report]
+        got, hint = diagnosis.diagnose(self, got, hint)   # an exit, a stand-in: said first
         parts = self.transcript()
         parts.append("Expected: " + expected)
         parts.append("Got:      " + got)
         if hint:
             parts.append("Hint:     " + hint)
-        for program in self.programs:
-            report = program.describe()
-            if report:
-                parts.append(report)
-        return "\n".join(parts)
+        return "\n".join(parts + reports)
 
 
 class FrameReader:
@@ -211,12 +227,12 @@ class Peer:
     def send(self, payload: bytes | str, note: str | None = None, log: bool = True) -> None:
         """Send one framed message (log=False: leave it out of the transcript)."""
         if log:
-            self._log_out(note or show(payload))
+            self._log_out(with_bytes(note, payload))
         self._sendall(frame(payload))
 
     def send_raw(self, data: bytes, note: str | None = None) -> None:
         """Send bytes exactly as given (a piece of a message, a bad header...)."""
-        self._log_out(note or "raw bytes " + show(data))
+        self._log_out(with_bytes(note, data) if note else "raw bytes " + show(data))
         self._sendall(data)
 
     def send_bytewise(self, payload: bytes | str) -> None:
@@ -243,6 +259,8 @@ class Peer:
 
     def _sendall(self, data: bytes) -> None:
         self.count_sent(len(data))
+        if diagnosis.EXIT_FRAME in data:
+            self.conv.exit_sent_by = self.label
         self.sock.settimeout(self.conv.patient(WAIT))
         try:
             self.sock.sendall(data)
@@ -282,6 +300,9 @@ class Peer:
                 return GARBAGE, self.reader.buffer[:40]
             if payload is not None:
                 self.conv.messages_heard += 1
+                stand_in = diagnosis.STAND_IN_REPLY.search(payload)
+                if stand_in:
+                    self.conv.stand_ins.append(stand_in.group(1).decode())
                 return MESSAGE, payload
             if self.closed:
                 return CLOSED, None
@@ -322,7 +343,7 @@ class Peer:
         # Nothing came, or the connection closed: if the program has died, that is the news.
         died = self.conv.exit_note(self.program_label, DYING_GRACE if kind == CLOSED else 0)
         if kind == CLOSED:
-            return "%s: %s closed with it" % (died, self.connection()) if died \
+            return "%s; %s closed with it" % (died, self.connection()) if died \
                 else self.they_closed()
         what = "nothing within %.1f s (timed out waiting)" % self.conv.patient(timeout)
         return "%s; %s" % (died, what) if died else what

@@ -96,6 +96,32 @@ def test_every_section_a_hint_names_is_in_the_students_guide():
     assert not missing, "sections named but not in docs/students.md: %s" % missing
 
 
+def student_visible_strings(path: Path) -> list[tuple[int, str]]:
+    """The string constants of a handed-out file that can reach a student (hints, failure
+    texts, check docstrings, option help): all but the module's own docstring."""
+    import ast
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    docstring = ast.get_docstring(tree, clean=False)
+    return [(node.lineno, node.value) for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)
+            and node.value != docstring]
+
+
+def test_every_guide_a_hint_names_is_in_the_handout():
+    """A hint that sends a student to docs/developing.md or docs/teachers.md sends them to
+    a file the handout does not have: the handed-out grader, skeletons and protocol.py name
+    only the students' guide (the handout's docs/students.md, and its README)."""
+    wrong = []
+    files = [p for p in (KIT / "grader").rglob("*.py") if "teach" not in p.parts]
+    files += list((KIT / "stages").rglob("*.py")) + [KIT / "protocol.py"]
+    for path in files:
+        for line, text in student_visible_strings(path):
+            for named in re.findall(r"[\w/.-]+\.md\b", text):
+                if named not in ("docs/students.md", "README.md"):
+                    wrong.append("%s line %d: %s" % (path.relative_to(KIT), line, named))
+    assert not wrong, "hints name files the handout lacks:\n" + "\n".join(wrong)
+
+
 def test_the_teachers_tools_say_they_are_not_in_the_handout(tmp_path):
     out = tmp_path / "chat-kit"
     handout(out)

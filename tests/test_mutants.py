@@ -157,6 +157,8 @@ CATALOG = [
           "a client whose connection is reset keeps its name"),
     Fault("crash_on_reset", "4_exit", ["4.6", "4.7"],
           "no except around recv(): a connection reset crashes the server"),
+    Fault("exit_on_exit", "4_exit", ["4.2", "4.3"],
+          "the server ends itself (status 0) once a client's EXIT has had its BYE"),
     Fault("ctrl_c_traceback", "4_exit", ["4.8"],
           "Ctrl-C is not caught: the server dies with a traceback"),
     Fault("no_reuseaddr", "4_exit", ["4.8"],
@@ -276,6 +278,27 @@ def test_every_failure_is_explained(graded, name):
     conversation, Expected, Got, Hint; or Blocked by), never a grader traceback."""
     unexplained = unexplained_failures(graded[name])
     assert not unexplained, "fault %r:\n%s" % (name, "\n\n".join(unexplained))
+
+
+# Words of hints written for a live program (stuck, not reading, not accepting).
+LIVE_WORDS = ("select set", "stuck", "keep accepting", "blocking", "stopped reading",
+              "still running", "endless loop", "is the server")
+
+
+@pytest.mark.parametrize("name", [fault.name for fault in CATALOG])
+def test_a_program_that_exited_gets_no_hint_for_a_live_one(graded, name):
+    """Wherever a failure says the program crashed or ended itself (grader/diagnosis.py),
+    its hint is about that exit, never one written for a live program."""
+    for test in graded[name].tests():
+        text = test["output"]
+        got = re.search(r"^Got: +(.*)$", text, re.M)
+        hint = re.search(r"^Hint: +(.*)$", text, re.M)
+        if not got or not re.match(r"the (server|client) (crashed: |exited with status "
+                                   r"\d+ \(no error: it ended itself\))", got.group(1)):
+            continue
+        live = [word for word in LIVE_WORDS if hint and word in hint.group(1)]
+        assert not live, "fault %r, check %s: a hint for a live program (%s):\n%s" % (
+            name, test["number"], ", ".join(live), text)
 
 
 def test_mutation_score(graded, record_property, report):

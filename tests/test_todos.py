@@ -214,3 +214,73 @@ def test_each_todo_left_undone_is_caught(graded, todo):
     got, out_of = run.stage_score(stage)
     assert got < out_of, "TODO %s left undone, yet %s scored %d of %d" % (todo, stage, got, out_of)
 
+
+
+# --- the hint names the TODO whose stand-in answered ------------------------------------
+
+def todo_blocks(stage, program):
+    """{todo: [the text of each of its '# TODO N.k' blocks, comment marks taken out]}."""
+    blocks = {}
+    lines = read_lines(KIT / "stages" / stage / PROGRAMS[program])
+    for number, line in enumerate(lines):
+        found = TODO_LINE.match(line)
+        if not found:
+            continue
+        text = [line.strip().lstrip("#").strip()]
+        for more in lines[number + 1:]:
+            if not more.strip().startswith("#   "):
+                break
+            text.append(more.strip().lstrip("#").strip())
+        blocks.setdefault(found.group(1), []).append(" ".join(text))
+    return blocks
+
+
+def test_the_grader_knows_what_each_todo_asks_and_where_the_guide_explains_it():
+    """grader/diagnosis.py's TODOS is the skeletons' own words: each TODO's one line is
+    the lead of one of its blocks, up to the section of the students' guide it names."""
+    from grader.diagnosis import TODOS
+    assert set(TODOS) == set(all_todos())
+    for todo, (stage, program) in all_todos().items():
+        what, section = TODOS[todo]
+        leads = [re.sub(r"^TODO [\d.]+( \(also in \w+\))?: ", "", block)
+                 for block in todo_blocks(stage, program)[todo]]
+        assert any(lead.startswith("%s (docs/students.md § %s" % (what, section))
+                   for lead in leads), (todo, what, section, [lead[:120] for lead in leads])
+
+
+STAND_IN_RAN = re.compile(r"\(TODO (\d+\.\d+)\)|^\s*\| TODO (\d+\.\d+) not implemented yet",
+                          re.M)
+
+
+def stand_in_runs(stage, program, todo):
+    """Whether the skeleton has a stand-in for `todo` that runs when it is left undone
+    (4.3's stand-in sits in close_everything(), which only 4.3's own code calls)."""
+    text = (KIT / "stages" / stage / PROGRAMS[program]).read_text(encoding="utf-8")
+    return 'not_implemented("%s"' % todo in text and todo != "4.3"
+
+
+@pytest.mark.parametrize("todo", sorted(TODO_MAP, key=todo_key))
+def test_a_check_the_stand_in_answered_names_its_todo_first(graded, todo, report):
+    """Every failed check of the variant whose text shows the stand-in at work (its reply,
+    or its line on standard error) begins its hint with that TODO; a stand-in that runs
+    answers at least one failed check."""
+    run, stage = graded[todo]
+    named = []
+    for test in run.tests(stage):
+        text = test["output"]
+        if test["status"] != "failed" or text.startswith("Blocked by"):
+            continue
+        ran = {a or b for a, b in STAND_IN_RAN.findall(text)}
+        if not ran:
+            continue
+        assert ran == {todo}, (todo, test["number"], ran)
+        hint = re.search(r"^Hint: +(.*)$", text, re.M)
+        assert hint and hint.group(1).startswith("TODO %s is not done yet" % todo), (
+            "TODO %s: check %s shows its stand-in, but its hint does not name it first:\n%s"
+            % (todo, test["number"], text))
+        named.append(test["number"])
+    if stand_in_runs(stage, all_todos()[todo][1], todo):
+        assert named, "TODO %s: no failed check shows its stand-in" % todo
+    if named:
+        report("TODO %s left undone: %d checks show its stand-in, each hint names it first (%s)"
+               % (todo, len(named), ", ".join(named)))

@@ -98,6 +98,9 @@ def accept_client(listener):
     #   may block: recv() and send() must do what they can at once, or say so.
     #   Pitfall: a blocking socket freezes the server, and every other client with
     #   it, as soon as one client is slow.
+    #   The calls: sock.setblocking(False); Client(sock, address);
+    #   selector.register(sock, selectors.EVENT_READ, client) (select() hands its
+    #   last argument back as key.data); log().
     # Until then, every new client is hung up on at once.  (It must be accepted all
     # the same: a connection nobody accepts keeps the listening socket readable, so
     # select() would return at once, again and again, and spin the processor.)
@@ -152,7 +155,7 @@ def handle_received(client, data):
 def handle_payload(client, payload):
     """Echo: send the payload back to its sender, unchanged (even if empty)."""
     # TODO 1.4: Echo (docs/students.md § Stage 1): the sender gets its payload back,
-    #   unchanged, through its queue: never a send() from here.
+    #   unchanged, through its queue (queue_message()): never a send() from here.
     #   Pitfall: decoding or stripping the payload changes it; an empty payload is
     #   a message too, and comes back empty.
     # Until then, every message gets this ERROR instead of its echo:

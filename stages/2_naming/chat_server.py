@@ -201,8 +201,9 @@ def release_name(client):
 def list_names():
     """GET_NAMES: "NAMES" and every name now held, sorted."""
     # TODO 2.5: Return the reply to GET_NAMES (docs/students.md § Stage 2): "NAMES",
-    #   then every name now held, sorted by plain string order, each after a single
-    #   space; "NAMES" alone when nobody has a name.
+    #   then every name now held, sorted by plain string order (sorted(): capitals
+    #   before small letters), each after a single space; "NAMES" alone when nobody
+    #   has a name ("NAMES " + ... leaves a space there; str.join() does not).
     #   Pitfall: a space at the end, or two in a row.
     return not_implemented("2.5", "GET_NAMES")
 

@@ -234,8 +234,9 @@ def leave(client):
     """EXIT: reply BYE; the connection closes once BYE is sent."""
     # TODO 4.2: Say goodbye (docs/students.md § Stage 4): the reply is "BYE"; then
     #   the server stops reading this client, frees its name at once, and closes
-    #   the connection once everything queued for it, BYE last, is sent (one of
-    #   the functions below does exactly that).
+    #   the connection once everything queued for it, BYE last, is sent
+    #   (start_closing(), below, does exactly that); return the reply,
+    #   protocol.REPLY_BYE.
     #   Pitfall: closing the socket here loses BYE, and every reply still queued.
     return not_implemented("4.2", "EXIT")
 

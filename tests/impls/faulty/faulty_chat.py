@@ -69,6 +69,7 @@ class Server:
         self.last_accepted: Conn | None = None
         self.accepted_any = False
         self.got_message = False
+        self.exit_seen = False
 
     # --- the loop -------------------------------------------------------------
     def run(self) -> None:
@@ -98,6 +99,9 @@ class Server:
                     self.drop(conn, release=not conn.keep_name)
             if FAULT == "exit_when_last_leaves" and self.accepted_any and not self.conns:
                 return
+            if FAULT == "exit_on_exit" and self.exit_seen and not any(
+                    c.out for c in self.conns.values()):
+                return                  # "EXIT: we are done" (BYE sent first)
 
     def accept(self) -> None:
         sock, _ = self.listener.accept()
@@ -426,6 +430,7 @@ class Server:
             self.drop(conn)
             return
         self.reply(conn, "BYE")
+        self.exit_seen = True
         if FAULT == "name_kept_after_exit":
             conn.keep_name = True       # forgot: del names[conn.name]
         elif conn.name is not None:

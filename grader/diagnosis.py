@@ -1,0 +1,288 @@
+"""What happened to a program, told before any hint written for a check.
+
+A check's hint is written for the usual way it fails: a live program that
+answered wrongly, or not at all. Two things the grader sees override it:
+
+* the program has EXITED, and nobody asked it to (no Ctrl-C, no end of input,
+  no BYE): then the news is its exit. A crash is told by its exception and the
+  innermost line of the student's own code in its traceback ("the server
+  crashed: KeyError: None at chat_server.py line 88 in forget(): `del
+  names[client.name]`"), with a hint for that exception; a server that ended
+  itself with status 0 after a client's EXIT is told that EXIT ends that
+  client's connection, not the server. No hint written for a live program
+  ("is the listening socket still in the select set?") is shown then.
+* a skeleton's stand-in answered in place of a TODO ("ERROR not implemented
+  yet: GET_NAMES (TODO 2.5)", or "TODO 2.5 not implemented yet: ..." on its
+  standard error): the hint names that TODO first, what it asks and the
+  section of the students' guide that explains it.
+
+Conversation.explanation (wire.py) asks `diagnose` once per failure; every
+check's failure goes through it, so the rule lives here, not in each check.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sysconfig
+from dataclasses import dataclass
+from pathlib import Path
+
+GUIDE = "docs/students.md"
+
+# What each TODO of the skeletons asks, in one line, and where the students' guide
+# explains it (tests/test_todos.py holds them to the skeletons' own TODO lines).
+TODOS = {
+    "1.1": ("Start serving the new client", "Stage 1"),
+    "1.2": ("Take the bytes that arrived, and notice a client that has gone", "Stage 1"),
+    "1.3": ("Rebuild whole messages from the bytes, and handle each one", "Framing"),
+    "1.4": ("Echo", "Stage 1"),
+    "1.5": ("Send the line as one framed message", "The client"),
+    "1.6": ("Print every whole message that arrived", "The client"),
+    "2.1": ("Run the command, and queue exactly one reply for the client that sent it",
+            "Stage 2"),
+    "2.2": ("Return True only for a valid name", "Stage 2"),
+    "2.3": ("Give the client the name if it may have it, and return the reply", "Stage 2"),
+    "2.4": ("Free the client's name", "Stage 2"),
+    "2.5": ("Return the reply to GET_NAMES", "Stage 2"),
+    "3.1": ("Deliver a private message", "Stage 3"),
+    "3.2": ("Limit what waits for one client", "Stage 3"),
+    "4.1": ("Nothing after EXIT", "Stage 4"),
+    "4.2": ("Say goodbye", "Stage 4"),
+    "4.3": ("Stop cleanly on Ctrl-C", "Stage 4"),
+    "4.4": ("BYE is the server's last word", "Stage 4"),
+    "4.5": ("Leave politely", "Stage 4"),
+}
+
+STAND_IN_REPLY = re.compile(rb"not implemented yet: .*\(TODO (\d+\.\d+)\)")
+STAND_IN_SAID = re.compile(rb"^TODO (\d+\.\d+) not implemented yet", re.M)
+EXIT_FRAME = b"0004EXIT"
+
+
+def todo_hint(todo: str) -> str:
+    """'TODO 2.5 is not done yet ...: Return the reply to GET_NAMES (docs/students.md § Stage 2).'"""
+    what, section = TODOS.get(todo, ("look for '# TODO %s' in your program" % todo, None))
+    where = " (%s § %s)" % (GUIDE, section) if section else ""
+    return "TODO %s is not done yet (its stand-in ran in its place): %s%s." % (todo, what, where)
+
+
+def stand_in_todo(conversation) -> str | None:
+    """The TODO whose stand-in answered in this check: the last stand-in reply heard,
+    else the first stand-in a program of the check reported on its standard error."""
+    if conversation.stand_ins:
+        return conversation.stand_ins[-1]
+    for program in conversation.programs:
+        said = STAND_IN_SAID.search(program.stderr())
+        if said:
+            return said.group(1).decode()
+    return None
+
+
+# --- a traceback, read ----------------------------------------------------------------
+
+@dataclass
+class Crash:
+    """The last exception a program's traceback shows, and where in the student's code."""
+    exception: str          # 'KeyError'
+    message: str            # 'None' (may be empty)
+    file: str = ""          # 'chat_server.py': the innermost frame in the student's files
+    line: int = 0
+    function: str = ""      # '' when the traceback names none (a SyntaxError)
+    code: str = ""          # that line's code, as the traceback shows it
+
+    def where(self) -> str:
+        if not self.file:
+            return ""
+        place = " at %s line %d" % (self.file, self.line)
+        if self.function and self.function != "<module>":
+            place += " in %s()" % self.function
+        return place + (": `%s`" % self.code if self.code else "")
+
+    def story(self) -> str:
+        message = self.message if len(self.message) <= 60 else self.message[:57] + "..."
+        return "%s%s%s" % (self.exception, self.where(), " (%s)" % message if message else "")
+
+
+FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+)(?:, in (?P<function>\S+))?')
+EXCEPTION = re.compile(r"^(?P<name>[A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit|Warning"
+                       r"|Iteration|Group)?)(?::\s?(?P<message>.*))?$")
+
+
+def not_the_students(path: str) -> bool:
+    """A frame of Python's own library, an installed package or the grader's start-up
+    hook: not a line the student wrote."""
+    if path.startswith("<"):
+        return True
+    normal = os.path.normcase(os.path.abspath(path))
+    libraries = {sysconfig.get_paths().get(key) for key in ("stdlib", "platstdlib",
+                                                             "purelib", "platlib")}
+    for library in filter(None, libraries):
+        if normal.startswith(os.path.normcase(os.path.abspath(library)) + os.sep):
+            return True
+    lowered = normal.replace("\\", "/").lower()
+    return ("site-packages/" in lowered or "/grader/startup/" in lowered
+            or "/.startup/" in lowered or re.search(r"/lib/python3[.\d]*/", lowered) is not None)
+
+
+def read_traceback(stderr: bytes) -> Crash | None:
+    """The last traceback in a program's standard error, read: its exception and the
+    innermost frame in the student's own files (None if there is no traceback)."""
+    text = stderr.decode("utf-8", "replace")
+    at = text.rfind("Traceback (most recent call last):")
+    if at < 0:
+        return None
+    lines = text[at:].splitlines()[1:]
+    frames = []       # [file, line, function, code]
+    exception = None
+    for number, line in enumerate(lines):
+        found = FRAME.match(line)
+        if found:
+            frames.append([found["file"], int(found["line"]), found["function"] or "", ""])
+            continue
+        if line.startswith((" ", "\t")):
+            stripped = line.strip()
+            if frames and not frames[-1][3] and stripped and not set(stripped) <= set("^~ "):
+                frames[-1][3] = re.sub(r"\s{2,}#.*$", "", stripped)   # without its comment
+            continue
+        if line.startswith("[Previous line repeated"):
+            continue
+        exception = EXCEPTION.match(line.strip())
+        if exception:
+            break
+    if exception is None:
+        return None
+    crash = Crash(exception["name"], (exception["message"] or "").strip())
+    own = [frame for frame in frames if not not_the_students(frame[0])]
+    if own:
+        path, crash.line, crash.function, crash.code = own[-1]
+        crash.file = Path(path.replace("\\", "/")).name
+    return crash
+
+
+# --- what an exception usually means here -----------------------------------------------
+
+VANISHED = ("a client that vanishes (its connection reset, or closed while the server was "
+            "still sending) makes recv() or send() raise ConnectionResetError or "
+            "BrokenPipeError: catch OSError around every call on a client's socket and remove "
+            "that client (unregister, close, free its name): the others carry on, and nothing "
+            "a client does may stop the server (docs/students.md § Stage 1, § Stage 4).")
+SERVER_GONE = ("the server's end of the connection failed (a reset, or closed while the client "
+               "was still sending): catch OSError around recv() and send(), say the server "
+               "closed the connection, and exit (docs/students.md § The client).")
+CONNECTION_ERRORS = ("ConnectionResetError", "BrokenPipeError", "ConnectionAbortedError",
+                     "ConnectionError")
+
+EXCEPTION_HINTS = {
+    "KeyError": ("a dict has no such key: a name nobody holds (names[recipient] for an unknown "
+                 "name), or 'del names[client.name]' for a client that never took a name. Look "
+                 "the key up with .get() or 'in' first: a client's request may name anything "
+                 "(docs/students.md § Stage 2)."),
+    "UnicodeDecodeError": ("bytes that are not valid UTF-8 (a client may send any bytes, and "
+                           "one recv() may cut a character in two): decode only a whole "
+                           "payload, inside try/except UnicodeDecodeError, and reply "
+                           "'ERROR <reason>' (docs/students.md § Stage 2)."),
+    "ValueError": ("a conversion of what a client sent failed (int() of a header that is not 4 "
+                   "digits, or unpacking 'a, b = text.split()' of a payload with another number "
+                   "of words): check what came before using it, since a client may send anything "
+                   "(docs/students.md § Framing)."),
+    "IndexError": ("an index past the end: 'text.split()[1]' of a payload with fewer words (an "
+                   "empty payload, 'NAME' alone). Check the length first, or use "
+                   "text.partition(' ') (docs/students.md § The protocol)."),
+    "OSError": ("a socket call failed: on a client's socket, catch it and remove that client; "
+                "'Bad file descriptor' means a socket was closed but is still used (unregister "
+                "it from the selector before closing it) (docs/students.md § Stage 1)."),
+    "SyntaxError": "Python can't read the file: fix the line it names, then run it yourself.",
+    "IndentationError": "Python can't read the file: fix the indentation of the line it names.",
+    "ModuleNotFoundError": ("an import failed: the stage's programs import protocol.py from two "
+                            "folders up, or from next to the stage folder (docs/students.md "
+                            "§ Running)."),
+    "MemoryError": "it ran out of memory: does it keep everything it receives?",
+}
+
+GENERIC_CRASH = ("the line named above raised it, and nothing caught it: read the %s's "
+                 "traceback below, from the bottom up.")
+
+
+def crash_hint(crash: Crash, label: str) -> str:
+    if crash.exception in CONNECTION_ERRORS:
+        hint = VANISHED if label == "server" else SERVER_GONE
+    else:
+        hint = EXCEPTION_HINTS.get(crash.exception)
+    if hint is None:
+        return GENERIC_CRASH % label
+    return hint + " Its traceback is below."
+
+
+# --- the diagnosis -----------------------------------------------------------------------
+
+class OnExit(str):
+    """A hint written for a program that has exited (e.g. 'a server runs until it is
+    stopped'): kept as it is when the program exited without a traceback."""
+
+
+def exited_unasked(program):
+    """The exit status of a program that ended though the grader did not ask it to (no
+    Ctrl-C, no end of input, no BYE) nor stopped it for a limit; else None."""
+    if getattr(program, "limit_note", "") or getattr(program, "asked_to_end", False):
+        return None
+    return program.exit_status()
+
+
+def exit_story(program, conversation) -> str | None:
+    """'the server crashed: KeyError at chat_server.py line 88 in forget(): `...` (None)'
+    or 'the server exited with status 0 (no error: it ended itself) after alice's EXIT',
+    for a program that ended unasked; None while it runs, or when its end was asked for."""
+    status = exited_unasked(program)
+    if status is None:
+        return None
+    crash = read_traceback(program.stderr())
+    if crash is not None:
+        return "the %s crashed: %s" % (program.label, crash.story())
+    story = "the %s exited with status %s" % (program.label, status)
+    if status < 0:   # worded as exit_note words it
+        try:
+            return story + " (killed by signal %s)" % signal.Signals(-status).name
+        except ValueError:
+            return story
+    if status == 0:
+        story += " (no error: it ended itself)"
+        if program.label == "server" and conversation.exit_sent_by:
+            story += " after %s's EXIT" % conversation.exit_sent_by
+    return story
+
+
+def exit_hint(program, conversation, hint) -> str:
+    status = program.exit_status()
+    crash = read_traceback(program.stderr())
+    if crash is not None:
+        return crash_hint(crash, program.label)
+    if isinstance(hint, OnExit):
+        return hint
+    if program.label == "server" and status == 0 and conversation.exit_sent_by:
+        return ("EXIT ends that client's connection, not the server: reply BYE, then close that "
+                "client's socket and free its name, and go back to select() for the others. A "
+                "server runs until it is stopped with Ctrl-C (docs/students.md § Stage 4).")
+    if program.label == "server":
+        return ("a server runs until it is stopped with Ctrl-C: something ended it (a return or "
+                "break out of the select loop, sys.exit(), an exit() call). Its output, if any, "
+                "is below (docs/students.md § Running).")
+    return ("the client ended before the check was over: it must run until the input ends (or, "
+            "in stage 4, BYE comes) or the server closes the connection. Its output, if any, is "
+            "below (docs/students.md § The client).")
+
+
+def diagnose(conversation, got: str, hint) -> tuple[str, str]:
+    """The Got line and the hint of a failure, told by what happened (see the top)."""
+    for program in conversation.programs:
+        story = exit_story(program, conversation)
+        if story is None:
+            continue
+        if story not in got:
+            got = "%s; %s" % (story, got)
+        hint = exit_hint(program, conversation, hint)
+        break
+    todo = stand_in_todo(conversation)
+    if todo is not None:
+        hint = todo_hint(todo) + (" Then: " + hint if hint else "")
+    return got, str(hint) if hint else hint

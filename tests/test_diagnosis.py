@@ -1,0 +1,226 @@
+"""A program that has exited is told so first: its crash (exception and line) or its exit.
+
+grader/diagnosis.py reads a crashed program's traceback (the exception, and the
+innermost line of the student's own code) and puts it at the head of the Got
+line, with a hint for that exception; a server that ends itself after a
+client's EXIT is told that EXIT ends that connection, not the server. Here:
+the traceback reader on tracebacks as Python prints them, and the real grader
+on planted faults (tests/impls/faulty), whose failure texts are read, not only
+which checks failed: each leads with the exit, and no hint speaks of a live
+program. And the transcript shows every byte sent (1.7's bad headers).
+"""
+
+import re
+import sys
+
+import pytest
+
+from gradekit import IMPLS, KIT, grade_many
+
+sys.path.insert(0, str(KIT))
+from grader.diagnosis import Crash, read_traceback  # noqa: E402
+
+FAULTY = IMPLS / "faulty"
+FAULTY_SOURCE = (FAULTY / "faulty_chat.py").read_text(encoding="utf-8").splitlines()
+# Words of the hints written for a program that is alive (stuck, not reading, not
+# accepting): never right for one that has exited.
+LIVE_WORDS = ("select set", "stuck", "keep accepting", "blocking", "stopped reading",
+              "still running", "endless loop", "is the server")
+
+def line_of(code: str) -> int:
+    """The line number of `code` in faulty_chat.py (it must be there once)."""
+    found = [n for n, line in enumerate(FAULTY_SOURCE, 1) if line.strip() == code]
+    assert len(found) == 1, (code, found)
+    return found[0]
+
+# --- the traceback reader ----------------------------------------------------------
+
+def python_library() -> str:
+    import sysconfig
+    return sysconfig.get_paths()["stdlib"]
+
+def test_a_crash_is_read_at_the_students_innermost_line():
+    """The innermost frame is the library's (selectors.py): the student's own line that
+    called it is the one told; Python 3.11's ^^^ markers are not code."""
+    stderr = ("Chat server (stage 1) listening\n"
+              "Traceback (most recent call last):\n"
+              '  File "/home/zoe/kit/stages/1_echo/chat_server.py", line 301, in <module>\n'
+              "    main()\n"
+              '  File "/home/zoe/kit/stages/1_echo/chat_server.py", line 240, in serve_forever\n'
+              "    for key, events in selector.select(timeout=SELECT_TIMEOUT):\n"
+              "                       ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^\n"
+              '  File "%s/selectors.py", line 468, in select\n'
+              "    fd_event_list = self._selector.poll(timeout, max_ev)\n"
+              "OSError: [Errno 9] Bad file descriptor\n" % python_library()).encode()
+    crash = read_traceback(stderr)
+    assert crash == Crash("OSError", "[Errno 9] Bad file descriptor", "chat_server.py", 240,
+                          "serve_forever",
+                          "for key, events in selector.select(timeout=SELECT_TIMEOUT):")
+    assert crash.story() == ("OSError at chat_server.py line 240 in serve_forever(): `for key, "
+                             "events in selector.select(timeout=SELECT_TIMEOUT):` ([Errno 9] "
+                             "Bad file descriptor)")
+
+def test_the_last_of_chained_tracebacks_is_read():
+    stderr = (b"Traceback (most recent call last):\n"
+              b'  File "C:\\Users\\zoe\\kit\\stages\\2_naming\\chat_server.py", line 80, in take\n'
+              b"    text = payload.decode()\n"
+              b"UnicodeDecodeError: 'utf-8' codec can't decode byte 0xff in position 5\n"
+              b"\nDuring handling of the above exception, another exception occurred:\n\n"
+              b"Traceback (most recent call last):\n"
+              b'  File "C:\\Users\\zoe\\kit\\stages\\2_naming\\chat_server.py", line 95, in forget\n'
+              b"    del names[client.name]\n"
+              b"KeyError: None\n")
+    crash = read_traceback(stderr)
+    assert (crash.exception, crash.message, crash.file, crash.line, crash.function,
+            crash.code) == ("KeyError", "None", "chat_server.py", 95, "forget",
+                            "del names[client.name]")
+
+def test_a_syntax_error_names_its_line_and_no_function():
+    stderr = (b"  File \"/k/stages/1_echo/chat_server.py\", line 12\n"
+              b"    def accept_client(listener\n"
+              b"                     ^\n"
+              b"SyntaxError: '(' was never closed\n")
+    assert read_traceback(stderr) is None    # no "Traceback" header: Python prints none
+    crash = read_traceback(b"Traceback (most recent call last):\n" + stderr)
+    assert crash.where() == " at chat_server.py line 12: `def accept_client(listener`"
+    assert read_traceback(b"TODO 1.1 not implemented yet: ...\n") is None
+
+# --- the grader on planted faults -------------------------------------------------------
+
+FAULTS = {   # fault -> the stage graded
+    "crash_on_reset": "4",
+    "exit_on_exit": "4",
+    "crash_on_bad_header": "1",
+    "crash_unnamed_leaves": "2",
+}
+
+@pytest.fixture(scope="module")
+def graded():
+    jobs = [(FAULTY, ("--stage", stage), {"CHATKIT_FAULT": fault})
+            for fault, stage in FAULTS.items()]
+    return dict(zip(FAULTS, grade_many(jobs, workers=3)))
+
+def failures(grade):
+    """{check: (its text, its Got line, its Hint line)} for the checks that ran and failed."""
+    found = {}
+    for test in grade.tests():
+        text = test["output"]
+        if test["status"] != "failed" or text.startswith("Blocked by"):
+            continue
+        got = re.search(r"^Got: +(.*)$", text, re.M)
+        hint = re.search(r"^Hint: +(.*)$", text, re.M)
+        found[test["number"]] = (text, got.group(1) if got else "", hint.group(1) if hint else "")
+    return found
+
+def assert_told(grade, lead, hint_start, at_least):
+    failed = failures(grade)
+    assert len(failed) >= at_least, "expected %d failed checks at least: %s" % (
+        at_least, sorted(failed))
+    for number, (text, got, hint) in failed.items():
+        assert got.startswith(lead), "%s: the Got line does not lead with the exit:\n%s" % (
+            number, text)
+        assert hint.startswith(hint_start), "%s: the hint is not about the exit:\n%s" % (
+            number, text)
+        live = [word for word in LIVE_WORDS if word in hint]
+        assert not live, "%s: a hint for a live program (%s):\n%s" % (number, live, text)
+
+def test_a_crash_on_a_reset_is_told_by_its_exception_and_line(graded):
+    line = line_of("data = conn.sock.recv(65536)")
+    assert_told(graded["crash_on_reset"],
+                "the server crashed: ConnectionResetError at faulty_chat.py line %d in read(): "
+                "`data = conn.sock.recv(65536)`" % line,
+                "a client that vanishes (its connection reset", at_least=3)
+
+def test_a_server_that_ends_itself_on_exit_is_told_exit_ends_one_connection(graded):
+    """4.3 used to say 'is the listening socket still in the select set?'."""
+    grade = graded["exit_on_exit"]
+    assert_told(grade, "the server exited with status 0 (no error: it ended itself) after ",
+                "EXIT ends that client's connection, not the server", at_least=3)
+    assert "4.3" in failures(grade)
+
+def test_a_crash_on_a_bad_header_and_the_bytes_after_it(graded):
+    """1.7: int() of 'abcd' raises ValueError; the transcript shows the bytes that followed
+    the bad header ('abcd' then 'xyz')."""
+    text, got, hint = failures(graded["crash_on_bad_header"])["1.7"]
+    assert "(the bytes: 'abcdxyz')" in text, text
+    assert got.startswith("the server crashed: ValueError at faulty_chat.py line %d in "
+                          "take_messages(): `length = int(header)` (" % line_of(
+                              "length = int(header)        # int(b\"abcd\") raises ValueError")), text
+    assert hint.startswith("a conversion of what a client sent failed"), text
+
+def test_an_unnamed_client_leaving_is_told_as_a_key_error(graded):
+    failed = failures(graded["crash_unnamed_leaves"])
+    assert failed, "crash_unnamed_leaves: nothing failed"
+    for number, (text, got, hint) in failed.items():
+        assert got.startswith("the server crashed: KeyError at faulty_chat.py line %d in "
+                              "forget_name(): `del self.names[conn.name]` (None)" % line_of(
+                                  "del self.names[conn.name]   # KeyError: None, for a client "
+                                  "that never took a name")), text
+        assert hint.startswith("a dict has no such key"), text
+
+
+# --- the rule, on programs made up for it ---------------------------------------------
+
+class Ended:
+    """A program as the diagnosis sees one: its label, exit status and standard error."""
+
+    def __init__(self, label="server", status=None, stderr=b"", asked=False, limit=""):
+        self.label, self.status, self.err = label, status, stderr
+        self.asked_to_end, self.limit_note, self.limit_reason = asked, limit, ""
+
+    def exit_status(self):
+        return self.status
+
+    def wait_exit(self, timeout):
+        return self.status
+
+    def stderr(self):
+        return self.err
+
+    def describe(self):
+        return ""
+
+
+def told(program, hint="is the listening socket still in the select set?", heard=None):
+    from grader.wire import Conversation
+    conversation = Conversation()
+    conversation.programs.append(program)
+    conversation.stand_ins += heard or []
+    text = conversation.explanation("bob connects to the server",
+                                    "the connection failed: refused", hint)
+    got = re.search(r"^Got: +(.*)$", text, re.M).group(1)
+    found = re.search(r"^Hint: +(.*)$", text, re.M)
+    return got, found.group(1) if found else ""
+
+
+def test_only_an_exit_nobody_asked_for_replaces_the_hint():
+    from grader.diagnosis import OnExit
+    live = "is the listening socket still in the select set?"
+    assert told(Ended(status=None)) == ("the connection failed: refused", live)
+    assert told(Ended(status=1, asked=True)) == ("the connection failed: refused", live)
+    assert told(Ended(status=-9, limit="Stopped by the grader"))[1] == live
+    got, hint = told(Ended(status=0))
+    assert got == "the server exited with status 0 (no error: it ended itself); the " \
+                  "connection failed: refused"
+    assert hint.startswith("a server runs until it is stopped with Ctrl-C")
+    assert told(Ended(status=0), OnExit("when the last client leaves, go back to select()"))[1] \
+        == "when the last client leaves, go back to select()"
+    got, hint = told(Ended(status=-11))
+    assert got.startswith("the server exited with status -11 (killed by signal SIGSEGV); ")
+    crashed = Ended(status=1, stderr=b"Traceback (most recent call last):\n"
+                                     b'  File "/k/chat_server.py", line 7, in main\n'
+                                     b"    names[who]\nKeyError: 'bob'\n")
+    got, hint = told(crashed, OnExit("when the last client leaves, go back to select()"))
+    assert got.startswith("the server crashed: KeyError at chat_server.py line 7 in main(): "
+                          "`names[who]` ('bob'); ")
+    assert hint.startswith("a dict has no such key")
+
+
+def test_a_stand_in_that_answered_comes_first():
+    got, hint = told(Ended(status=None), heard=["1.3", "2.5"])
+    assert hint == ("TODO 2.5 is not done yet (its stand-in ran in its place): Return the reply "
+                    "to GET_NAMES (docs/students.md § Stage 2). Then: is the listening socket "
+                    "still in the select set?")
+    _, hint = told(Ended(status=None, stderr=b"TODO 1.2 not implemented yet: ...\n"
+                                              b"TODO 1.3 not implemented yet: ...\n"))
+    assert hint.startswith("TODO 1.2 is not done yet")

@@ -325,9 +325,8 @@ def test_threaded_server_holds_a_hundred_clients_within_the_limits(report):
         assert server.exit_status() is None and not server.limit_note, server.describe()
         assert 0 < server.peak_memory < DEFAULTS.memory
         report("threaded server, 100 clients: %s resident at most, %s of address space "
-               "(the memory limit is %s, the address-space backstop %s)"
-               % (limits.size(server.peak_memory), limits.size(virtual),
-                  limits.size(DEFAULTS.memory), limits.size(DEFAULTS.address_space())))
+               "(the memory limit is %s)" % (limits.size(server.peak_memory),
+                                             limits.size(virtual), limits.size(DEFAULTS.memory)))
     finally:
         for sock in clients:
             sock.close()

@@ -159,22 +159,25 @@ class Files:
         self.uid, self.gid = uid, gid
         self.owned = owned     # whether what uid owns in PLACES is the programs' (theirs alone)
         self.bound = bound     # bytes, all together; 0: no bound
+        self.places = places() + ([scratch] if scratch else [])
         self.last_scan = 0.0
-        self.last_fill = self.fill = self._fill()
-        self.growing = False   # the file systems filled fast at the last look: look again soon
+        self.last_fill = self._fill()
+        self.last_used = 0
+        self.growing = False   # their files grew fast at the last sum: sum again soon
         self.peak = 0          # the most seen at a sum
         # The folders of others' where the user may write (PLACES, and any such folder
         # below them, e.g. a world-writable one): found once, looked into at each sum.
         self.open_folders: list[Path] = []
-        if owned and uid is not None:
-            for _ in owned_in_places(uid, gid, scratch, self.open_folders):
-                pass
+        # What the user owns already: an earlier grading's, under that user, that was
+        # killed before it could remove it (remove_leftovers).
+        self.leftovers = list(owned_in_places(uid, gid, scratch, self.open_folders)) \
+            if owned and uid is not None else []
 
     def _fill(self) -> int:
         """Bytes used on the file systems of PLACES and the scratch folder (cheap)."""
         total = 0
         seen = set()
-        for place in places() + ([self.scratch] if self.scratch else []):
+        for place in self.places:
             try:
                 info = os.statvfs(place)
             except (OSError, AttributeError):
@@ -210,8 +213,8 @@ class Files:
             return False
         now = time.monotonic()
         fill = self._fill()
-        self.growing, self.fill = fill - self.fill >= TRIGGER // 4, fill
-        if now - self.last_scan >= SCAN_PERIOD or fill - self.last_fill >= TRIGGER:
+        if self.growing or now - self.last_scan >= SCAN_PERIOD or \
+                fill - self.last_fill >= TRIGGER:
             self.last_scan, self.last_fill = now, fill
             return True
         return False
@@ -219,7 +222,14 @@ class Files:
     def used(self) -> int:
         total = sum(size for _, _, size in self.entries(everywhere=False))
         self.peak = max(self.peak, total)
+        self.growing = total - self.last_used >= TRIGGER // 4
+        self.last_used = total
         return total
+
+    def remove_leftovers(self) -> None:
+        for path, is_folder, _ in self.leftovers:
+            remove(path, is_folder)
+        self.leftovers = []
 
     def remove_all(self, scratch_too: bool = False, everywhere: bool = True) -> None:
         """Remove everything the programs wrote (the scratch folder itself too, at the

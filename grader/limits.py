@@ -133,7 +133,7 @@ def make_limits(output_mb: str, memory_mb: str, processes: str, run_as: str | No
     limits.written = written_files.Files(
         written_files.make_scratch(limits.uid, limits.gid), limits.uid, limits.gid,
         owned=limits.user is not None, bound=limits.disk)
-    limits.written.remove_all()   # what an earlier grading under that user could not remove
+    limits.written.remove_leftovers()   # what an earlier grading under that user left
     return limits
 
 

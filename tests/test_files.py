@@ -267,3 +267,42 @@ def test_a_server_writing_files_without_end_is_stopped_and_leaves_nothing(tmp_pa
     report("files: a server writing 1 MB files without end: %d/27, at most %s on disk at "
            "once (bound %s), nothing left" % (graded.score, limits.size(monitor.peak),
                                                limits.size(DEFAULTS.disk)))
+
+
+@pytest.mark.skipif(not (LINUX and isolation.possible()),
+                    reason="files of another user: Linux, as root")
+def test_a_users_files_are_found_below_the_shared_folders_and_removed():
+    """What a user owns in /tmp, in a folder of its own there, and in a world-writable
+    folder below /tmp (someone else's) is counted and removed; nothing else is."""
+    import tempfile
+    user = isolation.claim()   # an id of the pool, this test's alone meanwhile
+    assert user is not None
+    uid = user.uid
+    shared = Path(tempfile.mkdtemp(prefix="chatkit-shared-"))
+    shared.chmod(0o1777)
+    mine = shared / "someone-elses.txt"
+    mine.write_bytes(b"keep me")
+    planted = [Path(tempfile.gettempdir()) / ("chatkit-test-left-%d" % os.getpid()),
+               shared / "left.txt"]
+    folder = Path(tempfile.gettempdir()) / ("chatkit-test-left-folder-%d" % os.getpid())
+    try:
+        for path in planted:
+            path.write_bytes(b"x" * 100000)
+            os.chown(path, uid, uid)
+        folder.mkdir()
+        (folder / "inside").write_bytes(b"x" * 100000)
+        os.chown(folder, uid, uid)
+        written = files.Files(None, uid, uid, owned=True, bound=MB)
+        found = {path for path, _, _ in written.leftovers}
+        assert set(planted) | {folder} <= found, found
+        assert written.used() >= 300000
+        written.remove_leftovers()
+        assert not any(path.exists() for path in planted + [folder])
+        assert mine.read_bytes() == b"keep me"
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)
+        for path in planted:
+            if path.exists():
+                path.unlink()
+        isolation.release(user)

@@ -15,6 +15,10 @@ claims a user id of its own from a pool, for as long as it runs:
   process of that id: daemons that left the process group and scrubbed their
   environment included), before the lock lets another grading have the id.
 
+The user --run-as names is held the same way (`claim_named`): a lock, no process
+of it at the start (refused, not killed: it may be the teacher's), every process
+of it killed at the end.
+
 Where the programs need to read the implementation and cannot (a folder only
 root can read), they get a copy where they can (`readable_copy`).
 """

@@ -24,10 +24,11 @@ from pathlib import Path
 
 import pytest
 
-from gradekit import KIT, LINUX, grade, wait_until
+from gradekit import KIT, LINUX, grade
 
 sys.path.insert(0, str(KIT))
 from grader import files, isolation, limits  # noqa: E402
+from test_containment import can_run_as_nobody, wait_until_nobody_is_idle  # noqa: E402
 
 SOLUTION = KIT / "solutions" / "1_echo"
 POSIX = os.name == "posix"
@@ -70,8 +71,6 @@ def why_not(mode: str) -> str:
     if mode in ("own user", "run-as") and not (root and LINUX):
         return "needs the tests to run as root on Linux"
     if mode in ("run-as", "as a user"):
-        sys.path.insert(0, str(Path(__file__).parent))
-        from test_containment import can_run_as_nobody
         if can_run_as_nobody():
             return can_run_as_nobody()
         if not os.access(KIT / "grader", os.R_OK) or any(
@@ -121,8 +120,7 @@ def test_the_limits_a_program_runs_under(mode, open_folder):
     for path in [impl, *impl.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
     if mode == "run-as":   # the grader refuses a user with processes (another test's)
-        assert wait_until(lambda: not isolation.processes_of(nobody()), timeout=120), \
-            "nobody has processes running: --run-as nobody can't be tested now"
+        wait_until_nobody_is_idle()
     seen, end = show_limits(mode, impl)
     import resource
     got = {name: tuple(value) for name, value in seen["limits"].items()}
@@ -306,3 +304,9 @@ def test_a_users_files_are_found_below_the_shared_folders_and_removed():
             if path.exists():
                 path.unlink()
         isolation.release(user)
+
+
+def test_a_users_processes_read_from_ps():
+    """macOS (no /proc): --run-as finds a user's processes in ps's lines, zombies left out."""
+    listing = "    1     0 Ss\n  412   501 S+\n  413   501 Z\n  414  5010 R\n  415   501 R\n"
+    assert isolation.processes_in_ps(listing, 501) == [412, 415]

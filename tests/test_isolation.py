@@ -335,10 +335,12 @@ def run_with_results_in(shared: Path, tmp_path: Path) -> None:
 
 # --- --run-as: one user, shared by the gradings one after another ---------------------
 
+sys.path.insert(0, str(Path(__file__).parent))
+from test_containment import can_run_as_nobody, wait_until_nobody_is_idle  # noqa: E402
+
+
 def nobody_can_grade() -> str:
     """Why the class can't be graded --run-as nobody here, or '' if it can."""
-    sys.path.insert(0, str(Path(__file__).parent))
-    from test_containment import can_run_as_nobody
     return can_run_as_nobody()
 
 
@@ -353,8 +355,7 @@ def test_the_saboteur_class_under_run_as(tmp_path):
     every process of nobody) ends with its grading, so the three correct students
     after it keep full marks, and no process of nobody is left."""
     from test_batch import read_csv, run_batch
-    assert wait_until(lambda: not isolation.processes_of(nobody()), timeout=120), \
-        "nobody has processes running: --run-as nobody can't be tested now"
+    wait_until_nobody_is_idle()
     subs, out = tmp_path / "submissions", tmp_path / "out"
     for name, prelude in (("a-saboteur", SABOTEUR), ("ben", ""), ("cleo", ""), ("zoe", "")):
         submission(subs / name, prelude)
@@ -377,7 +378,7 @@ def test_run_as_refuses_a_user_in_use(tmp_path):
     impl = tmp_path / "impl"
     submission(impl)
     tmp_path.chmod(0o755)
-    assert wait_until(lambda: not isolation.processes_of(nobody()), timeout=120)
+    wait_until_nobody_is_idle()
     sleeper = subprocess.Popen(["sleep", "60"], user=nobody(), group=nobody(), extra_groups=[],
                                cwd="/")
     try:
@@ -388,11 +389,17 @@ def test_run_as_refuses_a_user_in_use(tmp_path):
         assert done.returncode != 0 and len(lines) == 1, lines
         assert lines[0].startswith("ERROR: --run-as nobody: nobody has 1 process running "
                                    "(pid %d (sleep 60))" % sleeper.pid), lines
+        from test_batch import run_batch
+        code, _, stderr, _ = run_batch(tmp_path, "--out", tmp_path.parent / (tmp_path.name + "-out"),
+                                       "--jobs", 1, "--run-as", "nobody")
+        assert code == 2 and stderr.startswith(
+            "python -m grader batch: --run-as nobody: nobody has processes running (pid %d "
+            "(sleep 60))" % sleeper.pid), stderr
         assert sleeper.poll() is None, "the grader ended a process it refused to touch"
     finally:
         sleeper.kill()
         sleeper.wait()
-    assert wait_until(lambda: not isolation.processes_of(nobody()), timeout=120)
+    wait_until_nobody_is_idle()
     first = isolation.claim_named(nobody(), nobody(), "nobody")
     try:
         with pytest.raises(ValueError, match="another grading runs its programs as nobody now"):

@@ -384,6 +384,10 @@ def test_programs_run_as_nobody_cannot_touch_the_results(open_kit, open_dir):
     notes.mkdir()
     notes.chmod(0o777)
     report_file = notes / "snoop.jsonl"
+    # Root's, that nobody may append to: the grader removes every file nobody owns below
+    # /tmp when the grading ends, and this one must outlive it.
+    report_file.touch()
+    report_file.chmod(0o666)
     wait_until_nobody_is_idle()
     done = run_grader(open_kit / "tests" / "impls" / "pathological", "--run-as", "nobody",
                       "--stage", "1", "--results", str(results),

@@ -501,9 +501,9 @@ class Watchdog:
 
     def _stop_writers(self, programs: list["Program"], used: int,
                       written: "written_files.Files") -> None:
-        """Past the bound on files: stop the programs that have files open for writing
-        (all of them, if none has one now), then remove every file they wrote, so that
-        the checks after this one start afresh."""
+        """Past the bound on files: stop the programs that wrote to files (files.writers;
+        all of them, if none did), then remove every file they wrote, so that the checks
+        after this one start afresh."""
         running = [p for p in programs if not p.limit_note]
         guilty = [p for p in running if written_files.writers(p.pids)] or running
         for program in guilty:

@@ -63,6 +63,9 @@ def pytest_addoption(parser):
     group.addoption("--max-processes", metavar="N", default="50",
                     help="processes the programs may have running at once, all together "
                          "(default 50; 0: no limit; Linux)")
+    group.addoption("--disk-limit", metavar="MB", default="64",
+                    help="what the programs may write to files, all together (default 64; "
+                         "0: none); each file at most --output-limit")
     group.addoption("--run-as", metavar="USER", default=None,
                     help="run the programs as USER (POSIX, grader running as root)")
     attach.add_options(group)   # --check, --attach, --patience, --show-exchange
@@ -107,7 +110,8 @@ def set_limits(config, grader: "Grader"):
     try:
         limits = make_limits(config.getoption("--output-limit"), config.getoption("--memory-limit"),
                              config.getoption("--max-processes"), config.getoption("--run-as"),
-                             grader.impl, grader.stages, grader.results_path)
+                             grader.impl, grader.stages, grader.results_path,
+                             config.getoption("--disk-limit"))
     except ValueError as error:
         raise pytest.UsageError(str(error)) from None
     if limits.copy is not None:   # the programs' own user reads a copy (grader/isolation.py)

@@ -15,6 +15,10 @@ claims a user id of its own from a pool, for as long as it runs:
   process of that id: daemons that left the process group and scrubbed their
   environment included), before the lock lets another grading have the id.
 
+The user --run-as names is held the same way (`claim_named`): a lock, no process
+of it at the start (refused, not killed: it may be the teacher's), every process
+of it killed at the end.
+
 Where the programs need to read the implementation and cannot (a folder only
 root can read), they get a copy where they can (`readable_copy`): the whole
 implementation folder and the Python modules next to it.
@@ -35,7 +39,8 @@ from grader.system import LINUX
 
 FIRST_UID = 60000          # the pool: FIRST_UID ... FIRST_UID + POOL_SIZE - 1 (isolate's too)
 POOL_SIZE = 1000
-HOME = Path("/run/chatkit")   # root's alone: the locks, and copies the programs can read
+# Root's alone: the locks, and copies the programs can read (macOS has no /run).
+HOME = Path("/run/chatkit" if LINUX else "/var/run/chatkit")
 END_WAIT = 5.0             # seconds to see every process of a user gone
 # Never open through a symbolic link. Windows has no O_NOFOLLOW: there O_EXCL alone
 # refuses a path where a link already is.
@@ -75,6 +80,48 @@ def claim() -> GradingUser | None:
             continue
         return GradingUser(uid, uid, fd)
     return None
+
+
+def claim_named(uid: int, gid: int, name: str) -> GradingUser:
+    """The user --run-as names, for this grading alone, on the terms of a user of the
+    grading's own: no other grading under it meanwhile (a lock, as for the pool's
+    ids), and no process of it already running (the grader ends every process of
+    that user when the grading ends, so it must be a user kept for grading, with
+    nothing the teacher needs). ValueError, one line saying why, if not."""
+    import fcntl   # POSIX only, as --run-as is
+    try:
+        locks = private_folder(HOME / "users")
+    except OSError as error:
+        raise ValueError("--run-as %s: cannot make the grader's folder %s (%s)"
+                         % (name, HOME, error.strerror or error)) from None
+    fd = os.open(locks / ("run-as-%d" % uid), os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise ValueError("--run-as %s: another grading runs its programs as %s now; gradings "
+                         "under one user must run one after another (or leave out --run-as: "
+                         "as root, each grading gets a user of its own)" % (name, name)) from None
+    running = processes_of(uid)
+    if running:
+        os.close(fd)
+        raise ValueError("--run-as %s: %s has %d process%s running (%s): the grader ends every "
+                         "process of that user when a grading ends, so give it a user kept "
+                         "for grading alone, with nothing running (e.g. useradd --no-create-home "
+                         "--shell /usr/sbin/nologin chatkit-student)"
+                         % (name, name, len(running), "" if len(running) == 1 else "es",
+                            ", ".join(describe_process(pid) for pid in running[:3])))
+    return GradingUser(uid, gid, fd)
+
+
+def describe_process(pid: int) -> str:
+    """'pid 812 (sleep 60)': a process, as a teacher finds it again in ps."""
+    try:
+        words = Path("/proc/%d/cmdline" % pid).read_bytes().split(b"\0")
+        command = b" ".join(word for word in words if word).decode("utf-8", "replace")
+    except OSError:
+        command = ""
+    return "pid %d (%s)" % (pid, command[:60]) if command else "pid %d" % pid
 
 
 def release(user: GradingUser) -> bool:
@@ -124,7 +171,10 @@ def _kill_all_as(uid: int) -> None:
 
 
 def processes_of(uid: int) -> list[int]:
-    """The live processes (not zombies) whose real user id is `uid`."""
+    """The live processes (not zombies) whose real user id is `uid`: Linux /proc,
+    elsewhere (macOS, --run-as) ps."""
+    if not LINUX:
+        return processes_in_ps(_ps_users(), uid)
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -140,6 +190,26 @@ def processes_of(uid: int) -> list[int]:
             continue
         if real_uid == uid and not fields.get("State", "").strip().startswith("Z"):
             found.append(int(entry.name))
+    return found
+
+
+def _ps_users() -> str:
+    try:
+        return subprocess.run(["ps", "-A", "-o", "pid=,ruid=,state="], capture_output=True,
+                              text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def processes_in_ps(listing: str, uid: int) -> list[int]:
+    """The pids of `uid`'s live processes in `ps -A -o pid=,ruid=,state=`'s lines
+    ('  412   501 Ss'); zombies (state Z) left out."""
+    found = []
+    for line in listing.splitlines():
+        fields = line.split()
+        if len(fields) >= 2 and fields[0].isdigit() and fields[1] == str(uid) \
+                and not (len(fields) > 2 and fields[2].startswith("Z")):
+            found.append(int(fields[0]))
     return found
 
 

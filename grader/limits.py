@@ -7,13 +7,20 @@ programs):
 * output: past `output` bytes (plus OUTPUT_PER_BYTE_SENT for every byte the
   grader sent it) the program is stopped (programs.py counts what it prints);
 * memory: a watchdog looks at its processes' resident memory every PERIOD
-  seconds (Linux: /proc) and stops it past `memory` bytes; a hard limit on its
-  address space (far higher: threads reserve much more than they use) is the
-  backstop between two looks;
+  seconds (Linux: /proc) and stops it past `memory` bytes. Address space is not
+  limited: runtimes reserve far more than they use (a JVM reserves a quarter of
+  the machine's memory for its heap, threads 8 MB each for their stacks), and
+  what they use is what the watchdog counts;
+* files: each file a program writes is at most `output` bytes and no core file
+  is written (hard limits the program takes at its start, startup/
+  sitecustomize.py, so the system cannot refuse them and no line of the program
+  runs before them);
 * processes: the same watchdog counts the processes of all the programs of this
   grading (found by an environment variable each one inherits, so children that
   left the process group or were orphaned are still found), and past
   `processes` stops each program that started processes of its own;
+* files, all together: the watchdog adds up what the programs wrote (files.py)
+  and stops them past `disk` bytes;
 * who they run as: `--run-as USER`, or as root a user of the grading's own
   (isolation.py), whose tasks the kernel bounds.
 """
@@ -30,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from grader import files as written_files
 from grader import isolation
 from grader.system import LINUX, POSIX
 
@@ -61,6 +69,7 @@ class Limits:
     output: int = 16 * MB        # bytes printed, standard output and error together
     memory: int = 256 * MB       # resident memory of one program (all its processes)
     processes: int = 50          # processes alive at once, all programs of the grading
+    disk: int = 64 * MB          # what the grading's programs write to files, all together
     run_as: str | None = None    # POSIX, grader running as root: the user programs run as
     python: str = sys.executable  # the interpreter the programs run with
     uid: int | None = None
@@ -68,12 +77,16 @@ class Limits:
     user: "isolation.GradingUser | None" = None   # this grading's own user (as root, Linux)
     copy: Path | None = None     # a copy of the implementation that user can read, if made
     who: str = ""                # who the programs run as, said in the grader's header
+    written: "written_files.Files | None" = None   # the files the programs write (files.py)
 
-    def address_space(self) -> int:
-        """The hard backstop on address space: virtual memory, so far above `memory`
-        (a thread-per-client server holding a hundred clients reserves ~2.7 GB of
-        address space for stacks and malloc arenas, yet uses ~20 MB)."""
-        return max(16 * 1024 ** 3, 64 * self.memory) if self.memory else 0
+    def hard_limits(self) -> dict[str, int]:
+        """The kernel's limits every program runs under, by resource name (Linux and
+        macOS): no core file, hard and soft; no file larger than the output limit."""
+        wanted = {"core": 0}
+        each_file = min(filter(None, (self.output, self.disk)), default=0)
+        if each_file:
+            wanted["fsize"] = each_file
+        return wanted
 
 
 def configure(limits: Limits) -> None:
@@ -104,16 +117,23 @@ def _limit_tasks_of_children(tasks: int) -> None:
 
 
 def make_limits(output_mb: str, memory_mb: str, processes: str, run_as: str | None,
-                impl: Path, stages: list[str], results: Path | None) -> Limits:
+                impl: Path, stages: list[str], results: Path | None,
+                disk_mb: str = "64") -> Limits:
     """The limits the grader's options ask for, checked; ValueError with one clear
     line (a usage error) when they can't be met."""
     limits = Limits(output=_amount("--output-limit", output_mb),
                     memory=_amount("--memory-limit", memory_mb),
-                    processes=int(_amount("--max-processes", processes, scale=1)))
+                    processes=int(_amount("--max-processes", processes, scale=1)),
+                    disk=_amount("--disk-limit", disk_mb))
     if run_as:
         _prepare_run_as(limits, run_as, impl, stages, results)
     elif isolation.possible():
         _prepare_own_user(limits, impl, stages, results)
+    # Their own working folder and TMPDIR; what a user of their own owns is theirs too.
+    limits.written = written_files.Files(
+        written_files.make_scratch(limits.uid, limits.gid), limits.uid, limits.gid,
+        owned=limits.user is not None, bound=limits.disk)
+    limits.written.remove_leftovers()   # what an earlier grading under that user left
     return limits
 
 
@@ -183,11 +203,16 @@ def unprivileged_python_missing() -> str | None:
 
 
 def release_user(limits: Limits) -> None:
-    """End every process of this grading's own user, then free the id (and the copy)."""
-    user, copy = limits.user, limits.copy
-    limits.user = limits.copy = None   # once: Ctrl-C or SIGTERM may come during the end
-    if user is not None:
-        isolation.release(user)
+    """End every process of this grading's user (its own, or --run-as), remove every
+    file its programs wrote, then free the user (and the copy)."""
+    user, copy, written = limits.user, limits.copy, limits.written
+    # once: Ctrl-C or SIGTERM may come during the end
+    limits.user = limits.copy = limits.written = None
+    ended = isolation.end_every_process(user.uid) if user is not None else True
+    if written is not None:
+        written.remove_all(scratch_too=True)
+    if user is not None and ended:
+        os.close(user.lock)   # if not all ended, the id stays ours until this process exits
     if copy is not None:
         isolation.remove_copy(copy)
 
@@ -235,13 +260,26 @@ def _prepare_run_as(limits: Limits, user: str, impl: Path, stages: list[str],
         raise ValueError("--run-as %s: no such user (use an existing unprivileged user, e.g. "
                          "nobody, or create one: useradd --no-create-home student)" % user) from None
     if entry.pw_uid == 0:
-        raise ValueError("--run-as %s: that is root; name an unprivileged user, e.g. nobody" % user)
+        raise ValueError("--run-as %s: that is root; name an unprivileged user kept for grading"
+                         % user)
     if os.geteuid() != 0:
         raise ValueError("--run-as %s: only a grader running as root can start programs as "
                          "another user (this one runs as %s): run it as root, or leave out "
                          "--run-as" % (user, pwd.getpwuid(os.geteuid()).pw_name))
     limits.run_as, limits.uid, limits.gid = user, entry.pw_uid, entry.pw_gid
     limits.who = "student programs run as %s" % user
+    # Held as a grading's own user is: this grading alone, nothing of it running before,
+    # every process of it ended when the grading ends (release_user).
+    limits.user = isolation.claim_named(entry.pw_uid, entry.pw_gid, user)
+    try:
+        _check_run_as(limits, user, impl, stages, results)
+    except BaseException:
+        release_user(limits)
+        raise
+
+
+def _check_run_as(limits: Limits, user: str, impl: Path, stages: list[str],
+                  results: Path | None) -> None:
     files = _program_files(impl, stages)
     tried = []
     for python in _pythons():
@@ -304,26 +342,31 @@ def _make_private(path: Path) -> None:
 
 
 def _set_hard_limits(pid: int, limits: Limits) -> None:
-    """The backstops the kernel enforces (Linux): address space, file size, no core
-    files. Set from outside (prlimit) just after the start: no code runs in the child
-    between fork and exec, which is unsafe in a grader with threads."""
+    """The kernel's limits (Limits.hard_limits), set from outside just after the start,
+    where the system allows it (a grader with CAP_SYS_RESOURCE, or the programs' own
+    user). Every program also takes them itself before its first line (HARD_LIMITS,
+    read by startup/sitecustomize.py): a root without CAP_SYS_RESOURCE, as in many
+    containers, may not set them on another user's process."""
     try:
         import resource
         prlimit = resource.prlimit
     except (ImportError, AttributeError):
-        return   # not Linux: the output limit still holds; see docs/teachers.md
-    wanted = [(resource.RLIMIT_CORE, 0)]
-    if limits.memory:
-        wanted.append((resource.RLIMIT_AS, limits.address_space()))
-    if limits.output:
-        wanted.append((resource.RLIMIT_FSIZE, limits.output))
-    for which, value in wanted:
+        return   # not Linux: the program sets them itself
+    for name, value in limits.hard_limits().items():
+        which = getattr(resource, "RLIMIT_" + name.upper())
         try:
             soft, hard = prlimit(pid, which)
             if hard == resource.RLIM_INFINITY or hard > value:
                 prlimit(pid, which, (value, value))
         except (OSError, ValueError):
-            pass   # it has exited already, or the system refuses: the watchdog remains
+            pass   # it has exited already, or the system refuses: its own start set them
+
+
+HARD_LIMITS = "CHATKIT_HARD_LIMITS"   # environment: 'core=0,fsize=16000000'
+
+
+def hard_limits_variable(limits: Limits) -> str:
+    return ",".join("%s=%d" % item for item in limits.hard_limits().items())
 
 
 # --- the watchdog: memory and processes (Linux) ------------------------------
@@ -337,7 +380,8 @@ class Watchdog:
     children, wherever they went), and the memory of our programs' processes."""
 
     PERIOD = 0.05       # seconds between two looks
-    FAST_PERIOD = 0.005  # ... while a program has more than one process (it may be forking)
+    FAST_PERIOD = 0.005  # ... while a program has more than one process (it may be forking),
+                         # or files fill the disk fast (files.py)
     PSS_PERIOD = 0.2    # seconds between two reads of a many-process program's PSS
 
     def __init__(self, limits: Limits) -> None:
@@ -433,6 +477,11 @@ class Watchdog:
                     "grows and is never emptied (a client's backlog never trimmed, "
                     "bytes appended and never removed)?")
             program.peak_memory = max(program.peak_memory, resident)
+        written = self.limits.written
+        if written is not None and written.due():
+            used = written.used()
+            if used > written.bound:
+                self._stop_writers(programs, used, written)
         # Processes: all the programs together (those being stopped too, until their
         # processes are gone). Past the limit, every program that started processes of
         # its own is stopped (one with a single process never is): stopping only the
@@ -448,7 +497,25 @@ class Watchdog:
                         "does it start processes in a loop (os.fork, subprocess, "
                         "multiprocessing) without ever ending them? A chat server needs "
                         "none: one process, with select, serves every client.")
-        return any(p.processes > 1 for p in programs)
+        return any(p.processes > 1 for p in programs) or bool(written and written.growing)
+
+    def _stop_writers(self, programs: list["Program"], used: int,
+                      written: "written_files.Files") -> None:
+        """Past the bound on files: stop the programs that wrote to files (files.writers;
+        all of them, if none did), then remove every file they wrote, so that the checks
+        after this one start afresh."""
+        running = [p for p in programs if not p.limit_note]
+        guilty = [p for p in running if written_files.writers(p.pids)] or running
+        for program in guilty:
+            program.stop_for_limit(
+                "and the grading's other programs wrote %s of files (in their working "
+                "folder, /tmp, /var/tmp, /dev/shm; the grader's limit for all of them "
+                "together is %s, --disk-limit), which the grader then removed"
+                % (size(used), size(written.bound)),
+                "does it write a log file, or keep what it receives in files, without "
+                "end? Print the log instead (the grader keeps the end of it), or write "
+                "the same file over again.")
+        written.remove_all(everywhere=False)   # quick: the grading's end looks everywhere
 
     def sweep(self, prefix: bytes) -> list[int]:
         """Kill every process whose marker starts with `prefix`, seen or not (the

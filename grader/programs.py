@@ -27,8 +27,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader.limits import (MARKER, OUTPUT_PER_BYTE_SENT, Limits, Watchdog, _kill,
-                           _set_hard_limits, configure, release_user, size)
+from grader.limits import (HARD_LIMITS, MARKER, OUTPUT_PER_BYTE_SENT, Limits, Watchdog, _kill,
+                           _set_hard_limits, configure, hard_limits_variable, release_user,
+                           size)
 from grader.system import LINUX, POSIX, WINDOWS
 from grader.windows import Job
 
@@ -240,6 +241,11 @@ class Program:
         startup = STARTUP if copy is None else str(copy.parent / ".startup")
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [startup, env.get("PYTHONPATH")]))
         env[MARKER] = self.token
+        env[HARD_LIMITS] = hard_limits_variable(limits)   # taken at its start (sitecustomize)
+        if limits.written is not None:   # a folder of the grading's own to write in (files.py)
+            scratch = str(limits.written.scratch)
+            env.update(TMPDIR=scratch, TEMP=scratch, TMP=scratch)
+            cwd = cwd or scratch
         extra = {"start_new_session": True} if POSIX else {
             "creationflags": subprocess.CREATE_NO_WINDOW}   # a console of its own: interrupt()
         if limits.uid is not None:
@@ -319,10 +325,9 @@ class Program:
         elif status is not None:
             lines.append("The %s exited with status %s%s." % (self.label, status,
                                                               _signal_note(status, self.limits)))
-        if b"MemoryError" in self.err.since(0)[1][-TAIL_BYTES:] and self.limits.memory:
-            lines.append("(MemoryError: it reached the grader's hard limit of %s of address "
-                         "space. Does it keep everything it receives?)"
-                         % size(self.limits.address_space()))
+        if b"MemoryError" in self.err.since(0)[1][-TAIL_BYTES:]:
+            lines.append("(MemoryError: the system refused it more memory. Does it keep "
+                         "everything it receives?)")
         for name, text in (("standard output", out), ("standard error", err)):
             if text.strip():
                 lines.append("The %s's %s (the end of it):" % (self.label, name))

@@ -15,6 +15,11 @@ per grading, the correct students keep full marks, no forged score is on file, t
 fork loop stays at or under the kernel's bound, and no process of any grading's
 user is left when the command returns. The saboteur also goes through the
 Gradescope bundle alone.
+
+Under `--run-as USER` the class shares USER, one grading after another: the
+saboteur's daemon must not outlive its grading, so its classmates still keep full
+marks, and nothing of USER runs when the batch returns. The grader refuses USER
+while another grading uses it or while it has processes of its own.
 """
 
 from __future__ import annotations
@@ -326,3 +331,78 @@ def run_with_results_in(shared: Path, tmp_path: Path) -> None:
     graded = json.loads(results.read_text(encoding="utf-8"))
     assert graded["max_score"] == 27, graded
     assert "run as user id" in done.stdout, done.stdout[-2000:]
+
+
+# --- --run-as: one user, shared by the gradings one after another ---------------------
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_containment import can_run_as_nobody, wait_until_nobody_is_idle  # noqa: E402
+
+
+def nobody_can_grade() -> str:
+    """Why the class can't be graded --run-as nobody here, or '' if it can."""
+    return can_run_as_nobody()
+
+
+def nobody() -> int:
+    import pwd
+    return pwd.getpwnam("nobody").pw_uid
+
+
+@pytest.mark.skipif(bool(nobody_can_grade()), reason=nobody_can_grade() or "-")
+def test_the_saboteur_class_under_run_as(tmp_path):
+    """batch --run-as nobody --jobs 1, the saboteur graded first: its daemon (which kills
+    every process of nobody) ends with its grading, so the three correct students
+    after it keep full marks, and no process of nobody is left."""
+    from test_batch import read_csv, run_batch
+    wait_until_nobody_is_idle()
+    subs, out = tmp_path / "submissions", tmp_path / "out"
+    for name, prelude in (("a-saboteur", SABOTEUR), ("ben", ""), ("cleo", ""), ("zoe", "")):
+        submission(subs / name, prelude)
+    code, stdout, stderr, seconds = run_batch(subs, "--out", out, "--jobs", 1, "--stage", 1,
+                                              "--timeout", 90, "--run-as", "nobody", limit=400)
+    left = left_running(lambda: isolation.processes_of(nobody()))
+    rows = {row[0]: row for row in read_csv(out / "grades.csv")[1:]}
+    assert code == 0, stderr[-3000:]
+    for student in ("ben", "cleo", "zoe"):
+        assert rows[student][1] == "27", (student, rows[student], stderr[-3000:])
+    assert rows["a-saboteur"][1] != "27", rows["a-saboteur"]
+    assert left == [], [isolation.describe_process(pid) for pid in left]
+
+
+@pytest.mark.skipif(bool(nobody_can_grade()), reason=nobody_can_grade() or "-")
+def test_run_as_refuses_a_user_in_use(tmp_path):
+    """A process of nobody running (the teacher's, or another grading's): the grader
+    refuses --run-as nobody with one line, and leaves the process alone. So does a
+    second grading while a first holds nobody."""
+    impl = tmp_path / "impl"
+    submission(impl)
+    tmp_path.chmod(0o755)
+    wait_until_nobody_is_idle()
+    sleeper = subprocess.Popen(["sleep", "60"], user=nobody(), group=nobody(), extra_groups=[],
+                               cwd="/")
+    try:
+        done = subprocess.run([sys.executable, "-m", "pytest", "grader", "--impl", str(impl),
+                               "--stage", "1", "-q", "-p", "no:cacheprovider", "--run-as",
+                               "nobody"], cwd=KIT, capture_output=True, text=True, timeout=120)
+        lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+        assert done.returncode != 0 and len(lines) == 1, lines
+        assert lines[0].startswith("ERROR: --run-as nobody: nobody has 1 process running "
+                                   "(pid %d (sleep 60))" % sleeper.pid), lines
+        from test_batch import run_batch
+        code, _, stderr, _ = run_batch(tmp_path, "--out", tmp_path.parent / (tmp_path.name + "-out"),
+                                       "--jobs", 1, "--run-as", "nobody")
+        assert code == 2 and stderr.startswith(
+            "python -m grader batch: --run-as nobody: nobody has processes running (pid %d "
+            "(sleep 60))" % sleeper.pid), stderr
+        assert sleeper.poll() is None, "the grader ended a process it refused to touch"
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    wait_until_nobody_is_idle()
+    first = isolation.claim_named(nobody(), nobody(), "nobody")
+    try:
+        with pytest.raises(ValueError, match="another grading runs its programs as nobody now"):
+            isolation.claim_named(nobody(), nobody(), "nobody")
+    finally:
+        isolation.release(first)

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from grader import catalog, limits
+from grader import catalog, isolation, limits
 from grader.stages import STAGES, stages_named
 from grader.teach import gradebook
 from grader.teach.submissions import (ERROR, NO_SUBMISSION, Prepared, SubmissionProblem,
@@ -192,6 +192,29 @@ def check_paths(options: Options) -> None:
             raise BadInput("--run-as works on Linux and macOS only")
         except KeyError:
             raise BadInput("--run-as %s: no such user" % options.run_as)
+        if os.geteuid() != 0:
+            raise BadInput("--run-as %s: only a batch running as root can start programs as "
+                           "another user: run it as root, or leave out --run-as" % options.run_as)
+        running = isolation.processes_of(run_as_uid(options))
+        if running:
+            raise BadInput("--run-as %s: %s has processes running (%s): after each grading "
+                           "the batch ends every process of that user, so give it a user kept "
+                           "for grading alone, with nothing running" % (
+                               options.run_as, options.run_as,
+                               ", ".join(map(isolation.describe_process, running[:3]))))
+
+
+def run_as_uid(options: Options) -> int:
+    import pwd
+    return pwd.getpwnam(options.run_as).pw_uid
+
+
+def end_the_run_as_users_processes(options: Options) -> None:
+    """After each grading under --run-as: every process of that user ends, whatever the
+    grading left (a daemon of a grading stopped at --timeout, whose grader had no time
+    to end them), before the next grading starts."""
+    if options.run_as:
+        isolation.end_every_process(run_as_uid(options))
 
 
 # --- who submitted what ---------------------------------------------------------------
@@ -321,6 +344,7 @@ def grade_prepared(entry: Entry, prepared: Prepared, options: Options,
                         run_as=options.run_as, on_start=live.add)
     finally:
         live.discard_finished()
+        end_the_run_as_users_processes(options)
     grading = prepared.as_given(grading)   # what was submitted, not our private copy
     if live.stopping:   # interrupted: this grading was cut short, it says nothing of the work
         raise KeyboardInterrupt

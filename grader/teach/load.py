@@ -133,10 +133,9 @@ def start_server(script: Path):
     same start, the same bounded wait until it listens); return it (a Program) and
     its port.
 
-    It runs under the grader's limits, with more memory than grading gives: 1 GB,
-    and 64 GB of address space, since a thread per client reserves 8 MB of it
-    for each thread's stack (under grading's 16 GB, a server with two threads per
-    client could not start its 1,920th thread, and held about 950 clients)."""
+    It runs under the grader's limits, with more memory than grading gives: 1 GB
+    (address space is not limited: a thread per client reserves 8 MB of it for
+    each thread's stack)."""
     from grader.limits import Limits
     from grader.programs import Sandbox
     from grader.serverside import ServerUnderTest

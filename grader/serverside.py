@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from grader import sockdiag
 from grader.programs import Program, Sandbox, Spare
 from grader.system import LINUX
 from grader.wire import WAIT, Conversation, Peer
@@ -59,7 +60,12 @@ def holds(pid: int, sockets: set[str]) -> bool:
 
 def listening_sockets(table: str, port: int) -> set[str] | None:
     """Linux: the sockets of one /proc table listening on `port`, as /proc names them
-    ('socket:[1234]'); None without /proc."""
+    ('socket:[1234]'); None without /proc. Asked of the kernel's socket diagnostics
+    first (sockdiag.py: the listening sockets alone, not every connection's line)."""
+    found = sockdiag.listening(socket.AF_INET6 if table.endswith("6") else socket.AF_INET,
+                               port)
+    if found is not None:
+        return found
     try:
         lines = Path(table).read_text().splitlines()[1:]
     except OSError:

@@ -143,7 +143,7 @@ class ServerUnderTest:
             else:
                 self.port = port or free_port()
                 self.program = launch_server(self.script, self.port, self.sandbox)
-            if first:
+            if first and self.sandbox.wants_spare(self.script):
                 self.sandbox.keep_spare(self.script, spare_server(self.script, self.sandbox))
             self.conv.programs = [p for p in self.conv.programs if p.label != "server"]
             self.conv.programs.append(self.program)

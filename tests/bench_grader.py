@@ -157,10 +157,12 @@ def main() -> int:
             found = one_run(impl, grading, args.only_requirements)
             runs[impl, grading].append(found)
             print("round %d  %-9s %-7s wall %5.2f s  grader CPU %5.2f s  programs' CPU %5.2f s"
-                  "  %3d programs, %d helpers  %s  (load %s)" % (
+                  "  %3d programs, %d helpers  %s%s  (load %s)" % (
                       round_number + 1, impl, grading, found["wall"], found["grader_cpu"],
                       found["programs_cpu"], found["programs"], found["helpers"],
-                      found.get("score", ""), load()), file=sys.stderr, flush=True)
+                      found.get("score", ""),
+                      " failed: " + " ".join(found["failed"]) if impl == "solutions"
+                      and found.get("failed") else "", load()), file=sys.stderr, flush=True)
         loads.append(load())
     print("\n%s, %d cores, Python %s, %s; %s; median of %d rounds; 1-minute load average "
           "during the rounds: %s\n" % (

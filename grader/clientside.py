@@ -149,7 +149,8 @@ class ClientUnderTest:
                            "(see docs/students.md § Running).")
         spare = self.sandbox.take_spare(self.script) or spare_client(self.script, self.sandbox)
         # The next check's client, started now (programs.py § spares).
-        self.sandbox.keep_spare(self.script, spare_client(self.script, self.sandbox))
+        if self.sandbox.wants_spare(self.script):
+            self.sandbox.keep_spare(self.script, spare_client(self.script, self.sandbox))
         self.program, self._listener, port = spare.program, spare.listener, spare.port
         self.conv.programs.append(self.program)
         self.conv.log("(the grader plays the server on 127.0.0.1:%d and starts "

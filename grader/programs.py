@@ -172,6 +172,11 @@ class Sandbox:
         self.running: set[Program] = set()   # started and not yet stopped
         self.watchdog = Watchdog(settings)
         self.spares: dict = {}
+        self.unwanted: set = set()   # keys (scripts) no check to come starts: no spare for them
+
+    def wants_spare(self, key) -> bool:
+        """Whether a check to come may start `key`, so a spare of it is worth starting."""
+        return key not in self.unwanted
 
     def take_spare(self, key) -> "Spare | None":
         """The program started ahead for `key` (a script path), or None."""

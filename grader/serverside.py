@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from grader import sockdiag
 from grader.programs import Program, Sandbox, Spare
 from grader.system import LINUX
 from grader.diagnosis import OnExit
@@ -60,7 +61,12 @@ def holds(pid: int, sockets: set[str]) -> bool:
 
 def listening_sockets(table: str, port: int) -> set[str] | None:
     """Linux: the sockets of one /proc table listening on `port`, as /proc names them
-    ('socket:[1234]'); None without /proc."""
+    ('socket:[1234]'); None without /proc. Asked of the kernel's socket diagnostics
+    first (sockdiag.py: the listening sockets alone, not every connection's line)."""
+    found = sockdiag.listening(socket.AF_INET6 if table.endswith("6") else socket.AF_INET,
+                               port)
+    if found is not None:
+        return found
     try:
         lines = Path(table).read_text().splitlines()[1:]
     except OSError:
@@ -140,7 +146,7 @@ class ServerUnderTest:
             else:
                 self.port = port or free_port()
                 self.program = launch_server(self.script, self.port, self.sandbox)
-            if first:
+            if first and self.sandbox.wants_spare(self.script):
                 self.sandbox.keep_spare(self.script, spare_server(self.script, self.sandbox))
             self.conv.programs = [p for p in self.conv.programs if p.label != "server"]
             self.conv.programs.append(self.program)

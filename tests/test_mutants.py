@@ -17,6 +17,7 @@ import pytest
 
 from gradekit import (IMPLS, STAGES, grade_many, left_running, processes_mentioning,
                       started_by, unexplained_failures)
+from verdicts import CLEAN, compare
 
 FAULTY = IMPLS / "faulty"
 WORKERS = 3
@@ -318,6 +319,14 @@ def test_mutation_score(graded, record_property, report):
                                          ", ".join(missed) or "none",
                                          seconds[len(seconds) // 2], seconds[-1]))
     assert not missed, "planted faults the grader missed: %s" % ", ".join(missed)
+
+
+def test_each_fault_fails_the_same_checks_as_before(graded):
+    """Every fault fails exactly the checks tests/verdicts.json stores for it (the
+    fault-free run: none), from the gradings above (tests/verdicts.py)."""
+    problems = compare("tests/test_mutants.py", {
+        CLEAN if name is None else name: grade.failed() for name, grade in graded.items()})
+    assert not problems, "\n".join(problems)
 
 
 def ours(process: str) -> bool:

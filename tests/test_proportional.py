@@ -19,6 +19,7 @@ from collections import namedtuple
 import pytest
 
 from gradekit import IMPLS, grade_many, unexplained_failures
+from verdicts import compare
 
 FAULTY = IMPLS / "faulty"
 WORKERS = 3
@@ -87,6 +88,14 @@ def test_one_mistake_costs_only_its_own_checks(graded, fault):
                                     bound.checks, bound.points, ", ".join(failed), outputs))
     unexplained = unexplained_failures(grade)
     assert not unexplained, "\n\n".join(unexplained)
+
+
+def test_each_mistake_fails_the_same_checks_as_before(graded):
+    """Each fault fails exactly the checks, over all four stages, that
+    tests/verdicts.json stores for it, from the gradings above (tests/verdicts.py)."""
+    problems = compare("tests/test_proportional.py",
+                       {fault: grade.failed() for fault, grade in graded.items()})
+    assert not problems, "\n".join(problems)
 
 
 def test_measurements(graded, report):

@@ -27,6 +27,7 @@ import shutil
 import pytest
 
 from gradekit import KIT, STAGES, grade_many
+from verdicts import compare
 
 PROGRAMS = {"server": "chat_server.py", "client": "chat_client.py"}
 TODO_LINE = re.compile(r"^\s*# TODO (\d+\.\d+)\b", re.MULTILINE)
@@ -284,3 +285,11 @@ def test_a_check_the_stand_in_answered_names_its_todo_first(graded, todo, report
     if named:
         report("TODO %s left undone: %d checks show its stand-in, each hint names it first (%s)"
                % (todo, len(named), ", ".join(named)))
+
+
+def test_each_todo_left_undone_fails_the_same_checks_as_before(graded):
+    """Each one-TODO-left program fails exactly the checks of its stage that
+    tests/verdicts.json stores for it, from the gradings above (tests/verdicts.py)."""
+    problems = compare("tests/test_todos.py",
+                       {todo: run.failed(stage) for todo, (run, stage) in graded.items()})
+    assert not problems, "\n".join(problems)

@@ -30,6 +30,7 @@ from pathlib import Path
 from grader.limits import (MARKER, OUTPUT_PER_BYTE_SENT, Limits, Watchdog, _kill,
                            _set_hard_limits, configure, release_user, size)
 from grader.system import LINUX, POSIX, WINDOWS
+from grader.whereabouts import Listener
 from grader.windows import Job
 
 STARTUP = str(Path(__file__).resolve().parent / "startup")   # see startup/sitecustomize.py
@@ -171,6 +172,7 @@ class Sandbox:
         self.running: set[Program] = set()   # started and not yet stopped
         self.watchdog = Watchdog(settings)
         self.spares: dict = {}
+        self.whereabouts = Listener()   # where programs say where they are (whereabouts.py)
 
     def take_spare(self, key) -> "Spare | None":
         """The program started ahead for `key` (a script path), or None."""
@@ -239,6 +241,7 @@ class Program:
         startup = STARTUP if copy is None else str(copy.parent / ".startup")
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [startup, env.get("PYTHONPATH")]))
         env[MARKER] = self.token
+        env.update(sandbox.whereabouts.environment(self))   # it can say where it is
         extra = {"start_new_session": True} if POSIX else {
             "creationflags": subprocess.CREATE_NO_WINDOW}   # a console of its own: interrupt()
         if limits.uid is not None:
@@ -388,6 +391,7 @@ class Program:
             self.wait_exit(5.0)
         self.sandbox.running.discard(self)
         self.sandbox.watchdog.forget(self)
+        self.sandbox.whereabouts.forget(self)
 
 
 # Ctrl-C on Windows. A console's Ctrl-C goes to every process attached to it, and

@@ -14,6 +14,7 @@ import socket
 import struct
 import time
 
+from grader import whereabouts
 from grader.framing import HEADER_SIZE, frame, payload_length
 
 
@@ -96,6 +97,7 @@ class Conversation:
         self.lines: list[str] = []
         self.programs: list = []   # processes whose output helps explain a failure
         self.messages_heard = 0    # whole messages received from the program under test
+        self.waited_on = None      # the program a check waited on in vain: asked where it is
 
     def program(self, label: str):
         """The program labelled `label` ("server", "client") in this check, if one started."""
@@ -149,9 +151,11 @@ class Conversation:
         what happened meanwhile (e.g. on another thread's findings) is made only now."""
         if callable(hint):
             hint = hint()
+        where, hint = whereabouts.where(self, hint)   # a program waited on in vain: where is it?
         parts = self.transcript()
         parts.append("Expected: " + expected)
         parts.append("Got:      " + got)
+        parts.extend(where)
         if hint:
             parts.append("Hint:     " + hint)
         for program in self.programs:
@@ -250,6 +254,7 @@ class Peer:
     def _send_failed(self, error) -> None:
         died = self.conv.exit_note("server", DYING_GRACE)
         if error is None:
+            self.conv.waited_on = "server"
             self.conv.fail("the server to read what %s sent" % self.label,
                            died or "the send did not finish within %.0f s: the server "
                                    "stopped reading" % WAIT,
@@ -315,6 +320,7 @@ class Peer:
             return "%s: %s closed with it" % (died, self.connection()) if died \
                 else self.they_closed()
         what = "nothing within %.1f s (timed out waiting)" % timeout
+        self.conv.waited_on = self.program_label
         return "%s; %s" % (died, what) if died else what
 
     def receive(self, what: str, hint: str, timeout: float = WAIT) -> bytes:

@@ -322,6 +322,8 @@ def call_of(frame: Frame) -> str | None:
             if not re.search(r"\b(iter|list|next)\b", name):
                 return None
     code = frame.code.split("#", 1)[0]
+    if re.search(r"\bin\s+sys\.stdin\b", code):   # for line in sys.stdin: ...
+        return "readline"
     for call, names in CALLS:   # 'name(', or a method named: 'iter(stdin.readline, b"")'
         if re.search(r"\b(?:%s)\s*\(|\.(?:%s)\s*[,)]" % (names, names), code):
             return call
@@ -366,8 +368,9 @@ def in_a_loop_without_select(frame: Frame, files: Files) -> bool:
 def hint_for(label: str, call: str | None, frame: Frame, files: Files,
              threads: int) -> str | None:
     """The hint for a program of `label` waiting in `call`; None: keep the check's."""
-    if threads > 1 and call not in ("sleep", "input", "readline") or call is None:
-        return None   # several threads of its own: one waiting is no news
+    if threads > 1 or call is None:
+        return None   # several threads of its own: one of them waiting is no news
+    typing = call == "input" or call in ("readline", "read") and "stdin" in frame.code
     if label == "server":
         if call == "recv" and in_a_loop_without_select(frame, files):
             return ("the server loops on recv() until it has the bytes it wants, so it waits "
@@ -392,14 +395,19 @@ def hint_for(label: str, call: str | None, frame: Frame, files: Files,
             return ("accept() waits for a new client to connect. Call it only when select() "
                     "reports the listening socket readable, and then go back to select() "
                     "(docs/students.md § Stage 1).")
-        if call in ("input", "readline", "read"):
+        if typing:
             return ("the server waits for a line on its standard input, which nobody types: "
                     "a server reads only from its sockets, all of them through select().")
+        if call in ("readline", "read"):
+            return ("%s() on a socket's file (makefile()) waits until the client sends "
+                    "all it asks for, and meanwhile the server serves nobody. Read with "
+                    "recv(), once for a socket select() reported readable, and keep what "
+                    "came in that client's buffer (docs/students.md § Framing)." % call)
         if call == "sleep":
             return ("while it sleeps the server serves nobody: let select() do the waiting "
                     "(its timeout).")
         return None   # select(): idle, as a server should be; the check's hint holds
-    if call in ("input", "readline", "read"):
+    if typing:
         return ("the client waits for a line you type, so it does not read the socket "
                 "meanwhile: a message that arrives while you type nothing is not shown. "
                 "Read standard input in a thread of its own, and the socket in the other "

@@ -308,7 +308,7 @@ def test_mutation_score(graded, record_property, report):
 STUCK = {
     "blocking_client_sockets": ("conn.sock.recv(4096)", "recv() on a blocking socket"),
     "blocking_payload_recv": ("more = conn.sock.recv(end - len(conn.inbuf))",
-                              "loops on recv() until it has the bytes it wants"),
+                              "the server loops on recv() until it has the bytes it wants"),
     "blocking_sendall": ("conn.sock.sendall(data)", "sendall() waits while the client is not "
                                                     "reading"),
     "client_blocking_input": ("typed = input()", "the client waits for a line you type"),

@@ -264,6 +264,7 @@ def test_a_stranger_with_a_wrong_token_is_turned_away(tmp_path):
     ("conn.recv(4)", "data = conn.recv(4)", "recv"),
     ("", "data = conn.recv(4)", "recv"),                     # Python 3.10: the line alone
     ("", "for raw in iter(sys.stdin.buffer.readline, b''):", "readline"),
+    ("", "for line in sys.stdin:", "readline"),
     ("sock.sendall(frame(input()))", "sock.sendall(frame(input()))", "sendall"),
     ("input()", "sock.sendall(frame(input()))", "input"),
     ("selector.select(timeout=1)", "for key, mask in selector.select(timeout=1):", "select"),

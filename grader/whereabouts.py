@@ -61,7 +61,7 @@ class Listener:
         self.lock = threading.Lock()
         self.sock: socket.socket | None = None
         self.by_token: dict[str, list] = {}    # token -> [socket, ...] (its processes)
-        self.tokens: dict[int, str] = {}       # id(program) -> token
+        self.tokens: dict[object, str] = {}    # program -> its token, until it stops
 
     def environment(self, program) -> dict:
         """The environment variable that lets `program` call in ({} if we can't listen)."""
@@ -70,7 +70,7 @@ class Listener:
                 return {}
             token = secrets.token_hex(16)
             self.by_token[token] = []
-            self.tokens[id(program)] = token
+            self.tokens[program] = token
             host, port = self.sock.getsockname()[:2]
         return {VARIABLE: "%s %d %s" % (host, port, token)}
 
@@ -142,7 +142,7 @@ class Listener:
     def forget(self, program) -> None:
         """The program stopped: close its connections."""
         with self.lock:
-            token = self.tokens.pop(id(program), None)
+            token = self.tokens.pop(program, None)
             connections = self.by_token.pop(token, [])
         for sock in connections:
             _close(sock)
@@ -153,7 +153,7 @@ class Listener:
         process that called in last first; each sample a list of threads (`Thread`).
         Processes that do not answer in time, or answer garbage, are left out."""
         with self.lock:
-            connections = list(self.by_token.get(self.tokens.get(id(program)), []))
+            connections = list(self.by_token.get(self.tokens.get(program), []))
         if not connections:
             return []
         request = b"where %d %d\n" % (count, pause_ms)
@@ -166,6 +166,23 @@ class Listener:
             except OSError:
                 self._drop(program, sock)
         done: dict[socket.socket, bytes] = {}
+        try:
+            self._read_answers(answers, done, deadline, program)
+        except (OSError, ValueError):   # a socket closed under us (the program stopped)
+            pass
+        for sock in answers:   # no answer in time: a late one would be taken for the next
+            self._drop(program, sock)
+        found = []
+        for sock in reversed(connections):
+            samples = parse_answer(done.get(sock))
+            if samples:
+                found.append(samples)
+            elif sock in done:
+                self._drop(program, sock)
+        return found
+
+    def _read_answers(self, answers: dict, done: dict, deadline: float, program) -> None:
+        """Read each answer up to its end of line, until `deadline`: into `done`."""
         with selectors.DefaultSelector() as waiting:
             for sock in answers:
                 waiting.register(sock, selectors.EVENT_READ)
@@ -188,20 +205,10 @@ class Listener:
                         done[sock] = bytes(got[:got.index(b"\n")])
                     else:
                         self._drop(program, sock)
-        for sock in answers:   # no answer in time: a late one would be taken for the next
-            self._drop(program, sock)
-        found = []
-        for sock in reversed(connections):
-            samples = parse_answer(done.get(sock))
-            if samples:
-                found.append(samples)
-            elif sock in done:
-                self._drop(program, sock)
-        return found
 
     def _drop(self, program, sock: socket.socket) -> None:
         with self.lock:
-            connections = self.by_token.get(self.tokens.get(id(program)), [])
+            connections = self.by_token.get(self.tokens.get(program), [])
             if sock in connections:
                 connections.remove(sock)
         _close(sock)

@@ -67,7 +67,7 @@ def student_program(sandbox, tmp_path, source: str, argv_extra=(), label="server
 
 
 def told(program) -> bool:
-    token = program.sandbox.whereabouts.tokens.get(id(program))
+    token = program.sandbox.whereabouts.tokens.get(program)
     return bool(program.sandbox.whereabouts.by_token.get(token))
 
 

@@ -410,10 +410,7 @@ def hint_for(label: str, call: str | None, frame: Frame, files: Files,
                     "all it asks for, and meanwhile the server serves nobody. Read with "
                     "recv(), once for a socket select() reported readable, and keep what "
                     "came in that client's buffer (docs/students.md § Framing)." % call)
-        if call == "sleep":
-            return ("while it sleeps the server serves nobody: let select() do the waiting "
-                    "(its timeout).")
-        return None   # select(): idle, as a server should be; the check's hint holds
+        return None   # select(): idle, as a server should be; sleep(): the check's hint holds
     if typing:
         return ("the client waits for a line you type, so it does not read the socket "
                 "meanwhile: a message that arrives while you type nothing is not shown. "
@@ -423,8 +420,6 @@ def hint_for(label: str, call: str | None, frame: Frame, files: Files,
         return ("the client waits in recv() for the server, so it does not read what you "
                 "type meanwhile. Read standard input in a thread of its own, and the socket "
                 "in the other (docs/students.md § The client).")
-    if call == "sleep":
-        return "while it sleeps the client reads nothing: let a blocking call do the waiting."
     return None
 
 

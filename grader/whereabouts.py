@@ -47,7 +47,9 @@ MOST_PENDING = 64           # connections not yet identified, at most
 MOST_PER_PROGRAM = 8        # connections kept per program (a launcher and its child: 2)
 SAMPLES, SAMPLE_PAUSE_MS = 15, 20   # check 1.12: 15 looks at the stack, 20 ms apart
 SHOWN_FRAMES = 3            # the student's innermost frames shown
-SHOWN_LINES = 5             # the lines shown of where a spinning program spends its time
+SHOWN_LINES = 4             # the lines shown of where a spinning program spends its time
+MOST_WHERE_LINES = 5        # a stuck program's Where: lines (with Expected, Got and Hint,
+                            # all fit in the 8 lines 'Fix first' repeats)
 
 
 # --- the grader's end: one listener per sandbox -------------------------------------
@@ -457,24 +459,24 @@ def describe_stack(label: str, threads: list[Thread], files: Files):
     thread, frames = mine[0]
     innermost = frames[0]
     call = call_of(innermost)
-    lines = ["Where:    the %s is %s" % (label, at(innermost, files, call))]
-    lines.append("              %s" % innermost.code)
+    lines = ["Where:    the %s is %s:" % (label, at(innermost, files, call)),
+             "              %s" % innermost.code]
+    if call == "select" and len(mine) == 1:
+        lines.append("          (idle: waiting for the next event, as a server should between "
+                     "messages; it is not stuck in a call)" if label == "server" else
+                     "          (waiting for the next event: not stuck in a call)")
+    for other, other_frames in mine[1:]:   # other threads first: callers matter less
+        lines.append("          another thread is %s: %s" % (
+            at(other_frames[0], files, call_of(other_frames[0])), other_frames[0].code))
     for caller in frames[1:SHOWN_FRAMES]:
         lines.append("          called from %s() at line %d of %s" % (
             caller.function, caller.line, files.shown(caller.file)))
-    for other, other_frames in mine[1:4]:
-        lines.append("          another thread is %s" % at(other_frames[0], files,
-                                                             call_of(other_frames[0])))
-    if call == "select" and len(mine) == 1:
-        lines.append("          (idle: waiting for the next event, as a server should "
-                     "between messages; it is not stuck in a call)" if label == "server" else
-                     "          (waiting for the next event: not stuck in a call)")
-    return lines, hint_for(label, call, innermost, files, len(mine))
+    return lines[:MOST_WHERE_LINES], hint_for(label, call, innermost, files, len(mine))
 
 
 def at(frame: Frame, files: Files, call: str | None) -> str:
     place = "in %s() at %s line %d" % (frame.function, files.shown(frame.file), frame.line)
-    return "waiting in %s(), %s:" % (call, place) if call else place + ":"
+    return "waiting in %s(), %s" % (call, place) if call else place
 
 
 def samples(program, conversation=None) -> list[str]:

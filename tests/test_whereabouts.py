@@ -47,7 +47,8 @@ def sandbox():
     box.stop_everything()
 
 
-def student_program(sandbox, tmp_path, source: str, argv_extra=(), label="server", env=None):
+def student_program(sandbox, tmp_path, source: str, argv_extra=(), label="server", env=None,
+                    stdin=False):
     """`source` as <tmp>/impl/1_echo/chat_server.py, started the grader's way, once it
     printed 'ready' (and, if it can, said where it is)."""
     stage = tmp_path / "impl" / "1_echo"
@@ -57,7 +58,8 @@ def student_program(sandbox, tmp_path, source: str, argv_extra=(), label="server
     saved = dict(os.environ)
     os.environ.update(env or {})
     try:
-        program = Program([sys.executable, *argv_extra, str(script)], label, sandbox)
+        program = Program([sys.executable, *argv_extra, str(script)], label, sandbox,
+                          stdin=stdin)
     finally:
         os.environ.clear()
         os.environ.update(saved)
@@ -110,17 +112,33 @@ def test_a_client_in_input_gets_the_input_hint(sandbox, tmp_path):
     program = student_program(sandbox, tmp_path, """
         print("ready", flush=True)
         line = input()
-    """, label="client")
-    # (its standard input is /dev/null here, so input() ends at once: give it a pipe)
-    program.stop()
-    stage = tmp_path / "impl" / "1_echo"
-    program = Program([sys.executable, str(stage / "chat_server.py")], "client", sandbox,
-                      stdin=True)
-    assert wait_until(lambda: told(program) and b"ready" in program.stdout(), 10)
+    """, label="client", stdin=True)
+    assert wait_until(lambda: told(program), 10)
     lines, hint = where_text(program, "client")
     assert "the client is waiting in input(), in <module>() at " \
            "impl/1_echo/chat_server.py line 3:" in lines[0], lines
     assert hint.startswith("the client waits for a line you type")
+
+
+def test_a_program_of_several_threads_keeps_the_checks_hint(sandbox, tmp_path):
+    """A client reading standard input in its main thread and the socket in another is
+    the right design: where each thread waits is shown, and the check's hint holds."""
+    program = student_program(sandbox, tmp_path, """
+        import socket, threading
+        a, b = socket.socketpair()
+        def receive():
+            data = b.recv(4)
+        threading.Thread(target=receive).start()
+        print("ready", flush=True)
+        line = input()
+    """, label="client", stdin=True)
+    assert wait_until(lambda: told(program), 10)
+    lines, hint = where_text(program, "client")
+    assert lines[0].startswith("Where:    the client is waiting in input(), in <module>() at "
+                               "impl/1_echo/chat_server.py line 8:"), lines
+    assert lines[2] == ("          another thread is waiting in recv(), in receive() at "
+                        "impl/1_echo/chat_server.py line 5: data = b.recv(4)"), lines
+    assert hint == KIT_HINT
 
 
 def test_a_spinning_program_is_sampled_where_it_spins(sandbox, tmp_path):

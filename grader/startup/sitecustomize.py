@@ -62,9 +62,7 @@ def answer_where_asked():
 
 
 def _where_thread(host, port, token, main):
-    import json
     import socket
-    import time
     try:
         sock = socket.create_connection((host, port), timeout=10)
         sock.settimeout(None)
@@ -82,6 +80,8 @@ def _where_thread(host, port, token, main):
                 words = line.split()
                 count = min(int(words[1]), MOST_SAMPLES) if len(words) > 1 else 1
                 pause = min(int(words[2]), 100) / 1000 if len(words) > 2 else 0
+                import json   # here, not above: only a program asked pays for the import
+                import time
                 samples = []
                 for number in range(count):
                     if number:

@@ -64,8 +64,8 @@ def answer_where_asked():
 def _where_thread(host, port, token, main):
     import socket
     try:
-        sock = socket.create_connection((host, port), timeout=10)
-        sock.settimeout(None)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.connect((host, port))   # a numeric address: no name lookup (it costs CPU)
         if hasattr(os, "register_at_fork"):   # a forked child does not answer for its parent
             os.register_at_fork(after_in_child=sock.close)
         sock.sendall(("CHATKIT-WHERE %s %d\n" % (token, os.getpid())).encode())

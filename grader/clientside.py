@@ -68,6 +68,7 @@ class ClientLink(Peer):
     def _send_failed(self, error) -> None:
         died = self.conv.exit_note("client", DYING_GRACE)
         if error is None:
+            self.conv.waited_on = "client"
             self.conv.fail("the client to read what the server sent",
                            died or "the send did not finish within %.0f s: the client stopped "
                                    "reading" % WAIT,
@@ -178,6 +179,7 @@ class ClientUnderTest:
                                       "on its command line (argparse; defaults 127.0.0.1 and "
                                       "7777). Its error is below (docs/students.md § Running)."))
             if time.monotonic() >= deadline:
+                self.conv.waited_on = "client"
                 self.conv.fail("the client connects to 127.0.0.1:%d" % port,
                                "no connection within %.0f s" % CONNECT_TIMEOUT,
                                "the client must connect at start, to the --host and --port it is "
@@ -235,6 +237,7 @@ class ClientUnderTest:
             if exited or time.monotonic() >= deadline:
                 break
             time.sleep(POLL)
+        self.conv.waited_on = "client"
         self.conv.fail("the client prints a line containing %s" % show(text),
                        self._printed_so_far(within), hint)
 
@@ -290,6 +293,7 @@ class ClientUnderTest:
         within = self.conv.patient(within)   # longer for a client at a breakpoint
         status = self.program.wait_exit(within)
         if status is None:
+            self.conv.waited_on = "client"
             self.conv.fail("the client exits with status %s" % wanted,
                            "it was still running %.0f s later" % within, hint)
         if status not in allowed:

@@ -31,6 +31,7 @@ from grader.limits import (HARD_LIMITS, MARKER, OUTPUT_PER_BYTE_SENT, Limits, Wa
                            _set_hard_limits, configure, hard_limits_variable, release_user,
                            size)
 from grader.system import LINUX, POSIX, WINDOWS
+from grader.whereabouts import Listener
 from grader.windows import Job
 
 STARTUP = str(Path(__file__).resolve().parent / "startup")   # see startup/sitecustomize.py
@@ -177,6 +178,7 @@ class Sandbox:
     def wants_spare(self, key) -> bool:
         """Whether a check to come may start `key`, so a spare of it is worth starting."""
         return key not in self.unwanted
+        self.whereabouts = Listener()   # where programs say where they are (whereabouts.py)
 
     def take_spare(self, key) -> "Spare | None":
         """The program started ahead for `key` (a script path), or None."""
@@ -251,6 +253,7 @@ class Program:
             scratch = str(limits.written.scratch)
             env.update(TMPDIR=scratch, TEMP=scratch, TMP=scratch)
             cwd = cwd or scratch
+        env.update(sandbox.whereabouts.environment(self))   # it can say where it is
         extra = {"start_new_session": True} if POSIX else {
             "creationflags": subprocess.CREATE_NO_WINDOW}   # a console of its own: interrupt()
         if limits.uid is not None:
@@ -400,6 +403,7 @@ class Program:
             self.wait_exit(5.0)
         self.sandbox.running.discard(self)
         self.sandbox.watchdog.forget(self)
+        self.sandbox.whereabouts.forget(self)
 
 
 # Ctrl-C on Windows. A console's Ctrl-C goes to every process attached to it, and

@@ -170,6 +170,7 @@ class ServerUnderTest:
             break
         status = self.program.exit_status()
         if status is None:
+            self.conv.waited_on = "server"
             self.conv.fail("the server accepts a connection on port %d" % self.port,
                            "it did not start listening within %.0f s" % START_TIMEOUT,
                            "does the server bind to the --host/--port it is given and call listen()? "

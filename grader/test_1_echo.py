@@ -10,6 +10,7 @@ import pytest
 from grader.checks import check
 from grader.programs import process_tree
 from grader.system import LINUX, WINDOWS
+from grader.whereabouts import samples
 from grader.wire import QUIET
 
 STAGE = "1_echo"
@@ -228,7 +229,8 @@ def test_idle_server_is_idle(server, conversation):
             return
     conversation.fail(
         "the server sleeps in select() while no client sends anything",
-        "it wanted the CPU %.0f%% of the time, twice in a row: it is spinning" % (100 * share),
+        "\n".join(["it wanted the CPU %.0f%% of the time, twice in a row: it is spinning"
+                   % (100 * share)] + samples(program)),
         "select() returns at once, again and again, when a socket it watches is always "
         "ready. Two usual causes: a departed client's socket left in the read set (recv() "
         "returned b'' and the client was not removed), or every client in the write set "

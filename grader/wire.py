@@ -14,7 +14,7 @@ import socket
 import struct
 import time
 
-from grader import diagnosis
+from grader import diagnosis, whereabouts
 from grader.framing import HEADER_SIZE, frame, payload_length
 
 
@@ -116,6 +116,7 @@ class Conversation:
         normal grading waits `seconds`. Never for a silence: nothing-must-come waits
         keep their length, or an attached run would sit minutes on every one."""
         return seconds * self.patience
+        self.waited_on = None      # the program a check waited on in vain: asked where it is
 
     def program(self, label: str):
         """The program labelled `label` ("server", "client") in this check, if one started."""
@@ -176,10 +177,12 @@ class Conversation:
         # so the diagnosis below knows whether it has exited.
         reports = [report for report in (program.describe() for program in self.programs)
                    if report]
+        where, hint = whereabouts.where(self, hint)   # a program waited on in vain: where is it?
         got, hint = diagnosis.diagnose(self, got, hint)   # an exit, a stand-in: said first
         parts = self.transcript()
         parts.append("Expected: " + expected)
         parts.append("Got:      " + got)
+        parts.extend(where)
         if hint:
             parts.append("Hint:     " + hint)
         return "\n".join(parts + reports)
@@ -276,6 +279,7 @@ class Peer:
     def _send_failed(self, error) -> None:
         died = self.conv.exit_note("server", DYING_GRACE)
         if error is None:
+            self.conv.waited_on = "server"
             self.conv.fail("the server to read what %s sent" % self.label,
                            died or "the send did not finish within %.0f s: the server "
                                    "stopped reading" % self.conv.patient(WAIT),
@@ -346,6 +350,7 @@ class Peer:
             return "%s; %s closed with it" % (died, self.connection()) if died \
                 else self.they_closed()
         what = "nothing within %.1f s (timed out waiting)" % self.conv.patient(timeout)
+        self.conv.waited_on = self.program_label
         return "%s; %s" % (died, what) if died else what
 
     def receive(self, what: str, hint: str, timeout: float = WAIT) -> bytes:

@@ -73,6 +73,10 @@ CATALOG = [
           "ignores recv() returning b'': the dead socket stays in the select set, and spins"),
     Fault("always_in_write_set", "1_echo", ["1.12"],
           "every client is always in the write set: select() never sleeps, the server spins"),
+    Fault("select_timeout_zero", "1_echo", ["1.12"],
+          "select() with timeout 0, 'so the loop never waits': the server spins"),
+    Fault("blocking_client_sockets", "1_echo", ["1.7"],
+          "client sockets left blocking: hang_up()'s recv() waits for a client that sent nothing"),
     # --- stage 2: names -------------------------------------------------------------
     Fault("crash_invalid_utf8", "2_naming", ["2.12"],
           "payload.decode() without try: invalid UTF-8 crashes the server"),
@@ -327,6 +331,64 @@ def test_each_fault_fails_the_same_checks_as_before(graded):
     problems = compare("tests/test_mutants.py", {
         CLEAN if name is None else name: grade.failed() for name, grade in graded.items()})
     assert not problems, "\n".join(problems)
+
+
+# Where a stuck program waits (grader/whereabouts.py): for each fault whose program gets
+# stuck in a call, the code of the line where it waits (found in faulty_chat.py) and
+# words of the hint written for that call. Every check that waited on it in vain must
+# show that file and line, and that hint.
+STUCK = {
+    "blocking_client_sockets": ("conn.sock.recv(4096)", "recv() on a blocking socket"),
+    "blocking_payload_recv": ("more = conn.sock.recv(end - len(conn.inbuf))",
+                              "the server loops on recv() until it has the bytes it wants"),
+    "blocking_sendall": ("conn.sock.sendall(data)", "sendall() waits while the client is not "
+                                                    "reading"),
+    "client_blocking_input": ("typed = input()", "the client waits for a line you type"),
+}
+# A vain wait, as a failure's Got line says it.
+WAITED_IN_VAIN = re.compile(r"^Got: .*(nothing within|did not finish|nothing matching within|"
+                            r"still running)", re.M)
+
+
+def line_of(code: str) -> int:
+    """The line of faulty_chat.py that holds `code` (exactly one does)."""
+    lines = (FAULTY / "faulty_chat.py").read_text(encoding="utf-8").splitlines()
+    found = [number for number, line in enumerate(lines, 1) if line.strip() == code]
+    assert len(found) == 1, (code, found)
+    return found[0]
+
+
+@pytest.mark.parametrize("name", sorted(STUCK))
+def test_a_stuck_program_says_where(graded, name):
+    """Each check that waited in vain on the stuck program shows the student's file and
+    the line where it waits, that line's code, and the hint for the call it waits in."""
+    code, hint = STUCK[name]
+    place = "at faulty/faulty_chat.py line %d:" % line_of(code)
+    waited = [t for t in graded[name].tests(BY_NAME[name].stage)
+              if t["status"] == "failed" and WAITED_IN_VAIN.search(t["output"])]
+    assert waited, "no check waited on %r in vain: %s" % (name, graded[name].failed())
+    for test in waited:
+        text = test["output"]
+        where = re.search(r"^Where: +the (server|client) is waiting in \w+\(\), in \w+\(\) "
+                          r"(.*)\n +(.*)$", text, re.M)
+        assert where and where.group(2) == place and where.group(3) == code, (
+            "%s: not told where the program waits (%s):\n%s" % (test["number"], place, text))
+        assert re.search(r"^Hint: +%s" % re.escape(hint), text, re.M), (
+            "%s: the hint is not the one for that call:\n%s" % (test["number"], text))
+
+
+@pytest.mark.parametrize("name", ["select_timeout_zero", "always_in_write_set", "ignores_eof"])
+def test_a_spinning_server_says_where_it_spins(graded, name):
+    """1.12's failure shows where the server spent its time, the student's lines first,
+    each with how many of the looks found it there; a select() that never waits (timeout
+    0), on its select() line."""
+    text = graded[name].output_of("1.12")
+    looks = re.search(r"^Where: .* (\d+) looks", text, re.M)
+    counts = re.findall(r"^ +(\d+) × in \w+\(\) at faulty/faulty_chat.py line (\d+)", text, re.M)
+    assert looks and counts, text
+    if name == "select_timeout_zero":
+        line = line_of("readable, writable, _ = select.select(readers, writers, [], timeout)")
+        assert int(counts[0][1]) == line and int(counts[0][0]) >= int(looks.group(1)) // 2, text
 
 
 def ours(process: str) -> bool:

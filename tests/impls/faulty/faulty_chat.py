@@ -85,7 +85,9 @@ class Server:
             writers = [c.sock for c in self.conns.values() if c.out]
             if FAULT == "always_in_write_set":
                 writers = [c.sock for c in self.conns.values()]   # "so we never miss a chance"
-            readable, writable, _ = select.select(readers, writers, [], 1.0)
+            # select_timeout_zero: "so the loop never waits" (it spins at full CPU)
+            timeout = 0 if FAULT == "select_timeout_zero" else 1.0
+            readable, writable, _ = select.select(readers, writers, [], timeout)
             for sock in readable:
                 if sock is self.listener:
                     self.accept()
@@ -105,7 +107,8 @@ class Server:
 
     def accept(self) -> None:
         sock, _ = self.listener.accept()
-        sock.setblocking(False)
+        if FAULT != "blocking_client_sockets":   # that mistake leaves the socket blocking
+            sock.setblocking(False)
         conn = Conn(sock)
         self.conns[sock] = conn
         self.last_accepted = conn
@@ -115,8 +118,19 @@ class Server:
         self.conns.pop(conn.sock, None)
         if release and conn.name is not None and self.names.get(conn.name) is conn:
             del self.names[conn.name]
+        if FAULT == "blocking_client_sockets":
+            self.hang_up(conn)
         try:
             conn.sock.close()
+        except OSError:
+            pass
+
+    def hang_up(self, conn: Conn) -> None:
+        """End our side, and drop what the client sent that we will never handle (as the
+        reference does): on a socket left blocking, recv() waits for the client."""
+        try:
+            conn.sock.shutdown(socket.SHUT_WR)
+            conn.sock.recv(4096)
         except OSError:
             pass
 
@@ -537,8 +551,12 @@ def server_gone() -> None:
 def lockstep_client(stage: int, sock: socket.socket) -> None:
     """The client_blocking_input mistake: input, send, wait for one reply, repeat."""
     buf = b""
-    for raw in iter(sys.stdin.buffer.readline, b""):
-        line = strip_line(raw)
+    while True:
+        try:
+            typed = input()
+        except EOFError:
+            break
+        line = strip_line(typed.encode("utf-8") + b"\n")
         if not line or too_long(line):
             continue
         sock.sendall(client_frame(line))

@@ -1,0 +1,297 @@
+"""Where a program is (grader/whereabouts.py, grader/startup/sitecustomize.py).
+
+Real programs, started the grader's way (programs.Program, in a Sandbox), are
+asked where they are; programs that answer garbage, answer late, answer nothing,
+or are not Python at all give no location, quickly, and never an error. The way
+of asking is one for every system; the one call Windows lacks
+(os.register_at_fork) is taken away here to prove the hook does without it.
+The planted faults' failures (where stuck programs wait, where a spinning one
+spins) are proven in test_mutants.py.
+"""
+
+import json
+import os
+import socket
+import sys
+import textwrap
+import time
+
+import pytest
+
+from gradekit import KIT, wait_until
+
+sys.path.insert(0, str(KIT))
+from grader import whereabouts  # noqa: E402
+from grader.limits import Limits  # noqa: E402
+from grader.programs import Program, Sandbox  # noqa: E402
+from grader.wire import Conversation  # noqa: E402
+
+KIT_HINT = "the check's own hint"
+
+STUCK_IN_RECV = """
+import socket, sys, time
+def hang_up(conn):
+    data = conn.recv(4)
+def main():
+    a, b = socket.socketpair()
+    print("ready", flush=True)
+    hang_up(b)
+main()
+"""
+
+
+@pytest.fixture
+def sandbox():
+    box = Sandbox(Limits(memory=0, processes=0))
+    yield box
+    box.stop_everything()
+
+
+def student_program(sandbox, tmp_path, source: str, argv_extra=(), label="server", env=None,
+                    stdin=False):
+    """`source` as <tmp>/impl/1_echo/chat_server.py, started the grader's way, once it
+    printed 'ready' (and, if it can, said where it is)."""
+    stage = tmp_path / "impl" / "1_echo"
+    stage.mkdir(parents=True, exist_ok=True)
+    script = stage / "chat_server.py"
+    script.write_text(textwrap.dedent(source), encoding="utf-8")
+    saved = dict(os.environ)
+    os.environ.update(env or {})
+    try:
+        program = Program([sys.executable, *argv_extra, str(script)], label, sandbox,
+                          stdin=stdin)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    assert wait_until(lambda: b"ready" in program.stdout() or program.exit_status() is not None,
+                      10), program.describe()
+    return program
+
+
+def told(program) -> bool:
+    token = program.sandbox.whereabouts.tokens.get(program)
+    return bool(program.sandbox.whereabouts.by_token.get(token))
+
+
+def where_text(program, label="server", hint=KIT_HINT):
+    conversation = Conversation()
+    conversation.programs.append(program)
+    conversation.waited_on = label
+    return whereabouts.where(conversation, hint)
+
+
+def test_a_program_stuck_in_recv_says_where_and_gets_the_recv_hint(sandbox, tmp_path):
+    program = student_program(sandbox, tmp_path, STUCK_IN_RECV)
+    assert wait_until(lambda: told(program), 10)
+    lines, hint = where_text(program)
+    assert lines[0] == ("Where:    the server is waiting in recv(), in hang_up() at "
+                        "impl/1_echo/chat_server.py line 4:"), lines
+    assert lines[1].strip() == "data = conn.recv(4)"
+    assert lines[2].strip() == "called from main() at line 8 of impl/1_echo/chat_server.py"
+    assert hint.startswith("recv() on a blocking socket")
+
+
+def test_a_program_in_select_is_idle_and_keeps_the_checks_hint(sandbox, tmp_path):
+    program = student_program(sandbox, tmp_path, """
+        import selectors, socket
+        a, b = socket.socketpair()
+        selector = selectors.DefaultSelector()
+        selector.register(b, selectors.EVENT_READ)
+        print("ready", flush=True)
+        while True:
+            events = selector.select(timeout=1.0)
+    """)
+    assert wait_until(lambda: told(program), 10)
+    lines, hint = where_text(program)
+    assert "waiting in select(), in <module>() at impl/1_echo/chat_server.py line 8:" in lines[0]
+    assert any("idle" in line for line in lines), lines
+    assert hint == KIT_HINT
+
+
+def test_a_client_in_input_gets_the_input_hint(sandbox, tmp_path):
+    program = student_program(sandbox, tmp_path, """
+        print("ready", flush=True)
+        line = input()
+    """, label="client", stdin=True)
+    assert wait_until(lambda: told(program), 10)
+    lines, hint = where_text(program, "client")
+    assert "the client is waiting in input(), in <module>() at " \
+           "impl/1_echo/chat_server.py line 3:" in lines[0], lines
+    assert hint.startswith("the client waits for a line you type")
+
+
+def test_a_program_of_several_threads_keeps_the_checks_hint(sandbox, tmp_path):
+    """A client reading standard input in its main thread and the socket in another is
+    the right design: where each thread waits is shown, and the check's hint holds."""
+    program = student_program(sandbox, tmp_path, """
+        import socket, threading
+        a, b = socket.socketpair()
+        def receive():
+            data = b.recv(4)
+        threading.Thread(target=receive).start()
+        print("ready", flush=True)
+        line = input()
+    """, label="client", stdin=True)
+    assert wait_until(lambda: told(program), 10)
+    lines, hint = where_text(program, "client")
+    assert lines[0].startswith("Where:    the client is waiting in input(), in <module>() at "
+                               "impl/1_echo/chat_server.py line 8:"), lines
+    assert lines[2] == ("          another thread is waiting in recv(), in receive() at "
+                        "impl/1_echo/chat_server.py line 5: data = b.recv(4)"), lines
+    assert hint == KIT_HINT
+
+
+def test_a_spinning_program_is_sampled_where_it_spins(sandbox, tmp_path):
+    program = student_program(sandbox, tmp_path, """
+        def spin():
+            count = 0
+            while True:
+                count += 1
+        print("ready", flush=True)
+        spin()
+    """)
+    assert wait_until(lambda: told(program), 10)
+    started = time.monotonic()
+    lines = whereabouts.samples(program)
+    assert time.monotonic() - started < 5
+    assert lines[0].startswith("Where:    where the server was at 15 looks"), lines
+    counted = [line for line in lines[1:] if "in spin() at impl/1_echo/chat_server.py" in line]
+    assert counted and sum(int(line.split("×")[0]) for line in counted) == 15, lines
+
+
+def test_the_hook_works_without_register_at_fork_as_on_windows(sandbox, tmp_path):
+    """Windows' os has no register_at_fork: the hook must do without it. Here it is taken
+    away before site runs the hook (python -S, then site.main())."""
+    program = student_program(sandbox, tmp_path, STUCK_IN_RECV, argv_extra=[
+        "-S", "-c", "import os, runpy, site, sys; del os.register_at_fork; site.main(); "
+                    "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')"])
+    assert wait_until(lambda: told(program), 10)
+    lines, hint = where_text(program)
+    assert "waiting in recv(), in hang_up() at impl/1_echo/chat_server.py line 4:" in lines[0]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork: POSIX")
+def test_a_forked_child_does_not_answer_for_its_parent(sandbox, tmp_path):
+    program = student_program(sandbox, tmp_path, """
+        import os, socket, time
+        a, b = socket.socketpair()
+        if os.fork() == 0:
+            while True:
+                time.sleep(1)
+        print("ready", flush=True)
+        data = b.recv(4)
+    """)
+    assert wait_until(lambda: told(program), 10)
+    for _ in range(3):   # the parent answers every time: the child never takes the question
+        lines, _ = where_text(program)
+        assert "waiting in recv(), in <module>() at impl/1_echo/chat_server.py line 8:" \
+               in lines[0], lines
+
+
+def test_a_program_that_is_not_hooked_has_no_location(sandbox, tmp_path):
+    """python -I ignores PYTHONPATH, so no startup hook: as a program that is not Python."""
+    program = student_program(sandbox, tmp_path, STUCK_IN_RECV, argv_extra=["-I"])
+    started = time.monotonic()
+    assert where_text(program) == ([], KIT_HINT)
+    assert time.monotonic() - started < 0.5
+
+
+def test_an_exited_program_is_not_asked(sandbox, tmp_path):
+    program = student_program(sandbox, tmp_path, 'print("ready", flush=True)')
+    assert program.wait_exit(10) == 0
+    assert where_text(program) == ([], KIT_HINT)
+
+
+class Impostor:
+    """The grader's view of a program, played by the test: it calls in with the
+    program's token and answers as told."""
+
+    def __init__(self, listener, tmp_path):
+        script = tmp_path / "impl" / "1_echo" / "chat_server.py"
+        self.argv = [sys.executable, str(script)]
+        self.label = "server"
+        self.sandbox = type("Box", (), {"whereabouts": listener})()
+        host, port, token = listener.environment(self)[whereabouts.VARIABLE].split()
+        self.sock = socket.create_connection((host, int(port)))
+        self.sock.sendall(b"CHATKIT-WHERE %s %d\n" % (token.encode(), os.getpid()))
+        assert wait_until(lambda: listener.by_token[token], 5)
+
+    def exit_status(self):
+        return None
+
+
+GOOD = json.dumps({"pid": 1, "samples": [[{"main": True, "frames": [
+    ["/x/impl/1_echo/chat_server.py", 3, "f", "data = s.recv(4)", "s.recv(4)"]]}]]})
+
+
+@pytest.mark.parametrize("answer", [
+    b"garbage\n", b"{\"samples\": 3}\n", b"[1, 2]\n", b"\xff\xfe\n",
+    json.dumps({"samples": [[{"main": True, "frames": [[1, 2, 3, 4, 5]]}]]}).encode() + b"\n",
+    json.dumps({"samples": [[{"main": True, "frames": [["a", "x", "f", "", ""]]}]]}).encode()
+    + b"\n",
+    b"x" * (whereabouts.MOST_ANSWER + 10),   # no end of line, past the bound
+    b"",                                     # nothing at all: the wait is bounded
+    None,                                    # it hangs up
+], ids=["text", "wrong-shape", "a-list", "not-utf8", "wrong-types", "bad-line", "endless",
+        "silent", "hangs-up"])
+def test_what_a_program_answers_is_untrusted(tmp_path, answer):
+    listener = whereabouts.Listener()
+    impostor = Impostor(listener, tmp_path)
+    if answer is None:
+        impostor.sock.close()
+    elif answer:
+        impostor.sock.sendall(answer)
+    started = time.monotonic()
+    conversation = Conversation()
+    conversation.programs.append(impostor)
+    conversation.waited_on = "server"
+    assert whereabouts.where(conversation, KIT_HINT) == ([], KIT_HINT)
+    assert time.monotonic() - started < whereabouts.ANSWER_WAIT + 1
+    assert whereabouts.samples(impostor) == []
+
+
+def test_control_characters_from_a_program_are_not_printed(tmp_path):
+    listener = whereabouts.Listener()
+    impostor = Impostor(listener, tmp_path)
+    root = str(tmp_path / "impl" / "1_echo" / "chat_server.py")
+    impostor.sock.sendall(json.dumps({"samples": [[{"main": True, "frames": [
+        [root, 3, "f\x1b[2J", "data = s.recv(4)\x07\r", "s.recv(4)"]]}]]}).encode() + b"\n")
+    conversation = Conversation()
+    conversation.programs.append(impostor)
+    conversation.waited_on = "server"
+    lines, hint = whereabouts.where(conversation, KIT_HINT)
+    assert lines[0] == ("Where:    the server is waiting in recv(), in f?[2J() at "
+                        "impl/1_echo/chat_server.py line 3:"), lines
+    assert lines[1].strip() == "data = s.recv(4)??"
+    assert hint.startswith("recv() on a blocking socket")
+
+
+def test_a_stranger_with_a_wrong_token_is_turned_away(tmp_path):
+    listener = whereabouts.Listener()
+    impostor = Impostor(listener, tmp_path)
+    host, port = listener.sock.getsockname()[:2]
+    with socket.create_connection((host, port)) as stranger:
+        stranger.sendall(b"CHATKIT-WHERE 0123456789abcdef %d\n" % os.getpid())
+        stranger.settimeout(5)
+        assert stranger.recv(10) == b""     # closed by the grader
+    assert sum(len(c) for c in listener.by_token.values()) == 1
+    impostor.sock.close()
+
+
+@pytest.mark.parametrize("call, code, expected", [
+    ("conn.recv(4)", "data = conn.recv(4)", "recv"),
+    ("", "data = conn.recv(4)", "recv"),                     # Python 3.10: the line alone
+    ("", "for raw in iter(sys.stdin.buffer.readline, b''):", "readline"),
+    ("", "for line in sys.stdin:", "readline"),
+    ("sock.sendall(frame(input()))", "sock.sendall(frame(input()))", "sendall"),
+    ("input()", "sock.sendall(frame(input()))", "input"),
+    ("selector.select(timeout=1)", "for key, mask in selector.select(timeout=1):", "select"),
+    ("time.sleep(0.1)", "time.sleep(0.1)", "sleep"),
+    ("listener.accept()", "conn, address = listener.accept()", "accept"),
+    ("handle(client)", "handle(client)", None),
+    ("", "total += 1", None),
+    ("", "received = 0  # a name that holds recv, but no call", None),
+])
+def test_the_call_a_line_waits_in(call, code, expected):
+    frame = whereabouts.Frame("/x/a.py", 1, "f", code, call)
+    assert whereabouts.call_of(frame) == expected

@@ -174,11 +174,11 @@ class Sandbox:
         self.watchdog = Watchdog(settings)
         self.spares: dict = {}
         self.unwanted: set = set()   # keys (scripts) no check to come starts: no spare for them
+        self.whereabouts = Listener()   # where programs say where they are (whereabouts.py)
 
     def wants_spare(self, key) -> bool:
         """Whether a check to come may start `key`, so a spare of it is worth starting."""
         return key not in self.unwanted
-        self.whereabouts = Listener()   # where programs say where they are (whereabouts.py)
 
     def take_spare(self, key) -> "Spare | None":
         """The program started ahead for `key` (a script path), or None."""

@@ -391,6 +391,7 @@ class Watchdog:
         self.seen: set[int] = set()
         self.thread: threading.Thread | None = None
         self.wake = threading.Event()
+        self.summing = threading.Lock()   # held while a thread adds the files up (files.py)
         self.looks = 0          # how many looks so far (a test can wait for the next ones)
         self.page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
         self.available = LINUX
@@ -478,10 +479,12 @@ class Watchdog:
                     "bytes appended and never removed)?")
             program.peak_memory = max(program.peak_memory, resident)
         written = self.limits.written
-        if written is not None and written.due():
-            used = written.used()
-            if used > written.bound:
-                self._stop_writers(programs, used, written)
+        if written is not None and not self.summing.locked() and written.due():
+            # Adding the files up walks folders (tens of ms where /tmp holds much): a thread
+            # of its own, so that the next looks (a fork loop, memory) are not held up.
+            self.summing.acquire()
+            threading.Thread(target=self._sum_files, args=(programs, written),
+                             daemon=True).start()
         # Processes: all the programs together (those being stopped too, until their
         # processes are gone). Past the limit, every program that started processes of
         # its own is stopped (one with a single process never is): stopping only the
@@ -498,6 +501,14 @@ class Watchdog:
                         "multiprocessing) without ever ending them? A chat server needs "
                         "none: one process, with select, serves every client.")
         return any(p.processes > 1 for p in programs) or bool(written and written.growing)
+
+    def _sum_files(self, programs, written: "written_files.Files") -> None:
+        try:
+            used = written.used()
+            if used > written.bound:
+                self._stop_writers(programs, used, written)
+        finally:
+            self.summing.release()
 
     def _stop_writers(self, programs: list["Program"], used: int,
                       written: "written_files.Files") -> None:

@@ -245,11 +245,12 @@ def test_a_server_writing_a_growing_log_keeps_its_points(tmp_path, report):
            "disk at once, nothing left" % limits.size(monitor.peak))
 
 
-# Between two sums the flooder writes on (two of them: the server and the next check's,
-# started early), as fast as the disk takes it: on a loaded 2-core machine it wrote
-# 21 MB past the bound before it was stopped (looks 50-190 ms apart). The guard: twice
-# the bound.
-OVERSHOOT = DEFAULTS.disk
+# How far past the bound a writer gets before the watchdog stops it: it writes 1 MB files
+# as fast as the disk takes them until the next sum of the files (once a second, or at once
+# when the disks fill by 4 MB). Seen on 2 cores: 22-60 MB past the bound when loaded by
+# other gradings, 78 MB past it within the whole `pytest tests`. The guard, against a
+# writer never stopped: three times the bound past it, more than twice the worst seen.
+OVERSHOOT = 3 * DEFAULTS.disk
 
 
 @pytest.mark.skipif(not (LINUX and isolation.possible()),

@@ -10,7 +10,8 @@ import ast
 
 from gradekit import KIT, STAGES
 
-PYTEST_SIDE = {"conftest.py", "checks.py"}   # the plugin, and how a check is declared
+PYTEST_SIDE = {"conftest.py", "checks.py", "attach.py"}   # the plugin (attach.py: its --attach
+                                                        # part), and how a check is declared
 
 
 def imported_modules(path) -> set[str]:

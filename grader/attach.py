@@ -447,16 +447,8 @@ class AttachedClient(ClientUnderTest):
         sock.settimeout(None)
         return data == KEYBOARD_GREETING
 
-    def stop(self) -> None:
-        """Close the grader's connections; the client is the student's to stop."""
-        if self.program is not None:
-            self.program.stop()
-        for sock in (self.link.sock if self.link else None, self._listener):
-            if sock is not None:
-                try:
-                    sock.close()
-                except OSError:
-                    pass
+    # stop(): ClientUnderTest's; self.program is a RemoteProgram, whose stop() leaves the
+    # student's client running (it is theirs to stop) and closes only the grader's side.
 
 
 class RemoteProgram:

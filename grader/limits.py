@@ -153,7 +153,8 @@ def _prepare_own_user(limits: Limits, impl: Path, stages: list[str],
     found = _find_python(limits, files, results)
     if found is not None and found["unreadable"]:
         limits.copy = isolation.readable_copy(impl, stages)
-        found = _find_python(limits, _program_files(limits.copy, stages), results)
+        hook = limits.copy.parent / ".startup" / STARTUP_HOOK.name
+        found = _find_python(limits, _program_files(limits.copy, stages, hook), results)
     if found is None or found["unreadable"]:
         isolation.release(user)
         limits.uid = limits.gid = limits.user = None
@@ -168,8 +169,16 @@ def _prepare_own_user(limits: Limits, impl: Path, stages: list[str],
     limits.who = "student programs run as %s, this grading's own" % user
 
 
-def _program_files(impl: Path, stages: list[str]) -> list[str]:
-    files = [str(impl / stage / name) for stage in stages
+# What every program runs first (programs.py): its user must be able to read it too, or the
+# program would run without it (no hard limits, no Where:, other line endings), silently.
+STARTUP_HOOK = Path(__file__).resolve().parent / "startup" / "sitecustomize.py"
+
+
+def _program_files(impl: Path, stages: list[str], hook: Path = STARTUP_HOOK) -> list[str]:
+    """The files the programs must read: theirs, protocol.py, and the startup hook (a
+    copy has its own, next to the implementation: isolation.readable_copy)."""
+    files = [str(hook)]
+    files += [str(impl / stage / name) for stage in stages
              for name in ("chat_server.py", "chat_client.py") if (impl / stage / name).is_file()]
     return files + [str(path) for path in (impl / "protocol.py", impl.parent / "protocol.py")
                     if path.is_file()]
@@ -287,6 +296,14 @@ def _check_run_as(limits: Limits, user: str, impl: Path, stages: list[str],
         if found is None or tuple(found["version"]) < (3, 10):
             tried.append(python)
             continue
+        if [entry.rpartition(" (")[0] for entry in found["unreadable"]] == [str(STARTUP_HOOK)]:
+            # Only the kit is where USER can't read it: a copy brings the hook along.
+            limits.copy = isolation.readable_copy(impl, stages)
+            hook = limits.copy.parent / ".startup" / STARTUP_HOOK.name
+            found = _probe(python, limits, _program_files(limits.copy, stages, hook), results)
+            if found is None:
+                tried.append(python)
+                continue
         if found["unreadable"]:
             raise ValueError("--run-as %s: %s cannot read %s; the implementation folder must be "
                              "readable by that user (chmod -R a+rX %s, or grade a copy in a "

@@ -95,3 +95,25 @@ def test_a_submission_using_helpers_graded_from_a_private_folder(private_kit):
     assert "a server program at %s" % (theirs / "stages" / "2_naming" / "chat_server.py") \
         in missing["output"], missing["output"]
     assert "/run/chatkit/copies" not in done.stdout + json.dumps(graded)
+
+
+def test_a_readable_submission_graded_by_a_private_kit_runs_the_startup_hook(private_kit):
+    """The kit where its user can't read it, the submission where everyone can (a batch's
+    submission, copied to /tmp): every program still runs the grader's startup hook (the
+    copy carries it). Without it, x.22 fails a client that reads text and strips "\\n"
+    (the hook reads typed lines as Windows does), and the programs run with no file-size
+    or core limit (tests/test_files.py reads those)."""
+    from gradekit import IMPLS, self_contained
+    folder = Path(tempfile.mkdtemp(prefix="chatkit-open-"))
+    try:
+        folder.chmod(0o755)
+        impl = self_contained(IMPLS / "textmode", folder)
+        for path in [folder, *folder.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        done = subprocess.run([sys.executable, "-m", "pytest", "grader", "--impl", str(impl),
+                               "--check", "1.22", "-p", "no:cacheprovider"],
+                              cwd=private_kit, capture_output=True, text=True, timeout=120)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    assert "this grading's own" in done.stdout, done.stdout[-3000:]
+    assert done.returncode == 0 and "✓ 1.22" in done.stdout, done.stdout[-3000:]

@@ -261,6 +261,19 @@ def readable_copy(impl: Path, stages: list[str]) -> Path:
     return copy
 
 
+def readable_startup() -> Path:
+    """A copy of the grader's startup hook (grader/startup) that every user can read, for
+    an implementation they can read where the kit is out of their reach: its .startup
+    folder, as in a readable_copy (remove it with remove_copy)."""
+    root = Path(tempfile.mkdtemp(prefix="startup-", dir=private_folder(HOME / "copies")))
+    startup = root / ".startup"
+    shutil.copytree(Path(__file__).resolve().parent / "startup", startup,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for path in [root, *root.rglob("*")]:
+        os.chmod(path, 0o755 if path.is_dir() else 0o644)
+    return startup
+
+
 def remove_copy(copy: Path) -> None:
     shutil.rmtree(copy.parent, ignore_errors=True)
 

@@ -76,6 +76,7 @@ class Limits:
     gid: int | None = None
     user: "isolation.GradingUser | None" = None   # this grading's own user (as root, Linux)
     copy: Path | None = None     # a copy of the implementation that user can read, if made
+    startup: Path | None = None  # a copy of the startup hook that user can read, if made
     who: str = ""                # who the programs run as, said in the grader's header
     written: "written_files.Files | None" = None   # the files the programs write (files.py)
 
@@ -151,6 +152,10 @@ def _prepare_own_user(limits: Limits, impl: Path, stages: list[str],
     limits.uid, limits.gid, limits.user = user.uid, user.gid, user
     files = _program_files(impl, stages)
     found = _find_python(limits, files, results)
+    if found is not None and only_the_hook(found):   # the kit is out of the user's reach
+        limits.startup = isolation.readable_startup()
+        found = _find_python(limits, _program_files(impl, stages, limits.startup /
+                                                    STARTUP_HOOK.name), results)
     if found is not None and found["unreadable"]:
         limits.copy = isolation.readable_copy(impl, stages)
         hook = limits.copy.parent / ".startup" / STARTUP_HOOK.name
@@ -158,9 +163,10 @@ def _prepare_own_user(limits: Limits, impl: Path, stages: list[str],
     if found is None or found["unreadable"]:
         isolation.release(user)
         limits.uid = limits.gid = limits.user = None
-        if limits.copy is not None:
-            isolation.remove_copy(limits.copy)
-            limits.copy = None
+        for made in (limits.copy, limits.startup):
+            if made is not None:
+                isolation.remove_copy(made)
+        limits.copy = limits.startup = None
         why = ("no Python 3.10 or newer that another user can run (tried %s)"
                % ", ".join(_pythons()))
         limits.who = ("WARNING: student programs run as root, with every right on this "
@@ -174,14 +180,18 @@ def _prepare_own_user(limits: Limits, impl: Path, stages: list[str],
 STARTUP_HOOK = Path(__file__).resolve().parent / "startup" / "sitecustomize.py"
 
 
+def only_the_hook(found: dict) -> bool:
+    """Whether the one file the probe could not read is the kit's startup hook."""
+    return [entry.rpartition(" (")[0] for entry in found["unreadable"]] == [str(STARTUP_HOOK)]
+
+
 def _program_files(impl: Path, stages: list[str], hook: Path = STARTUP_HOOK) -> list[str]:
     """The files the programs must read: theirs, protocol.py, and the startup hook (a
     copy has its own, next to the implementation: isolation.readable_copy)."""
-    files = [str(hook)]
-    files += [str(impl / stage / name) for stage in stages
+    files = [str(impl / stage / name) for stage in stages
              for name in ("chat_server.py", "chat_client.py") if (impl / stage / name).is_file()]
     return files + [str(path) for path in (impl / "protocol.py", impl.parent / "protocol.py")
-                    if path.is_file()]
+                    if path.is_file()] + [str(hook)]   # last: a refusal names the student's file
 
 
 def _find_python(limits: Limits, files: list[str], results: Path | None) -> dict | None:
@@ -215,8 +225,9 @@ def release_user(limits: Limits) -> None:
     """End every process of this grading's user (its own, or --run-as), remove every
     file its programs wrote, then free the user (and the copy)."""
     user, copy, written = limits.user, limits.copy, limits.written
+    startup = limits.startup
     # once: Ctrl-C or SIGTERM may come during the end
-    limits.user = limits.copy = limits.written = None
+    limits.user = limits.copy = limits.written = limits.startup = None
     ended = isolation.end_every_process(user.uid) if user is not None else True
     if written is not None:
         written.remove_all(scratch_too=True)
@@ -224,6 +235,8 @@ def release_user(limits: Limits) -> None:
         os.close(user.lock)   # if not all ended, the id stays ours until this process exits
     if copy is not None:
         isolation.remove_copy(copy)
+    if startup is not None:
+        isolation.remove_copy(startup)
 
 
 def _amount(option: str, value, scale: int = MB) -> int:
@@ -296,11 +309,10 @@ def _check_run_as(limits: Limits, user: str, impl: Path, stages: list[str],
         if found is None or tuple(found["version"]) < (3, 10):
             tried.append(python)
             continue
-        if [entry.rpartition(" (")[0] for entry in found["unreadable"]] == [str(STARTUP_HOOK)]:
-            # Only the kit is where USER can't read it: a copy brings the hook along.
-            limits.copy = isolation.readable_copy(impl, stages)
-            hook = limits.copy.parent / ".startup" / STARTUP_HOOK.name
-            found = _probe(python, limits, _program_files(limits.copy, stages, hook), results)
+        if only_the_hook(found):   # the kit is out of USER's reach: a copy of its hook
+            limits.startup = limits.startup or isolation.readable_startup()
+            found = _probe(python, limits, _program_files(impl, stages, limits.startup /
+                                                          STARTUP_HOOK.name), results)
             if found is None:
                 tried.append(python)
                 continue

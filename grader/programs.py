@@ -245,7 +245,8 @@ class Program:
                    PYTHONDONTWRITEBYTECODE="1")
         # Line endings typed into it read the same on every system (startup/sitecustomize.py).
         copy = limits.copy   # a copy the programs' own user can read (isolation.py)
-        startup = STARTUP if copy is None else str(copy.parent / ".startup")
+        startup = (str(copy.parent / ".startup") if copy is not None else
+                   str(limits.startup) if limits.startup is not None else STARTUP)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [startup, env.get("PYTHONPATH")]))
         env[MARKER] = self.token
         env[HARD_LIMITS] = hard_limits_variable(limits)   # taken at its start (sitecustomize)

@@ -56,7 +56,12 @@ DISK_LIMIT = 100 * MB          # the grader's temporary folder, at its fullest
 # The watchdog looks every 50 ms; between two looks the grower adds one step (64 MiB,
 # see pathology.py): that is how far past the limit it can be seen.
 MEMORY_SLACK = 64 * 1024 * 1024
-PROCESS_LIMIT = 100            # alive at once, all programs of one grading
+# Alive at once, all programs of one grading. The watchdog stops a fork loop past
+# --max-processes (50) at its next look (5 ms apart while a program forks), so a loop seen
+# between two looks goes past it: 50-124 seen on 2 cores, once 147 within the whole suite.
+# As root the kernel holds the grading's user to --max-processes + 200 tasks, exactly
+# (docs/teachers.md): that is the bound then; elsewhere twice the watchdog's limit.
+PROCESS_LIMIT = 100
 GRADING_LIMIT = 90.0           # seconds: one grading of all four stages, under load
 MONITOR_PERIOD = 0.05
 LEFTOVER_POLL = 3.0
@@ -256,8 +261,11 @@ def test_no_program_past_the_memory_limit(abused, name):
 
 @pytest.mark.parametrize("name", list(ABUSIVE))
 def test_processes_stay_bounded(abused, name):
+    from grader import isolation
     alive = abused[1].processes[name]
-    assert 0 < alive <= PROCESS_LIMIT, "%s: %d processes alive at once" % (name, alive)
+    bound = (DEFAULTS.processes + limits.THREADS_ALLOWED if LINUX and isolation.possible()
+             else PROCESS_LIMIT)
+    assert 0 < alive <= bound, "%s: %d processes alive at once (bound %d)" % (name, alive, bound)
 
 
 def test_nothing_left_running(abused):

@@ -33,7 +33,9 @@ from grader.diagnosis import OnExit
 from grader.wire import DYING_GRACE, WAIT, Conversation, Peer, show
 
 CONNECT_TIMEOUT = 5.0   # how long the client may take to start and connect
-PRINT_WAIT = 1.0        # how long a received message may take to show on the screen
+PRINT_WAIT = 2.0        # how long a received message may take to show on the screen
+                        # (a correct client takes milliseconds; 1 s once failed a correct
+                        # client on a loaded CI machine, and a wrong one never prints at all)
 POLL = 0.01             # how often the client's output file is looked at
 TRACEBACK = b"Traceback (most recent call last)"
 # What CPython says when it exits while a daemon thread holds the stdin lock.

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from grader import attach
+from grader import attach, whereabouts
 from grader.checks import ANSWERING, BASIC
 from grader.stages import STAGES, stages_named
 from grader.clientside import spare_client
@@ -488,6 +488,9 @@ def own_error(excinfo, conversation) -> str:
 
 CHECK_TIME_LIMIT = ("a program that never answers is usually stuck: an endless loop, or a "
                     "blocking call (recv, accept, input) where it should go back to select.")
+CHECK_TIME_IDLE = ("your program was idle in select(), not stuck: it never sent what the check "
+                   "waited for. Look at the conversation's last line the grader sent: was the "
+                   "reply queued, and is the socket registered for writing while it waits?")
 
 
 class CheckTimer:
@@ -549,6 +552,9 @@ class CheckTimer:
                 return                      # it ended just now
             self.timed_out = self.due = item
             self.seconds = seconds
+        conversation = item.funcargs.get("conversation")
+        if conversation is not None:   # where they wait, while they still can answer
+            whereabouts.look_before_stop(conversation)
         _thread.interrupt_main(signal.SIGINT)   # handled as soon as the check's wait ends
         self.sandbox.stop_programs_in_use("Stopped by the grader when the check ran out of time.")
 
@@ -567,7 +573,9 @@ class CheckTimer:
         expected = "the check to finish within %g s" % self.seconds
         got = "it was still running after %g s, so the grader stopped it" % self.seconds
         conversation = item.funcargs.get("conversation") or Conversation()
-        return conversation.explanation(expected, got, CHECK_TIME_LIMIT)
+        seen = getattr(conversation, "seen_before_stop", None)
+        hint = CHECK_TIME_IDLE if whereabouts.idle(seen) else CHECK_TIME_LIMIT
+        return conversation.explanation(expected, got, hint)
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item, call):

@@ -427,26 +427,59 @@ def hint_for(label: str, call: str | None, frame: Frame, files: Files,
 
 # --- the words ----------------------------------------------------------------
 
+IDLE_SERVER = ("          (idle: waiting for the next event, as a server should between "
+               "messages; it is not stuck in a call)")
+IDLE_CLIENT = "          (waiting for the next event: not stuck in a call)"
+
+
+def idle(found) -> bool:
+    """Whether a look (describe_stack's lines) found the program idle in select()."""
+    return found is not None and (IDLE_SERVER in found[0] or IDLE_CLIENT in found[0])
+
+
 def where(conversation, hint):
     """(the lines that say where the program waited on in vain is, the hint to give).
 
     `conversation.waited_on` names the program a check waited on in vain ('server',
     'client'), set where the wait ended; nothing is asked otherwise."""
+    seen = getattr(conversation, "seen_before_stop", None)
+    if seen is not None:   # asked before the grader stopped it (look_before_stop)
+        lines, better = seen
+        return lines, better or hint
     label = getattr(conversation, "waited_on", None)
     program = conversation.program(label) if label else None
-    if program is None or program.exit_status() is not None:
+    found = look_at(label, program)
+    if found is None:
         return [], hint
+    lines, better = found
+    return lines, better or hint
+
+
+def look_at(label, program):
+    """(lines, hint or None) saying where a running program is, or None if it has
+    ended, can't be asked, or is nowhere in the student's files."""
+    if program is None or program.exit_status() is not None:
+        return None
     listener = getattr(program.sandbox, "whereabouts", None)
     if listener is None:
-        return [], hint
-    processes = listener.ask(program)
+        return None
     files = Files(program)
-    for samples in processes:
+    for samples in listener.ask(program):
         found = describe_stack(label, samples[0], files)
         if found is not None:
-            lines, better = found
-            return lines, better or hint
-    return [], hint
+            return found
+    return None
+
+
+def look_before_stop(conversation) -> None:
+    """A check out of time is about to have its programs stopped, and a stopped program
+    can't be asked: ask now where they are (the server first, then the client) and
+    keep the first answer for the failure text."""
+    for label in ("server", "client"):
+        found = look_at(label, conversation.program(label))
+        if found is not None:
+            conversation.seen_before_stop = found
+            return
 
 
 def describe_stack(label: str, threads: list[Thread], files: Files):
@@ -462,9 +495,7 @@ def describe_stack(label: str, threads: list[Thread], files: Files):
     lines = ["Where:    the %s is %s:" % (label, at(innermost, files, call)),
              "              %s" % innermost.code]
     if call == "select" and len(mine) == 1:
-        lines.append("          (idle: waiting for the next event, as a server should between "
-                     "messages; it is not stuck in a call)" if label == "server" else
-                     "          (waiting for the next event: not stuck in a call)")
+        lines.append(IDLE_SERVER if label == "server" else IDLE_CLIENT)
     for other, other_frames in mine[1:]:   # other threads first: callers matter less
         lines.append("          another thread is %s: %s" % (
             at(other_frames[0], files, call_of(other_frames[0])), other_frames[0].code))

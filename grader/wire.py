@@ -110,13 +110,14 @@ class Conversation:
         self.exit_sent_by = ""     # the last scripted client that sent EXIT (diagnosis.py)
         self.patience = 1.0        # waits for what must come are this many times longer
                                    # (grader/attach.py: a server at a breakpoint)
+        self.waited_on = None      # the program a check waited on in vain: asked where it is
+        self.seen_before_stop = None   # where a program was when the check ran out of time
 
     def patient(self, seconds: float) -> float:
         """How long to wait for something that must come (a reply, a close), where a
         normal grading waits `seconds`. Never for a silence: nothing-must-come waits
         keep their length, or an attached run would sit minutes on every one."""
         return seconds * self.patience
-        self.waited_on = None      # the program a check waited on in vain: asked where it is
 
     def program(self, label: str):
         """The program labelled `label` ("server", "client") in this check, if one started."""

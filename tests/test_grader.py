@@ -164,8 +164,10 @@ def test_a_bug_of_the_grader_reads_as_one_plain_line():
 def test_a_check_out_of_time_fails_with_its_story_and_the_run_goes_on():
     """A check that waits without bound (tests/plants/hung_check.py: 1.2, cut to 3 s) is
     stopped the way it is on every system, Windows included: its programs are stopped,
-    it fails with the conversation so far and says why, never with a stack dump; the
-    other checks run, the table and results.json come, and nothing is left running."""
+    it fails with the conversation so far and says why, never with a stack dump; where
+    the server was when time ran out (asked before it was stopped) is said, and the hint
+    fits it (idle in select(), not stuck); the other checks run, the table and
+    results.json come, and nothing is left running."""
     run = grade(SOLUTIONS, "--stage", "1", "-p", "hung_check", env=PLANTS)
     checks = {t["number"]: t for t in run.tests()}
     hung = checks.pop("1.2")
@@ -173,7 +175,10 @@ def test_a_check_out_of_time_fails_with_its_story_and_the_run_goes_on():
     for part in ("The conversation so far:", "alice    → server  'tab\\there'",
                  "Expected: the check to finish within 3 s",
                  "Got:      it was still running after 3 s, so the grader stopped it",
-                 "Hint:     a program that never answers is usually stuck",
+                 "Where:    the server is waiting in select(), in serve_forever() at "
+                 "solutions/1_echo/chat_server.py line ",
+                 "(idle: waiting for the next event",
+                 "Hint:     your program was idle in select(), not stuck",
                  "Stopped by the grader when the check ran out of time."):
         assert part in hung["output"], hung["output"]
     assert not GRADER_TRACEBACK.search(run.output) and "Timeout" not in run.output, run.output

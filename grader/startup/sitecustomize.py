@@ -126,26 +126,27 @@ def _threads_now(main):
             continue
         frames = []
         while frame is not None and len(frames) < STACK_DEPTH:
-            code = frame.f_code
-            text = _source_line(code.co_filename, frame.f_lineno)
-            frames.append([os.path.abspath(code.co_filename), frame.f_lineno, code.co_name,
-                           text.strip()[:200], _call_at(frame, text)])
+            # Read once: a thread that runs moves on while this one reads the file.
+            code, line, last = frame.f_code, frame.f_lineno, frame.f_lasti
+            text = _source_line(code.co_filename, line)
+            frames.append([os.path.abspath(code.co_filename), line, code.co_name,
+                           text.strip()[:200], _call_at(code, line, last, text)])
             frame = frame.f_back
         threads.append({"main": ident == main, "frames": frames})
     return threads
 
 
-def _call_at(frame, text):
-    """The call the frame is making now, as written ('conn.recv(4)'), where Python
-    (3.11 and later) tells which columns it spans; '' elsewhere."""
+def _call_at(code, line, last, text):
+    """The call made at instruction `last` of line `line`, as written ('conn.recv(4)'),
+    where Python (3.11 and later) tells which columns it spans; '' elsewhere."""
     try:
-        if not hasattr(frame.f_code, "co_positions"):
+        if not hasattr(code, "co_positions"):
             return ""   # Python 3.10: don't import dis for nothing
         import dis
-        if not dis.opname[frame.f_code.co_code[frame.f_lasti]].startswith("CALL"):
+        if not dis.opname[code.co_code[last]].startswith("CALL"):
             return ""
-        line, end, start, stop = list(frame.f_code.co_positions())[frame.f_lasti // 2]
-        if line != frame.f_lineno or end != line or start is None or stop is None:
+        first, end, start, stop = list(code.co_positions())[last // 2]
+        if first != line or end != line or start is None or stop is None:
             return ""
         return text.encode("utf-8")[start:stop].decode("utf-8", "replace")[:200]
     except Exception:

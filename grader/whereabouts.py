@@ -46,6 +46,13 @@ HELLO_WAIT = 5.0            # a connection that has not said who it is by then i
 MOST_PENDING = 64           # connections not yet identified, at most
 MOST_PER_PROGRAM = 8        # connections kept per program (a launcher and its child: 2)
 SAMPLES, SAMPLE_PAUSE_MS = 15, 20   # check 1.12: 15 looks at the stack, 20 ms apart
+MAYBE_BUSY = 0.05           # a program that used this share of a CPU since it last
+                            # answered (or started) is looked at again, BUSY_WINDOW later
+BUSY_WINDOW = 0.2           # seconds: the second window, its own, short and recent
+BUSY = 0.15                 # a share of a CPU in that window that is running, not waiting
+                            # (blocked in a call: 0-2 %, the answering thread's own; spinning:
+                            # 90-100 % on a quiet machine, 39 % seen on one at load 8;
+                            # Windows counts CPU time in ticks of 15.6 ms: 8 % of a window)
 SHOWN_FRAMES = 3            # the student's innermost frames shown
 SHOWN_LINES = 4             # the lines shown of where a spinning program spends its time
 MOST_WHERE_LINES = 5        # a stuck program's Where: lines (with Expected, Got and Hint,
@@ -244,13 +251,20 @@ class Thread:
     frames: list   # [Frame, ...], innermost first
 
 
-def parse_answer(line: bytes | None) -> list[list[Thread]]:
+class Looks(list):
+    """One process's answer: [[Thread, ...] per look], and `busy`: the share of a CPU it
+    used since it last answered (or started), None if it did not say."""
+    busy = None
+
+
+def parse_answer(line: bytes | None) -> Looks:
     """A program's answer as [[Thread, ...] per sample]; [] for anything malformed."""
     if not line:
-        return []
+        return Looks()
     try:
         answer = json.loads(line.decode("utf-8"))
-        samples = []
+        samples = Looks()
+        samples.busy = busy_share(answer.get("clocks"))
         for sample in answer["samples"][:100]:
             threads = []
             for thread in sample[:64]:
@@ -260,7 +274,21 @@ def parse_answer(line: bytes | None) -> list[list[Thread]]:
             samples.append(threads)
         return samples
     except (ValueError, KeyError, TypeError, IndexError, AttributeError, UnicodeDecodeError):
-        return []
+        return Looks()
+
+
+def busy_share(clocks) -> float | None:
+    """The share of a CPU used between two [wall µs, CPU µs] readings; None if they are
+    not two such readings, or no time passed between them."""
+    try:
+        (wall_then, cpu_then), (wall_now, cpu_now) = clocks
+        if not all(type(n) is int for n in (wall_then, cpu_then, wall_now, cpu_now)):
+            return None
+    except (TypeError, ValueError):
+        return None
+    if wall_now <= wall_then:
+        return None
+    return max(0, cpu_now - cpu_then) / (wall_now - wall_then)
 
 
 def _text(value, limit: int = 200) -> str:
@@ -436,6 +464,20 @@ IDLE_SERVER = ("          (idle: waiting for the next event, as a server should 
 IDLE_CLIENT = "          (waiting for the next event: not stuck in a call)"
 
 
+HINT_BUSY = {
+    "server": ("your server runs all the time instead of waiting in select(): a loop that "
+               "never waits, or select() returning at once again and again because a socket "
+               "it watches is always ready: a departed client's socket left in the read set "
+               "(recv() returned b'' and the client was not removed), or every client in the "
+               "write set (watch a socket for writing only while its queue holds bytes) "
+               "(docs/students.md § Stage 1)."),
+    "client": ("your client runs all the time instead of waiting: a loop that never waits "
+               "(polling the socket or standard input again and again), or one that goes on "
+               "after recv() returned b'' (the server closed the connection: end the "
+               "client) (docs/students.md § The client)."),
+}
+
+
 def idle(found) -> bool:
     """Whether a look (describe_stack's lines) found the program idle in select()."""
     return found is not None and (IDLE_SERVER in found[0] or IDLE_CLIENT in found[0])
@@ -468,8 +510,17 @@ def look_at(label, program):
     if listener is None:
         return None
     files = Files(program)
-    for samples in listener.ask(program):
-        found = describe_stack(label, samples[0], files)
+    answers = listener.ask(program)
+    # Waiting in a call and running past it look alike in one look: the CPU time tells.
+    # A program that used some since it last answered is asked again after a short
+    # window of its own, so that what counts is what it does now.
+    recent = any(looks.busy is not None and looks.busy >= MAYBE_BUSY for looks in answers)
+    if recent:
+        time.sleep(BUSY_WINDOW)   # a measuring window, not a wait for an event
+        answers = listener.ask(program)
+    for looks in answers:
+        running = recent and looks.busy is not None and looks.busy >= BUSY
+        found = describe_stack(label, looks[0], files, looks.busy if running else None)
         if found is not None:
             return found
     return None
@@ -486,8 +537,9 @@ def look_before_stop(conversation) -> None:
             return
 
 
-def describe_stack(label: str, threads: list[Thread], files: Files):
-    """(lines, hint or None) for one look at a program; None if no frame is its own."""
+def describe_stack(label: str, threads: list[Thread], files: Files, busy: float | None = None):
+    """(lines, hint or None) for one look at a program; None if no frame is its own.
+    `busy`: the share of a CPU it was found using, if it is running, not waiting."""
     mine = [(thread, own_frames(thread, files)) for thread in threads]
     mine = [(thread, frames) for thread, frames in mine if frames]
     if not mine:
@@ -496,9 +548,13 @@ def describe_stack(label: str, threads: list[Thread], files: Files):
     thread, frames = mine[0]
     innermost = frames[0]
     call = call_of(innermost)
-    lines = ["Where:    the %s is %s:" % (label, at(innermost, files, call)),
-             "              %s" % innermost.code]
-    if call == "select" and len(mine) == 1:
+    if busy is not None:
+        lines = ["Where:    the %s is not waiting but running (%.0f%% of a CPU for %.1f s), "
+                 "here %s:" % (label, 100 * busy, BUSY_WINDOW, at(innermost, files, call, busy))]
+    else:
+        lines = ["Where:    the %s is %s:" % (label, at(innermost, files, call))]
+    lines.append("              %s" % innermost.code)
+    if call == "select" and len(mine) == 1 and busy is None:
         lines.append(IDLE_SERVER if label == "server" else IDLE_CLIENT)
     for other, other_frames in mine[1:]:   # other threads first: callers matter less
         lines.append("          another thread is %s: %s" % (
@@ -506,12 +562,17 @@ def describe_stack(label: str, threads: list[Thread], files: Files):
     for caller in frames[1:SHOWN_FRAMES]:
         lines.append("          called from %s() at line %d of %s" % (
             caller.function, caller.line, files.shown(caller.file)))
-    return lines[:MOST_WHERE_LINES], hint_for(label, call, innermost, files, len(mine))
+    hint = HINT_BUSY[label] if busy is not None else hint_for(label, call, innermost, files,
+                                                             len(mine))
+    return lines[:MOST_WHERE_LINES], hint
 
 
-def at(frame: Frame, files: Files, call: str | None) -> str:
+def at(frame: Frame, files: Files, call: str | None, busy: float | None = None) -> str:
     place = "in %s() at %s line %d" % (frame.function, files.shown(frame.file), frame.line)
-    return "waiting in %s(), %s" % (call, place) if call else place
+    if not call:
+        return place
+    return "%s, calling %s()" % (place, call) if busy is not None else \
+        "waiting in %s(), %s" % (call, place)
 
 
 def samples(program, conversation=None) -> list[str]:

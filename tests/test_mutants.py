@@ -391,6 +391,17 @@ def test_a_spinning_server_says_where_it_spins(graded, name):
         assert int(counts[0][1]) == line and int(counts[0][0]) >= int(looks.group(1)) // 2, text
 
 
+def test_a_spinning_server_waited_on_is_running_not_waiting(graded):
+    """ignores_eof spins through recv() once alice closes her sending side: 1.11, which
+    waits in vain for her connection to close, finds it in recv() as it would a blocked
+    server, but says it runs, and gives the hint for a server that never waits."""
+    text = graded["ignores_eof"].output_of("1.11")
+    assert re.search(r"^Where: +the server is not waiting but running \(\d+% of a CPU", text,
+                     re.M), text
+    assert re.search(r"^Hint: +your server runs all the time instead of waiting", text,
+                     re.M), text
+
+
 def ours(process: str) -> bool:
     """Whether a process was started by this module's gradings (gradekit.started_by)."""
     return started_by(process, RUN_MARKER)

@@ -169,6 +169,42 @@ def test_a_spinning_program_is_sampled_where_it_spins(sandbox, tmp_path):
         assert source[int(number) - 1].strip() == code, (line, source)
 
 
+def test_a_program_running_past_a_call_is_not_said_to_wait_in_it(sandbox, tmp_path):
+    """One look at a program spinning through recv() (a socket at its end: b'' at once,
+    again and again) lands on recv() as one at a blocked program does: the CPU it used
+    tells them apart, and it gets the hint for a program that never waits."""
+    program = student_program(sandbox, tmp_path, """
+        import socket
+        def serve(sock):
+            while True:
+                data = sock.recv(4)
+        a, b = socket.socketpair()
+        a.close()
+        print("ready", flush=True)
+        serve(b)
+    """)
+    assert wait_until(lambda: told(program), 10)
+    lines, hint = where_text(program)
+    assert re.match(r"Where:    the server is not waiting but running \(\d+% of a CPU for "
+                    r"0.2 s\), here in serve\(\) at impl/1_echo/chat_server.py line 5, "
+                    r"calling recv\(\):$", lines[0]), lines
+    assert lines[1].strip() == "data = sock.recv(4)"
+    assert hint == whereabouts.HINT_BUSY["server"]
+
+
+@pytest.mark.parametrize("clocks, share", [
+    ([[0, 0], [200000, 150000]], 0.75),
+    ([[5, 10], [100005, 10]], 0.0),
+    ([[0, 50], [100, 10]], 0.0),             # CPU time going back: none used
+    ([[0, 0], [0, 5]], None),                # no time passed
+    ([[0, 0], [100, 5.0]], None),            # not whole numbers
+    ([[0, True], [100, 5]], None),
+    ([[0, 0]], None), ("0 0 1 1", None), (None, None), ([[0, 0], [1, 2], [3, 4]], None),
+])
+def test_the_cpu_a_program_says_it_used_is_checked(clocks, share):
+    assert whereabouts.busy_share(clocks) == share
+
+
 def test_answering_imports_nothing(sandbox, tmp_path):
     """Each file the answering thread reads (a module imported) gives the interpreter to
     a spinning thread until its next switch, which Windows' timer stretches: under Wine,

@@ -19,7 +19,8 @@ vain on a program that is still running, the grader asks it where it is: a threa
 started here connects to the grader's listener (address and token in the
 environment variable CHATKIT_WHERE), says who it is, and then sleeps in recv(),
 using no CPU, until the grader asks; then it answers with every thread's stack
-(sys._current_frames()), or a few samples of them, and sleeps again. The same way
+(sys._current_frames()), or a few samples of them, and how much CPU time the
+program used since its last answer (busy, or waiting?), and sleeps again. The same way
 on every system (no signals: Windows has none to spare). Anything going wrong
 here leaves the program alone: it just has no answer.
 
@@ -93,6 +94,8 @@ def _where_thread(host, port, token, main):
         if hasattr(os, "register_at_fork"):   # a forked child does not answer for its parent
             os.register_at_fork(after_in_child=sock.close)
         sock.sendall(("CHATKIT-WHERE %s %d\n" % (token, os.getpid())).encode())
+        import time   # built in: no file to read
+        last = _clocks(time)   # the window of the first answer starts here
         asked = b""
         while True:
             data = sock.recv(256)
@@ -104,16 +107,23 @@ def _where_thread(host, port, token, main):
                 words = line.split()
                 count = min(int(words[1]), MOST_SAMPLES) if len(words) > 1 else 1
                 pause = min(int(words[2]), 100) / 1000 if len(words) > 2 else 0
-                import time   # built in: no file to read
+                now = _clocks(time)   # how much CPU since the last answer: busy, or waiting?
+                clocks, last = [last, now], now
                 samples = []
                 for number in range(count):
                     if number:
                         time.sleep(pause)
                     samples.append(_threads_now(main))
-                sock.sendall(_json({"pid": os.getpid(), "samples": samples}).encode(
+                sock.sendall(_json({"pid": os.getpid(), "samples": samples,
+                                    "clocks": clocks}).encode(
                     "utf-8", "replace") + b"\n")
     except Exception:
         return
+
+
+def _clocks(time):
+    """[wall clock, this process's CPU time], in microseconds."""
+    return [int(time.monotonic() * 1e6), int(time.process_time() * 1e6)]
 
 
 def _threads_now(main):

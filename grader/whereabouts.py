@@ -49,10 +49,10 @@ SAMPLES, SAMPLE_PAUSE_MS = 15, 20   # check 1.12: 15 looks at the stack, 20 ms a
 MAYBE_BUSY = 0.05           # a program that used this share of a CPU since it last
                             # answered (or started) is looked at again, BUSY_WINDOW later
 BUSY_WINDOW = 0.2           # seconds: the second window, its own, short and recent
-BUSY = 0.15                 # a share of a CPU in that window that is running, not waiting
-                            # (blocked in a call: 0-2 %, the answering thread's own; spinning:
-                            # 90-100 % on a quiet machine, 39 % seen on one at load 8;
-                            # Windows counts CPU time in ticks of 15.6 ms: 8 % of a window)
+BUSY = 0.10                 # a share of a CPU in that window that is running, not waiting
+                            # (blocked in a call: 0.3-2.5 %, the answering thread's own;
+                            # spinning: 90-100 % on a quiet machine, 32 % seen at load 3-8;
+                            # Windows counts CPU time in ticks of 15.6 ms: 7.8 % of a window)
 SHOWN_FRAMES = 3            # the student's innermost frames shown
 SHOWN_LINES = 4             # the lines shown of where a spinning program spends its time
 MOST_WHERE_LINES = 5        # a stuck program's Where: lines (with Expected, Got and Hint,

@@ -172,16 +172,18 @@ def test_a_spinning_program_is_sampled_where_it_spins(sandbox, tmp_path):
 def test_a_program_running_past_a_call_is_not_said_to_wait_in_it(sandbox, tmp_path):
     """One look at a program spinning through recv() (a socket at its end: b'' at once,
     again and again) lands on recv() as one at a blocked program does: the CPU it used
-    tells them apart, and it gets the hint for a program that never waits."""
+    tells them apart, and it gets the hint for a program that never waits. (It says
+    'ready' once it has spun a while, as a check asks only after waiting in vain.)"""
     program = student_program(sandbox, tmp_path, """
         import socket
-        def serve(sock):
-            while True:
+        def serve(sock, times):
+            for _ in range(times):
                 data = sock.recv(4)
         a, b = socket.socketpair()
         a.close()
+        serve(b, 1000)
         print("ready", flush=True)
-        serve(b)
+        serve(b, 10 ** 12)
     """)
     assert wait_until(lambda: told(program), 10)
     lines, hint = where_text(program)

@@ -14,7 +14,9 @@ shared-memory file in /dev/shm. So, for each grading:
   watchdog adds up what it owns in the folders it could write when the grading
   started (PLACES, and any world-writable folder below them) about once a second,
   at once when those file systems fill by more than TRIGGER, and past `disk`
-  bytes it stops the programs writing and removes their files;
+  bytes it stops the programs writing and removes their files (when the file
+  systems grew enough that they may be past it, the programs writing are paused
+  while it adds up: a fast writer's files grow by hundreds of MB a second);
 * when the grading ends (and when a grading's own user is claimed, in case an
   earlier grading under that id was killed before it could), the scratch folder
   and every file of that user in PLACES are removed.
@@ -161,9 +163,12 @@ class Files:
         self.bound = bound     # bytes, all together; 0: no bound
         self.places = places() + ([scratch] if scratch else [])
         self.last_scan = 0.0
-        self.last_fill = self._fill()
+        self.last_fill = self._fill()   # at the last sum, or the least seen since
         self.last_used = 0
         self.growing = False   # their files grew fast at the last sum: sum again soon
+        self.maybe_past = False  # the file systems grew enough since that they may be past
+        self.filling = False     # the file systems grew fast since the look before
+        self.last_look_fill = self.last_fill
         self.peak = 0          # the most seen at a sum
         # The folders of others' where the user may write (PLACES, and any such folder
         # below them, e.g. a world-writable one): found once, looked into at each sum.
@@ -213,8 +218,17 @@ class Files:
             return False
         now = time.monotonic()
         fill = self._fill()
-        if self.growing or now - self.last_scan >= SCAN_PERIOD or \
-                fill - self.last_fill >= TRIGGER:
+        # Files removed (theirs, or anyone's) lower the mark too: a writer stopped and
+        # started afresh is seen after TRIGGER bytes, not after all it had written before.
+        self.last_fill = min(self.last_fill, fill)
+        grown = fill - self.last_fill
+        # Filling fast since the last look (theirs or anyone's): look again soon.
+        self.filling = fill - self.last_look_fill >= TRIGGER // 4
+        self.last_look_fill = fill
+        # At most what they had at the last sum, and all that the file systems grew by
+        # since: past the bound, they may be past it (a pause for the sum, limits.py).
+        self.maybe_past = self.last_used + grown > self.bound
+        if self.growing or now - self.last_scan >= SCAN_PERIOD or grown >= TRIGGER:
             self.last_scan, self.last_fill = now, fill
             return True
         return False

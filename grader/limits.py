@@ -511,8 +511,9 @@ class Watchdog:
         if written is not None and not self.summing.locked() and written.due():
             # Adding the files up walks folders (tens of ms where /tmp holds much): a thread
             # of its own, so that the next looks (a fork loop, memory) are not held up.
+            paused = self._pause_writers(programs) if written.maybe_past else []
             self.summing.acquire()
-            threading.Thread(target=self._sum_files, args=(programs, written),
+            threading.Thread(target=self._sum_files, args=(programs, written, paused),
                              daemon=True).start()
         # Processes: all the programs together (those being stopped too, until their
         # processes are gone). Past the limit, every program that started processes of
@@ -529,14 +530,31 @@ class Watchdog:
                         "does it start processes in a loop (os.fork, subprocess, "
                         "multiprocessing) without ever ending them? A chat server needs "
                         "none: one process, with select, serves every client.")
-        return any(p.processes > 1 for p in programs) or bool(written and written.growing)
+        return any(p.processes > 1 for p in programs) or \
+            bool(written and (written.growing or written.filling))
 
-    def _sum_files(self, programs, written: "written_files.Files") -> None:
+    def _pause_writers(self, programs: list["Program"]) -> list[tuple[int, bytes]]:
+        """SIGSTOP every process of the programs that wrote to files: (pid, marker) of
+        each. The sum takes tens of ms, in which a writer adds tens of MB."""
+        paused = []
+        for program in programs:
+            if program.limit_note or not written_files.writers(program.pids):
+                continue
+            mine = program.token.encode()
+            for pid in list(program.pids):
+                if _kill(pid, lambda token: token == mine, signal.SIGSTOP):
+                    paused.append((pid, mine))
+        return paused
+
+    def _sum_files(self, programs, written: "written_files.Files",
+                   paused: list[tuple[int, bytes]]) -> None:
         try:
             used = written.used()
             if used > written.bound:
                 self._stop_writers(programs, used, written)
         finally:
+            for pid, mine in paused:   # those stopped meanwhile are dead: no matter
+                _kill(pid, lambda token: token == mine, signal.SIGCONT)
             self.summing.release()
 
     def _stop_writers(self, programs: list["Program"], used: int,
@@ -611,10 +629,11 @@ def _proportional(pids) -> int:
     return total
 
 
-def _kill(pid: int, ours) -> bool:
-    """SIGKILL process `pid` if ours(its marker) says it is ours: a process that ended
-    leaves its pid free for anyone's next process. A pidfd (Linux 5.3+) pins the
-    process while we look; elsewhere the look and the kill are a moment apart."""
+def _kill(pid: int, ours, sig: "int | None" = None) -> bool:
+    """SIGKILL (or `sig`) process `pid` if ours(its marker) says it is ours: a process
+    that ended leaves its pid free for anyone's next process. A pidfd (Linux 5.3+) pins
+    the process while we look; elsewhere the look and the kill are a moment apart."""
+    sig = signal.SIGKILL if sig is None else sig
     try:
         pinned = os.pidfd_open(pid)
     except (AttributeError, OSError):
@@ -623,9 +642,9 @@ def _kill(pid: int, ours) -> bool:
         if not (LINUX and ours(_token_of(pid))):
             return False
         if pinned is not None:
-            signal.pidfd_send_signal(pinned, signal.SIGKILL)
+            signal.pidfd_send_signal(pinned, sig)
         else:
-            os.kill(pid, signal.SIGKILL)
+            os.kill(pid, sig)
         return True
     except OSError:
         return False

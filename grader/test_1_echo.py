@@ -126,16 +126,27 @@ def test_bad_headers(server):
                                         "never the server.")
 
 
+HINT_FIFTY = ("every connected client must be served: keep all client sockets in the select "
+              "set, and echo to the client that sent (the socket the message came from, not "
+              "the one accept() returned last).")
+
+
 @check(8, "Fifty clients at once", points=2)
 def test_fifty_clients(server):
-    """50 clients connect, each sends its own message, each gets its own echo."""
+    """50 clients connect; the last one is echoed first (so the server has accepted all
+    50), then the others send their own messages, and each gets its own echo."""
     clients = server.connect_many(50)
-    for i, client in enumerate(clients):
-        client.send("I am %d" % i, note="'I am %d'" % i)
-    for i, client in enumerate(clients):
-        client.expect("I am %d" % i, hint="every connected client must be served: keep all "
-                                          "client sockets in the select set, and echo to the "
-                                          "client that sent.")
+    # The server accepts connections in the order they came: once the last one is echoed,
+    # it has accepted them all, however fast or slow it is. So an echo sent to the
+    # socket accept() returned last, not to the sender, always shows below.
+    last = clients[-1]
+    last.send("I am c%d" % len(clients))
+    last.expect("I am c%d" % len(clients), hint=HINT_FIFTY)
+    others = clients[:-1]
+    for number, client in enumerate(others, start=1):
+        client.send("I am c%d" % number, note="'I am c%d'" % number)
+    for number, client in enumerate(others, start=1):
+        client.expect("I am c%d" % number, hint=HINT_FIFTY)
 
 
 @check(9, "A client stalled mid-message does not delay others", points=2)

@@ -329,7 +329,8 @@ def test_each_fault_fails_the_same_checks_as_before(graded):
     """Every fault fails exactly the checks tests/verdicts.json stores for it (the
     fault-free run: none), from the gradings above (tests/verdicts.py)."""
     problems = compare("tests/test_mutants.py", {
-        CLEAN if name is None else name: grade.failed() for name, grade in graded.items()})
+        CLEAN if name is None else name: grade.failed() for name, grade in graded.items()},
+        shown=lambda fault, check: graded[None if fault == CLEAN else fault].output_of(check))
     assert not problems, "\n".join(problems)
 
 

@@ -78,7 +78,7 @@ def test_one_mistake_costs_only_its_own_checks(graded, fault):
     bound = BY_FAULT[fault]
     grade = graded[fault]
     failed = grade.failed()
-    outputs = "\n\n".join("%s: %s" % (n, grade.output_of(n)[:1500]) for n in failed)
+    outputs = "\n\n".join("%s: %s" % (n, grade.output_of(n)[:4000]) for n in failed)
     assert set(bound.catches) <= set(failed), (
         "%s (%s) is no longer caught: expected %s to fail; failed: %s\n%s"
         % (fault, bound.why, ", ".join(bound.catches), ", ".join(failed) or "none", outputs))
@@ -94,7 +94,8 @@ def test_each_mistake_fails_the_same_checks_as_before(graded):
     """Each fault fails exactly the checks, over all four stages, that
     tests/verdicts.json stores for it, from the gradings above (tests/verdicts.py)."""
     problems = compare("tests/test_proportional.py",
-                       {fault: grade.failed() for fault, grade in graded.items()})
+                       {fault: grade.failed() for fault, grade in graded.items()},
+                       shown=lambda fault, check: graded[fault].output_of(check))
     assert not problems, "\n".join(problems)
 
 

@@ -291,5 +291,6 @@ def test_each_todo_left_undone_fails_the_same_checks_as_before(graded):
     """Each one-TODO-left program fails exactly the checks of its stage that
     tests/verdicts.json stores for it, from the gradings above (tests/verdicts.py)."""
     problems = compare("tests/test_todos.py",
-                       {todo: run.failed(stage) for todo, (run, stage) in graded.items()})
+                       {todo: run.failed(stage) for todo, (run, stage) in graded.items()},
+                       shown=lambda todo, check: graded[todo][0].output_of(check))
     assert not problems, "\n".join(problems)

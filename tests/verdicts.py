@@ -81,10 +81,15 @@ def with_races(failed: list[str], stored: list[str]) -> list[str]:
     return sorted(checks, key=lambda c: order(c.lstrip("~")))
 
 
-def compare(test_file: str, seen: dict[str, list[str]]) -> list[str]:
+SHOWN = 4000   # characters of a newly failing check's text shown
+
+
+def compare(test_file: str, seen: dict[str, list[str]], shown=None) -> list[str]:
     """Compare `seen` ({fault: the checks it failed}) with what the store holds for
     `test_file`; record what CHATKIT_RECORD_VERDICTS asks first. The differences,
-    each a sentence (empty: the same verdicts)."""
+    each a sentence (empty: the same verdicts), followed by the failure text of each
+    check a fault now also fails, when `shown(fault, check)` gives it: a difference seen
+    once on a busy machine is understood from its text, not from a rerun."""
     seen = {str(fault): sorted(set(failed), key=order) for fault, failed in seen.items()}
     store = load()
     stored = store.get(test_file, {})
@@ -113,6 +118,9 @@ def compare(test_file: str, seen: dict[str, list[str]]) -> list[str]:
                 "now also fails " + ", ".join(new) if new else "",
                 "; " if new and gone else "",
                 "no longer fails " + ", ".join(gone) if gone else ""))
+            if shown is not None:
+                problems += ["%s, %s: %s" % (fault, check, shown(fault, check)[:SHOWN])
+                             for check in new]
     stale = sorted(set(stored) - set(seen))
     if stale:
         problems.append("stored but no longer graded here: %s (to drop them: %s)"

@@ -30,6 +30,8 @@ from pathlib import Path
 from grader.programs import Program, Sandbox, Spare
 from grader.framing import frame
 from grader.diagnosis import OnExit
+from grader.serverside import NOBODY, OURS, THEIRS, UNKNOWN, established_sockets, held_by
+from grader.system import LINUX
 from grader.wire import DYING_GRACE, WAIT, Conversation, Peer, show
 
 CONNECT_TIMEOUT = 5.0   # how long the client may take to start and connect
@@ -37,6 +39,7 @@ PRINT_WAIT = 2.0        # how long a received message may take to show on the sc
                         # (a correct client takes milliseconds; 1 s once failed a correct
                         # client on a loaded CI machine, and a wrong one never prints at all)
 POLL = 0.01             # how often the client's output file is looked at
+STRAY_WAIT = 1.0        # a connection whose other end is gone: how long to wait for another
 TRACEBACK = b"Traceback (most recent call last)"
 # What CPython says when it exits while a daemon thread holds the stdin lock.
 STDIN_LOCK_CRASH = b"could not acquire lock for <_io.BufferedReader name='<stdin>'>"
@@ -128,6 +131,29 @@ def spare_client(script: Path, sandbox: Sandbox) -> Spare:
     return Spare(program, port, listener)
 
 
+def whose_connection(program: Program, sock: socket.socket) -> str:
+    """Who holds the other end of a connection the grader accepted (Linux): OURS (the
+    client program, or a process it started), THEIRS (another program), NOBODY (that
+    end is closed already), or UNKNOWN where the system can't tell."""
+    if not LINUX:
+        return UNKNOWN
+    try:
+        peer_port, port = sock.getpeername()[1], sock.getsockname()[1]
+    except OSError:
+        return NOBODY   # reset already
+    found, tables = set(), 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):   # a client may connect from IPv6
+        sockets = established_sockets(table, peer_port, port)
+        if sockets is not None:
+            found |= sockets
+            tables += 1
+    if not tables:
+        return UNKNOWN
+    if not found:
+        return NOBODY
+    return OURS if held_by(program, found) else THEIRS
+
+
 class ClientUnderTest:
     """The student's chat client for one check, and the scripted server it talks to."""
 
@@ -164,16 +190,34 @@ class ClientUnderTest:
         return self.link
 
     def _accept(self, port: int) -> socket.socket:
+        """The client's connection. Not any connection: on a machine grading several
+        submissions at once, another grading's program may knock on this port (see
+        serverside.whose_listener), and that is not the client."""
         deadline = self.program.started + CONNECT_TIMEOUT   # a spare may have started earlier
+        closed = None   # a connection whose other end is already gone: the client's, or not
         self._listener.settimeout(0.05)
         while True:
             try:
                 sock, _ = self._listener.accept()
+            except socket.timeout:
+                sock = None
+            whose = whose_connection(self.program, sock) if sock is not None else None
+            if whose in (OURS, UNKNOWN):
+                if closed is not None:
+                    closed.close()
                 sock.settimeout(WAIT)
                 return sock
-            except socket.timeout:
-                pass
+            if whose == THEIRS:
+                sock.close()
+            elif whose == NOBODY:   # keep it, in case no other comes: then it was the client's
+                if closed is not None:
+                    closed.close()
+                closed = sock
+                deadline = max(deadline, time.monotonic() + STRAY_WAIT)
             status = self.program.exit_status()
+            if (status is not None or time.monotonic() >= deadline) and closed is not None:
+                closed.settimeout(WAIT)
+                return closed   # the client connected and closed: the check judges that
             if status is not None:
                 self.conv.fail("the client connects to 127.0.0.1:%d" % port,
                                "it exited with status %s without connecting" % status,

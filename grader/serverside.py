@@ -30,25 +30,38 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def listens(program: Program, port: int) -> bool:
-    """Is it `program` (or a process it started) that listens on `port`?
+# Who listens on a server's port. The grader picks a free port and gives it to the
+# server; until the server binds it, another program may: on a machine grading several
+# submissions at once, another grading's scripted server (clientside.py) binds port 0
+# and may be given that very port. Knocking there would hand that grading a connection
+# it takes for its student's client, so on Linux the grader connects only once it has
+# seen the server's own listening socket.
+OURS, THEIRS, NOBODY, UNKNOWN = "ours", "theirs", "nobody", "unknown"
 
-    Linux tells, through /proc; elsewhere we can't, and trust that it is.
-    """
+
+def whose_listener(program: Program, port: int) -> str:
+    """OURS if `program` (or a process it started) listens on `port`, THEIRS if only
+    another program does, NOBODY, or UNKNOWN where the system can't tell (not Linux)."""
     if not LINUX:
-        return True   # we can't tell
-    pid = program.proc.pid
+        return UNKNOWN
     found_any = False
-    # IPv4 first: reading a table costs ~5 ms, and the server was given 127.0.0.1.
+    # IPv4 first: the server was given 127.0.0.1.
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         inodes = listening_sockets(table, port)
         if inodes is None:
-            return True   # no /proc: we can't tell
+            return UNKNOWN   # no /proc
         found_any = found_any or bool(inodes)
-        if inodes and (holds(pid, inodes) or
-                       any(holds(member, inodes) for member in session_members(pid))):
-            return True
-    return not found_any   # nobody listens there any more: let the check find out
+        if inodes and held_by(program, inodes):
+            return OURS
+    return THEIRS if found_any else NOBODY
+
+
+def held_by(program: Program, sockets: set[str]) -> bool:
+    """Has the program, or a process it started, one of these sockets open? (Its own
+    process first, then those the watchdog knows, then its whole session.)"""
+    pid = program.proc.pid
+    return holds(pid, sockets) or any(holds(other, sockets) for other in list(program.pids)) \
+        or any(holds(member, sockets) for member in session_members(pid))
 
 
 def holds(pid: int, sockets: set[str]) -> bool:
@@ -91,6 +104,22 @@ def session_members(session: int) -> list[int]:
         except (OSError, ValueError, IndexError):
             continue
     return members
+
+
+def established_sockets(table: str, port_from: int, port_to: int) -> set[str] | None:
+    """Linux: the sockets of one /proc table with an established connection from local
+    port `port_from` to port `port_to`, as /proc names them; None without /proc."""
+    found = sockdiag.connected(socket.AF_INET6 if table.endswith("6") else socket.AF_INET,
+                               port_from, port_to)
+    if found is not None:
+        return found
+    try:
+        lines = Path(table).read_text().splitlines()[1:]
+    except OSError:
+        return None
+    return {"socket:[%s]" % fields[9] for fields in map(str.split, lines)
+            if fields[3] == "01" and int(fields[1].rsplit(":", 1)[1], 16) == port_from   # 01:
+            and int(fields[2].rsplit(":", 1)[1], 16) == port_to}                       # ESTABLISHED
 
 
 # How a server says its port was taken meanwhile: Linux and macOS ("Address already in
@@ -152,12 +181,11 @@ class ServerUnderTest:
             self.conv.programs.append(self.program)
             self.conv.log("(started %s --host 127.0.0.1 --port %d)" % (
                 self._short_script(), self.port))
-            self._spare = self._wait_until_listening()
-            if self._spare is not None and port is None and not listens(self.program, self.port):
+            self._spare = self._wait_until_listening(picked=port is None)
+            if self._spare is None and port is None and \
+                    whose_listener(self.program, self.port) == THEIRS:
                 # The port was free when we picked it, but another program (another
-                # grading running alongside) took it first: that is whom we reached.
-                self._spare.close()
-                self._spare = None
+                # grading running alongside) took it first.
                 self.program.stop()
                 self.conv.log("(port %d was taken by another program: trying another port)"
                               % self.port)
@@ -193,13 +221,20 @@ class ServerUnderTest:
     def _short_script(self) -> str:
         return "%s/%s/chat_server.py" % (self.stage_dir.parent.name, self.stage_dir.name)
 
-    def _wait_until_listening(self) -> socket.socket | None:
+    def _wait_until_listening(self, picked: bool) -> socket.socket | None:
+        """A connection to the server once it listens; None if it exited, did not
+        listen in time, or another program listens on the port the grader `picked`
+        for it (see whose_listener): then another port is tried."""
         deadline = self.program.started + START_TIMEOUT   # a spare may have started earlier
         while self.program.exit_status() is None:
-            try:   # always try once: a spare started long ago may well be listening
-                return socket.create_connection(("127.0.0.1", self.port), timeout=0.5)
-            except OSError:
-                pass
+            whose = whose_listener(self.program, self.port)
+            if whose == THEIRS and picked:
+                return None
+            if whose in (OURS, UNKNOWN):   # always try at once: a spare may well listen
+                try:
+                    return socket.create_connection(("127.0.0.1", self.port), timeout=0.5)
+                except OSError:
+                    pass
             if time.monotonic() >= deadline:
                 break
             time.sleep(0.01)
@@ -228,17 +263,27 @@ class ServerUnderTest:
         if self._spare is not None:
             sock, self._spare = self._spare, None
             return Peer(sock, label, self.conv, self.program)
-        try:
-            sock = socket.create_connection((self.host, self.port),
-                                            timeout=self.conv.patient(WAIT))
-        except OSError as error:
-            failure = "the connection failed: %s" % error
+        if self._port_taken_since_exit():
+            failure = ("the connection failed: the server has exited, and its port %d is "
+                       "another program's now" % self.port)
         else:
-            return Peer(sock, label, self.conv, self.program)
+            try:
+                sock = socket.create_connection((self.host, self.port),
+                                                timeout=self.conv.patient(WAIT))
+            except OSError as error:
+                failure = "the connection failed: %s" % error
+            else:
+                return Peer(sock, label, self.conv, self.program)
         # Outside the except block: the report is the check's, not an exception chain.
         self.conv.fail("%s connects to the server" % label, failure,
                        "the server must keep accepting new clients at any time "
                        "(is the listening socket still in the select set?).")
+
+    def _port_taken_since_exit(self) -> bool:
+        """Whether the server exited and another program (another grading's) listens on
+        its port now: the connection would reach that program, not a server of ours."""
+        return self.program is not None and self.program.exit_status() is not None and \
+            whose_listener(self.program, self.port) == THEIRS
 
     def expect_running(self, duration: float, hint: str) -> None:
         """The server must not exit during the next `duration` seconds."""

@@ -1,16 +1,20 @@
-"""Linux: which sockets listen on a TCP port, asked of the kernel's socket diagnostics.
+"""Linux: which sockets listen on a TCP port, or hold a connection, asked of the kernel.
 
-serverside.listens() must find who listens on the port it gave a server. /proc/net/tcp
-lists every TCP socket of the machine, connections included, and the kernel writes
-that text afresh at each read: after a grading (hundreds of connections, each in
-TIME_WAIT for a minute), or on a machine grading a class, that is thousands of lines,
-~15 ms of kernel time a read, once per server started. The socket diagnostics
+serverside.whose_listener() must find who listens on the port it gave a server.
+/proc/net/tcp lists every TCP socket of the machine, connections included, and the
+kernel writes that text afresh at each read: after a grading (hundreds of connections,
+each in TIME_WAIT for a minute), or on a machine grading a class, that is thousands of
+lines, ~15 ms of kernel time a read, several times per server started. The socket diagnostics
 interface (netlink, NETLINK_SOCK_DIAG, what `ss` uses) can be asked for the listening
 sockets alone: a few dozen, whatever else the machine does.
 
 `listening(family, port)` returns the same as reading the /proc table: the listening
 sockets' names as /proc/PID/fd shows them ('socket:[1234]'); None when the system does
 not answer (not Linux, an old kernel, netlink refused): then read /proc.
+
+`connected(family, port_from, port_to)` names the same way the established connections
+from one port to another: clientside.py asks who holds the other end of a connection
+its listener accepted (the student's client, or a program of another grading).
 """
 
 from __future__ import annotations
@@ -22,11 +26,12 @@ NETLINK_SOCK_DIAG = 4
 SOCK_DIAG_BY_FAMILY = 20
 NLM_F_REQUEST, NLM_F_DUMP = 0x1, 0x300
 NLMSG_ERROR, NLMSG_DONE = 2, 3
-TCP_LISTEN = 10
+TCP_ESTABLISHED, TCP_LISTEN = 1, 10
 HEADER = struct.Struct("=IHHII")          # nlmsghdr: length, type, flags, sequence, port id
 REQUEST = struct.Struct("=BBBBI48x")      # inet_diag_req_v2: family, protocol, ext, pad,
                                           # states, and a socket id left empty (a dump)
-SOURCE_PORT = struct.Struct("!H")         # inet_diag_msg: the socket id's port, at offset 4
+PORT = struct.Struct("!H")                # inet_diag_msg: the socket id's own port at
+                                          # offset 4, the other end's at offset 6
 INODE = struct.Struct("=I")               # ... and the inode, at offset 68
 TIMEOUT = 1.0                             # seconds; the kernel answers at once
 
@@ -34,20 +39,30 @@ TIMEOUT = 1.0                             # seconds; the kernel answers at once
 def listening(family: int, port: int) -> set[str] | None:
     """The sockets of `family` (AF_INET or AF_INET6) listening on TCP `port`, as
     /proc names them; None if the kernel can't be asked."""
+    return _ask(family, TCP_LISTEN, port, None)
+
+
+def connected(family: int, port_from: int, port_to: int) -> set[str] | None:
+    """The sockets of `family` with an established TCP connection from local port
+    `port_from` to port `port_to`, as /proc names them; None if the kernel can't be asked."""
+    return _ask(family, TCP_ESTABLISHED, port_from, port_to)
+
+
+def _ask(family: int, state: int, port: int, peer_port: int | None) -> set[str] | None:
     if not hasattr(socket, "AF_NETLINK"):
         return None
     try:
         with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_SOCK_DIAG) as link:
             link.settimeout(TIMEOUT)
-            request = REQUEST.pack(family, socket.IPPROTO_TCP, 0, 0, 1 << TCP_LISTEN)
+            request = REQUEST.pack(family, socket.IPPROTO_TCP, 0, 0, 1 << state)
             link.send(HEADER.pack(HEADER.size + len(request), SOCK_DIAG_BY_FAMILY,
                                   NLM_F_REQUEST | NLM_F_DUMP, 1, 0) + request)
-            return _read_dump(link, port)
+            return _read_dump(link, port, peer_port)
     except (OSError, struct.error, ValueError):
         return None
 
 
-def _read_dump(link: socket.socket, port: int) -> set[str] | None:
+def _read_dump(link: socket.socket, port: int, peer_port: int | None) -> set[str] | None:
     found = set()
     while True:
         data = link.recv(65536)
@@ -61,6 +76,7 @@ def _read_dump(link: socket.socket, port: int) -> set[str] | None:
             if kind == NLMSG_ERROR or length < HEADER.size:
                 return None
             body = at + HEADER.size
-            if SOURCE_PORT.unpack_from(data, body + 4)[0] == port:
+            if PORT.unpack_from(data, body + 4)[0] == port and (
+                    peer_port is None or PORT.unpack_from(data, body + 6)[0] == peer_port):
                 found.add("socket:[%d]" % INODE.unpack_from(data, body + 68)[0])
             at += (length + 3) & ~3           # messages are aligned to 4 bytes

@@ -76,20 +76,28 @@ def listening_sockets(table: str, port: int) -> set[str] | None:
     """Linux: the sockets of one /proc table listening on `port`, as /proc names them
     ('socket:[1234]'); None without /proc. Asked of the kernel's socket diagnostics
     first (sockdiag.py: the listening sockets alone, not every connection's line)."""
-    found = sockdiag.listening(socket.AF_INET6 if table.endswith("6") else socket.AF_INET,
-                               port)
+    return _sockets(table, sockdiag.TCP_LISTEN, port, None)
+
+
+def established_sockets(table: str, port_from: int, port_to: int) -> set[str] | None:
+    """Linux: the sockets of one /proc table with an established connection from local
+    port `port_from` to port `port_to`, named the same way; None without /proc."""
+    return _sockets(table, sockdiag.TCP_ESTABLISHED, port_from, port_to)
+
+
+def _sockets(table: str, state: int, port: int, peer_port: int | None) -> set[str] | None:
+    found = sockdiag.sockets(socket.AF_INET6 if table.endswith("6") else socket.AF_INET,
+                             state, port, peer_port)
     if found is not None:
         return found
     try:
         lines = Path(table).read_text().splitlines()[1:]
     except OSError:
         return None
-    found = set()
-    for line in lines:
-        fields = line.split()
-        if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:   # 0A: LISTEN
-            found.add("socket:[%s]" % fields[9])
-    return found
+    # A line: "sl local_address:port rem_address:port st ... inode", in hexadecimal.
+    return {"socket:[%s]" % fields[9] for fields in map(str.split, lines)
+            if int(fields[3], 16) == state and int(fields[1].rsplit(":", 1)[1], 16) == port
+            and (peer_port is None or int(fields[2].rsplit(":", 1)[1], 16) == peer_port)}
 
 
 def session_members(session: int) -> list[int]:
@@ -104,22 +112,6 @@ def session_members(session: int) -> list[int]:
         except (OSError, ValueError, IndexError):
             continue
     return members
-
-
-def established_sockets(table: str, port_from: int, port_to: int) -> set[str] | None:
-    """Linux: the sockets of one /proc table with an established connection from local
-    port `port_from` to port `port_to`, as /proc names them; None without /proc."""
-    found = sockdiag.connected(socket.AF_INET6 if table.endswith("6") else socket.AF_INET,
-                               port_from, port_to)
-    if found is not None:
-        return found
-    try:
-        lines = Path(table).read_text().splitlines()[1:]
-    except OSError:
-        return None
-    return {"socket:[%s]" % fields[9] for fields in map(str.split, lines)
-            if fields[3] == "01" and int(fields[1].rsplit(":", 1)[1], 16) == port_from   # 01:
-            and int(fields[2].rsplit(":", 1)[1], 16) == port_to}                       # ESTABLISHED
 
 
 # How a server says its port was taken meanwhile: Linux and macOS ("Address already in

@@ -39,16 +39,18 @@ TIMEOUT = 1.0                             # seconds; the kernel answers at once
 def listening(family: int, port: int) -> set[str] | None:
     """The sockets of `family` (AF_INET or AF_INET6) listening on TCP `port`, as
     /proc names them; None if the kernel can't be asked."""
-    return _ask(family, TCP_LISTEN, port, None)
+    return sockets(family, TCP_LISTEN, port, None)
 
 
 def connected(family: int, port_from: int, port_to: int) -> set[str] | None:
     """The sockets of `family` with an established TCP connection from local port
     `port_from` to port `port_to`, as /proc names them; None if the kernel can't be asked."""
-    return _ask(family, TCP_ESTABLISHED, port_from, port_to)
+    return sockets(family, TCP_ESTABLISHED, port_from, port_to)
 
 
-def _ask(family: int, state: int, port: int, peer_port: int | None) -> set[str] | None:
+def sockets(family: int, state: int, port: int, peer_port: int | None) -> set[str] | None:
+    """The TCP sockets of `family` in `state` on local `port` (and to `peer_port`, if
+    given), as /proc names them; None if the kernel can't be asked."""
     if not hasattr(socket, "AF_NETLINK"):
         return None
     try:

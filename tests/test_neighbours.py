@@ -77,7 +77,7 @@ def start_with_a_knock(stage, sandbox, knock_stays_open):
         raise
 
 
-def test_connected_names_the_same_sockets_as_proc():
+def test_connected_names_the_same_sockets_as_proc(monkeypatch):
     with socket.socket() as listener, socket.socket() as connected:
         listener.bind(("127.0.0.1", 0))
         listener.listen()
@@ -94,6 +94,12 @@ def test_connected_names_the_same_sockets_as_proc():
                          if f[3] == "01" and int(f[1].rsplit(":", 1)[1], 16) == here
                          and int(f[2].rsplit(":", 1)[1], 16) == port}
             assert from_proc == wanted
+            assert serverside.established_sockets("/proc/net/tcp", here, port) == wanted
+            monkeypatch.delattr(socket, "AF_NETLINK")   # no netlink: read from /proc
+            assert sockdiag.connected(socket.AF_INET, here, port) is None
+            assert serverside.established_sockets("/proc/net/tcp", here, port) == wanted
+            assert serverside.listening_sockets("/proc/net/tcp", port) == {
+                "socket:[%d]" % os.fstat(listener.fileno()).st_ino}
 
 
 @pytest.mark.parametrize("knock_stays_open", [False, True], ids=["knock-closed", "knock-open"])

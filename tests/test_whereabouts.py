@@ -142,6 +142,31 @@ def test_a_program_of_several_threads_keeps_the_checks_hint(sandbox, tmp_path):
     assert hint == KIT_HINT
 
 
+def test_a_frame_without_a_line_number_does_not_silence_the_program(sandbox, tmp_path):
+    """Python gives some frames no line number (f_lineno None: an instruction the compiler
+    placed nowhere, e.g. an exception handler's clean-up). A look that meets one still
+    answers, and the program goes on answering; before, the answering thread died of it,
+    and every later question (1.12's fifteen looks) went unanswered."""
+    program = student_program(sandbox, tmp_path, """
+        import socket, threading
+        def odd(event):
+            event.wait()
+        odd.__code__ = odd.__code__.replace(co_linetable=b"")   # no line numbers at all
+        threading.Thread(target=odd, args=(threading.Event(),), daemon=True).start()
+        def hang_up(conn):
+            data = conn.recv(4)
+        a, b = socket.socketpair()
+        print("ready", flush=True)
+        hang_up(b)
+    """)
+    assert wait_until(lambda: told(program), 10)
+    for _ in range(2):
+        lines, _ = where_text(program)
+        assert lines and "waiting in recv(), in hang_up() at impl/1_echo/chat_server.py " \
+                         "line 8:" in lines[0], lines
+    assert whereabouts.samples(program), "no samples"
+
+
 def test_a_spinning_program_is_sampled_where_it_spins(sandbox, tmp_path):
     """Each look gives a line with its own code, though the spinning thread moves on (here
     from one call to the other) while the hook reads the file: under Wine, a look at a

@@ -113,7 +113,10 @@ def _where_thread(host, port, token, main):
                 for number in range(count):
                     if number:
                         time.sleep(pause)
-                    samples.append(_threads_now(main))
+                    try:
+                        samples.append(_threads_now(main))
+                    except Exception:   # one odd look costs that look, never the thread
+                        samples.append([])
                 sock.sendall(_json({"pid": os.getpid(), "samples": samples,
                                     "clocks": clocks}).encode(
                     "utf-8", "replace") + b"\n")
@@ -138,6 +141,8 @@ def _threads_now(main):
         while frame is not None and len(frames) < STACK_DEPTH:
             # Read once: a thread that runs moves on while this one reads the file.
             code, line, last = frame.f_code, frame.f_lineno, frame.f_lasti
+            if line is None:   # an instruction the compiler placed on no line: its function's
+                line = code.co_firstlineno
             text = _source_line(code.co_filename, line)
             frames.append([os.path.abspath(code.co_filename), line, code.co_name,
                            text.strip()[:200], _call_at(code, line, last, text)])

@@ -71,6 +71,7 @@ class Listener:
         self.sock: socket.socket | None = None
         self.by_token: dict[str, list] = {}    # token -> [socket, ...] (its processes)
         self.tokens: dict[object, str] = {}    # program -> its token, until it stops
+        self.in_vain = False   # the last question went to a program that gave no answer
 
     def environment(self, program) -> dict:
         """The environment variable that lets `program` call in ({} if we can't listen)."""
@@ -163,6 +164,7 @@ class Listener:
         Processes that do not answer in time, or answer garbage, are left out."""
         with self.lock:
             connections = list(self.by_token.get(self.tokens.get(program), []))
+        self.in_vain = False
         if not connections:
             return []
         request = b"where %d %d\n" % (count, pause_ms)
@@ -192,6 +194,7 @@ class Listener:
                 found.append(samples)
             elif sock in done:
                 self._drop(program, sock)
+        self.in_vain = not found
         return found
 
     def _read_answers(self, answers: dict, done: dict, deadline: float, program) -> None:
@@ -575,10 +578,13 @@ def at(frame: Frame, files: Files, call: str | None, busy: float | None = None) 
         "waiting in %s(), %s" % (call, place)
 
 
+NO_ANSWER = "Where:    the server gave no answer when the grader asked where it was (%.1f s)"
+
+
 def samples(program, conversation=None) -> list[str]:
     """Where a spinning program spends its time: SAMPLES looks at its stack, the
-    student's lines first, each with how many looks found it there. [] if it can't
-    be told."""
+    student's lines first, each with how many looks found it there. NO_ANSWER if it
+    was asked and gave none in time; [] if it can't be asked."""
     listener = getattr(program.sandbox, "whereabouts", None)
     if listener is None or program.exit_status() is not None:
         return []
@@ -592,8 +598,9 @@ def samples(program, conversation=None) -> list[str]:
                     continue
                 own = own_frames(thread, files)
                 counts[own[0] if own else thread.frames[0]] += 1
-    if not counts:
-        return []
+    if not counts:   # asked in vain: say so (a program that never called in: nothing)
+        return [NO_ANSWER % (ANSWER_WAIT + 2 * SAMPLES * SAMPLE_PAUSE_MS / 1000)] \
+            if listener.in_vain else []
     ranked = sorted(counts.items(), key=lambda item: (not files.own(item[0].file), -item[1],
                                                       item[0].file, item[0].line))
     looks = max(len(process) for process in processes)

@@ -355,6 +355,17 @@ def test_what_a_program_answers_is_untrusted(tmp_path, answer):
     assert whereabouts.samples(impostor) == []
 
 
+def test_a_program_asked_in_vain_for_samples_is_said_so(tmp_path):
+    """1.12 asks a spinning server for fifteen looks; one that calls in and never answers
+    gets a line saying so (bounded), so its failure tells that from one never asked."""
+    impostor = Impostor(whereabouts.Listener(), tmp_path)
+    bound = whereabouts.ANSWER_WAIT + 2 * whereabouts.SAMPLES * whereabouts.SAMPLE_PAUSE_MS / 1000
+    started = time.monotonic()
+    assert whereabouts.samples(impostor) == [whereabouts.NO_ANSWER % bound]
+    assert time.monotonic() - started < bound + 1
+    assert whereabouts.samples(impostor) == []   # its connection is dropped: not asked again
+
+
 def test_control_characters_from_a_program_are_not_printed(tmp_path):
     listener = whereabouts.Listener()
     impostor = Impostor(listener, tmp_path)

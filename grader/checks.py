@@ -6,6 +6,7 @@
     @check(13, "A reader that lags behind gets every message", needs=test_slow_reader)
     @check(11, "Naming still works", needs=ANSWERING)
     @check(21, "Client frames non-ASCII text", tests="client")
+    @check(12, "The idle server uses little CPU", fresh_server=True)
 
 The number is local to the stage (the stage comes from the module's STAGE, or
 from a `stage` parameter), so this is check 2.3 in test_2_naming.py. `tests`
@@ -19,6 +20,12 @@ stage's basic check of its program (N.1 for the server, N.20 for the client);
 it is blocked when the stage's basic check failed before the server answered
 anything at all. The grader (conftest.py, Grader.blocker) is the one place that
 decides, and words, "Blocked by".
+
+A server check may be given the server of the check before it, when that one passed
+and left the server as a fresh one would be (serverside.py § one server for several
+checks). `fresh_server=True` says the check always gets a server of its own: it judges
+the server's start-up, its CPU, how it stalls or how it ends. A stage's first server
+check always gets one.
 """
 
 import pytest
@@ -27,11 +34,12 @@ BASIC = "<the stage's basic check>"
 ANSWERING = "<a server that answers>"
 
 
-def check(number: int, title: str, points: int = 1, needs=BASIC, tests: str = "server"):
+def check(number: int, title: str, points: int = 1, needs=BASIC, tests: str = "server",
+          fresh_server: bool = False):
     """Mark a test function as a scored check of the grader."""
     if tests not in ("server", "client"):
         raise ValueError("check %d: tests= is 'server' or 'client', not %r" % (number, tests))
     if callable(needs):
         needs = needs.__name__   # by reference: the check whose test function this is
     return pytest.mark.check(number=number, title=title, points=points, needs=needs,
-                             tests=tests)
+                             tests=tests, fresh_server=fresh_server)

@@ -27,6 +27,7 @@ import sys
 import time
 from pathlib import Path
 
+from grader import sockdiag
 from grader.programs import Program, Sandbox, Spare
 from grader.framing import frame
 from grader.diagnosis import OnExit
@@ -138,9 +139,18 @@ def whose_connection(program: Program, sock: socket.socket) -> str:
     if not LINUX:
         return UNKNOWN
     try:
-        peer_port, port = sock.getpeername()[1], sock.getsockname()[1]
+        (peer_host, peer_port), (host, port) = sock.getpeername()[:2], sock.getsockname()[:2]
     except OSError:
         return NOBODY   # reset already
+    if peer_host == host == "127.0.0.1":   # the kernel finds one connection by its ports
+        try:
+            found_one = sockdiag.connection(peer_port, port)
+        except sockdiag.Unanswered:
+            pass
+        else:
+            if found_one is None or found_one[0] != sockdiag.TCP_ESTABLISHED:
+                return NOBODY
+            return OURS if held_by(program, {"socket:[%d]" % found_one[1]}) else THEIRS
     found, tables = set(), 0
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):   # a client may connect from IPv6
         sockets = established_sockets(table, peer_port, port)

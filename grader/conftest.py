@@ -40,6 +40,7 @@ from grader.isolation import write_out_of_reach
 from grader.wire import OWN_ERROR, CheckFailed, Conversation, essentials
 
 KIT_ROOT = Path(__file__).resolve().parent.parent
+PASSED = pytest.StashKey[bool]()   # a check's own call passed (set before its teardown)
 CHECK_TIMEOUT = 30   # pytest-timeout's outer safety net for one check, in seconds
 
 
@@ -181,6 +182,7 @@ class Check:
     tests: str                  # "server" or "client"
     function: str               # its test function's name
     doc: str
+    fresh_server: bool = False  # never given an earlier check's server (checks.py)
     status: str = "not run"     # passed, failed, skipped
     output: str = ""
     heard: bool = False         # the program under test answered something during it
@@ -205,6 +207,8 @@ class Grader:
         self.checks: dict[str, Check] = {}       # by pytest node id
         self.starts_spares = True   # False: attached (attach.py), nothing is started ahead
         self.spares_unwanted: dict[str, set[Path]] = {}   # see _spares_unwanted
+        self.shares_server: dict[str, bool] = {}   # see _sharing
+        self.keeps_server: dict[str, bool] = {}
         self.started = time.time()
 
     # --- collection: find the checks, keep the chosen stages, order them ----
@@ -240,7 +244,7 @@ class Grader:
         doc = " ".join((item.function.__doc__ or "").split())
         return Check(stage, marker.kwargs["number"], marker.kwargs["title"],
                      marker.kwargs["points"], marker.kwargs["needs"], marker.kwargs["tests"],
-                     item.function.__name__, doc)
+                     item.function.__name__, doc, fresh_server=marker.kwargs["fresh_server"])
 
     def _sort_key(self, item, position):
         check = self.checks.get(item.nodeid)
@@ -252,8 +256,9 @@ class Grader:
         """Start each stage's first server and client now, all at once (programs.py § spares),
         so that a program that never starts costs its 5 s once per run, not once per stage.
         (Not for --collect-only, which runs no check.)"""
-        self.spares_unwanted = self._spares_unwanted(
-            [item.nodeid for item in session.items if item.nodeid in self.checks])
+        order = [item.nodeid for item in session.items if item.nodeid in self.checks]
+        self.spares_unwanted = self._spares_unwanted(order)
+        self.shares_server, self.keeps_server = self._sharing(order)
         if session.config.option.collectonly:
             return
         for stage in self.stages if self.starts_spares else []:
@@ -276,9 +281,30 @@ class Grader:
             needed.add(scripts[nodeid])
         return unwanted
 
+    def _sharing(self, order: list[str]) -> tuple[dict[str, bool], dict[str, bool]]:
+        """Which server checks may be given the server of the stage's server check
+        before them (serverside.py § one server for several checks): not the first,
+        nor one marked fresh_server; and, for each, whether the next one may."""
+        shares, keeps, previous = {}, {}, {}
+        for nodeid in order:
+            check = self.checks[nodeid]
+            if check.tests != "server":
+                continue
+            shares[nodeid] = check.stage in previous and not check.fresh_server
+            keeps[nodeid] = False
+            if check.stage in previous:
+                keeps[previous[check.stage]] = shares[nodeid]
+            previous[check.stage] = nodeid
+        return shares, keeps
+
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item):
         self.sandbox.unwanted = self.spares_unwanted.get(item.nodeid, set())
+        self.sandbox.keeps_server = self.keeps_server.get(item.nodeid, False)
+        check = self.checks.get(item.nodeid)
+        if check is not None and check.tests == "server" and \
+                not self.shares_server.get(item.nodeid, False):
+            self.sandbox.discard_shared(self.run_from / check.stage / "chat_server.py")
 
     # --- running: a check whose prerequisite failed is not run --------------
     @pytest.hookimpl(tryfirst=True)
@@ -328,6 +354,8 @@ class Grader:
         conversation = item.funcargs.get("conversation")
         if call.when == "call" and conversation is not None:
             check.heard = conversation.messages_heard > 0
+        if call.when == "call":
+            item.stash[PASSED] = report.passed   # the server fixture's teardown asks
         if report.location is not None:
             path, line, _ = report.location
             report.location = (path, line, "%s %s" % (check.label, check.title))
@@ -618,12 +646,13 @@ def sandbox(request) -> Sandbox:
 
 @pytest.fixture
 def server(request, stage_dir, conversation, sandbox):
-    """The student's server for this check: fresh, started on first use, always stopped
+    """The student's server for this check: started on first use (or the one the check
+    before it left, serverside.py), stopped at the end unless the next check may have it
     (attached: the one the student started, attach.py)."""
     under_test = (attach.attached_server(request.config, stage_dir, conversation, sandbox)
                   or ServerUnderTest(stage_dir, conversation, sandbox))
     yield under_test
-    under_test.stop()
+    under_test.finish(passed=request.node.stash.get(PASSED, False))
 
 
 @pytest.fixture

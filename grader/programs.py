@@ -65,6 +65,7 @@ class Output:
         self.total = 0               # bytes received in all
         self.start = 0               # the offset of kept[0]
         self.kept = bytearray()
+        self.hidden = (0, 0)         # offsets not shown: a shared server's earlier checks
         self.ended = False           # the pipe reached its end (every writer is gone)
         if POSIX:
             os.set_blocking(self.fd, False)
@@ -136,12 +137,24 @@ class Output:
         self.take()
         return self.total
 
-    def tail(self, limit: int = TAIL_BYTES) -> str:
-        """The last `limit` bytes, as text ('…' first when there was more)."""
+    def hide_until_now(self, start: int) -> None:
+        """Leave out of what is shown everything from offset `start` to now: a server
+        shared between checks (serverside.py) shows each check what it printed when it
+        started and during that check, as a fresh one would."""
+        self.hidden = (start, self.count())
+
+    def shown(self) -> bytes:
+        """The kept bytes, less the hidden ones."""
         self.take()
         with self.lock:
-            data = bytes(self.kept[-limit:])
-            more = self.total > len(data)
+            start, end = (max(0, offset - self.start) for offset in self.hidden)
+            return bytes(self.kept[:start] + self.kept[end:])
+
+    def tail(self, limit: int = TAIL_BYTES) -> str:
+        """The last `limit` bytes shown, as text ('…' first when there was more)."""
+        shown = self.shown()
+        data = shown[-limit:]
+        more = self.total - (self.hidden[1] - self.hidden[0]) > len(data)
         text = data.decode("utf-8", "replace")
         return ("…" + text) if more else text
 
@@ -174,6 +187,7 @@ class Sandbox:
         self.watchdog = Watchdog(settings)
         self.spares: dict = {}
         self.unwanted: set = set()   # keys (scripts) no check to come starts: no spare for them
+        self.keeps_server = False    # the next server check may share this check's server
         self.whereabouts = Listener()   # where programs say where they are (whereabouts.py)
 
     def wants_spare(self, key) -> bool:
@@ -190,6 +204,21 @@ class Sandbox:
             old.discard()
         self.spares[key] = spare
 
+    # A server a passed check left for the next one (serverside.py) waits with the
+    # spares, so that it is stopped with them (and is not a program "in use").
+    def take_shared(self, script) -> "Spare | None":
+        return self.spares.pop(("shared", script), None)
+
+    def keep_shared(self, script, server: "Spare") -> None:
+        self.keep_spare(("shared", script), server)
+
+    def discard_shared(self, script) -> None:
+        """Stop the server kept for `script`'s next check (a check that wants a fresh
+        one is next: two idle servers would be one too many)."""
+        kept = self.take_shared(script)
+        if kept is not None:
+            kept.discard()
+
     def discard_spares(self) -> None:
         """Stop every spare nobody took (the grader calls this at the end of the run).
 
@@ -199,8 +228,7 @@ class Sandbox:
         self.spares.clear()
         stop_all(spare.program for spare in spares)
         for spare in spares:
-            if spare.listener is not None:
-                spare.listener.close()
+            spare.close_sockets()
 
     def stop_programs_in_use(self, why: str) -> None:
         """Stop every program a check is using (not the spares), saying `why` in its
@@ -241,6 +269,7 @@ class Program:
         self.peak_memory = 0          # the most resident memory seen at a look
         self.pss, self.pss_due = 0, 0.0   # the watchdog's last proportional measure
         self.sent = 0                 # bytes the grader has sent it (see OUTPUT_PER_BYTE_SENT)
+        self.start_up_output = (0, 0)  # a server: what it had printed once it listened
         env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONIOENCODING="utf-8",
                    PYTHONDONTWRITEBYTECODE="1")
         # Line endings typed into it read the same on every system (startup/sitecustomize.py).
@@ -297,11 +326,12 @@ class Program:
         return self.out.count() + self.err.count()
 
     def stdout(self) -> bytes:
-        """What is kept of its standard output (all of it, unless it printed a lot)."""
-        return self.out.since(0)[1]
+        """What is kept of its standard output (all of it, unless it printed a lot), less
+        what a shared server printed during earlier checks."""
+        return self.out.shown()
 
     def stderr(self) -> bytes:
-        return self.err.since(0)[1]
+        return self.err.shown()
 
     def stdout_since(self, offset: int) -> tuple[int, bytes]:
         """Its standard output after `offset` (counted from its first byte), as far
@@ -334,7 +364,7 @@ class Program:
         elif status is not None:
             lines.append("The %s exited with status %s%s." % (self.label, status,
                                                               _signal_note(status, self.limits)))
-        if b"MemoryError" in self.err.since(0)[1][-TAIL_BYTES:]:
+        if b"MemoryError" in self.stderr()[-TAIL_BYTES:]:
             lines.append("(MemoryError: the system refused it more memory. Does it keep "
                          "everything it receives?)")
         for name, text in (("standard output", out), ("standard error", err)):
@@ -477,11 +507,16 @@ class Spare:
     program: Program
     port: int
     listener: socket.socket | None = None   # a client's spare: the grader's listening socket
+    connection: socket.socket | None = None   # a shared server's: a client it accepted
 
     def discard(self) -> None:
         self.program.stop()
-        if self.listener is not None:
-            self.listener.close()
+        self.close_sockets()
+
+    def close_sockets(self) -> None:
+        for sock in (self.listener, self.connection):
+            if sock is not None:
+                sock.close()
 
 
 # --- the processes of a program: itself and every process it started ------------------

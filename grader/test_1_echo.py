@@ -163,7 +163,8 @@ def test_stalled_client_does_not_block(server):
                                     "the buffered part. " + HINT_FRAMING)
 
 
-@check(10, "Clients that leave (even mid-message) do not stop the server", points=2)
+@check(10, "Clients that leave (even mid-message) do not stop the server", points=2,
+       fresh_server=True)
 def test_clients_leave(server):
     """One client closes normally, one mid-message, then the last one; the server serves on."""
     leaver = server.connect("leaver")
@@ -191,7 +192,7 @@ def test_clients_leave(server):
                                         "everyone has left.")
 
 
-@check(11, "A client that closes its sending side is disconnected")
+@check(11, "A client that closes its sending side is disconnected", fresh_server=True)
 def test_half_closed_client(server):
     """alice gets her echo, then shuts down her sending side (shutdown(SHUT_WR)); the
     server closes the connection within 2 s, and still serves bob."""
@@ -207,7 +208,7 @@ def test_half_closed_client(server):
                                     "(docs/students.md § Stage 1).")
 
 
-@check(12, "With its clients idle, the server uses little CPU")
+@check(12, "With its clients idle, the server uses little CPU", fresh_server=True)
 def test_idle_server_is_idle(server, conversation):
     """alice and bob are connected and idle, carol has left: for 0.2 s the server must
     sleep in select(), not want the CPU all the time (if it seems to, a second 0.2 s)."""

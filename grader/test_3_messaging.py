@@ -376,7 +376,8 @@ def stall_hint(flood: Flood):
     return hint
 
 
-@check(10, "A client that never reads does not stall the others", points=2)
+@check(10, "A client that never reads does not stall the others", points=2,
+       fresh_server=True)
 def test_slow_reader(server, conversation):
     """bob never reads; alice sends him about 8 MB; meanwhile carol and dave still talk.
 
@@ -481,7 +482,7 @@ def flood_until_cut_off(conversation, alice, recipient: str) -> Flood:
 
 
 @check(13, "A reader that lags behind gets every message, in order", points=2,
-       needs=test_slow_reader)
+       needs=test_slow_reader, fresh_server=True)
 def test_lagging_reader(server, conversation):
     """bob, on a slow link, stops reading while alice sends him 0.75 MiB; then he reads
     again: every message arrives, whole and in order.
@@ -577,7 +578,7 @@ def read_in_order(bob, count: int) -> None:
 
 
 @check(14, "Past 1 MiB waiting, a client that never reads is cut off", points=2,
-       needs=test_slow_reader)
+       needs=test_slow_reader, fresh_server=True)
 def test_backlog_limit(server, conversation):
     """bob never reads while alice sends to him: once more than 1 MiB waits for him, the
     server disconnects him and frees his name (alice's next MSG bob gets ERROR; GET_NAMES,

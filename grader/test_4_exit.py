@@ -202,7 +202,8 @@ def test_reset_with_replies_waiting(server):
                           "close: unregister, close, free the name (docs/students.md § Stage 4).")
 
 
-@check(8, "Ctrl-C: a clean exit, and the port can be bound at once", points=2, needs=ANSWERING)
+@check(8, "Ctrl-C: a clean exit, and the port can be bound at once", points=2, needs=ANSWERING,
+       fresh_server=True)
 def test_ctrl_c(server, another_server, conversation):
     """With alice connected, Ctrl-C (SIGINT): the server exits within 5 s, no traceback; a new
     server binds the same port at once and serves."""

@@ -12,7 +12,6 @@ checks about the format, so a spacing mistake costs those checks only.
 from __future__ import annotations
 
 import re
-import time
 
 
 from grader.framing import frame
@@ -33,7 +32,7 @@ HINT_SPLIT_CHARACTER = ("one recv() may end in the middle of a character: 'é' i
                         "buffer and decode only a whole payload, never each chunk recv() "
                         "returns (docs/students.md § Framing, § Stage 2).")
 
-SPLIT_PAUSE = 0.03   # send_split_character: the pause between the two halves of a character
+SPLIT_PAUSE = 0.03   # send_split_character: the longest wait for the first half to be read
 
 
 def named(server, name, label=None):
@@ -88,12 +87,12 @@ def unnamed_clients_leave(server):
 
 def send_split_character(peer, payload):
     """Send one framed message in two writes, cut inside its first non-ASCII character,
-    with a pause between them so that they reach the server as two reads."""
+    the second once the server has read the first, so that they are two reads."""
     data = frame(payload)
     cut = next(i for i, byte in enumerate(data) if byte >= 0x80) + 1
     peer.send_raw(data[:cut], note="%s, cut after the first byte of a character"
                   % show(data[:cut]))
-    time.sleep(SPLIT_PAUSE)   # not a synchronisation: it makes the two halves two reads
+    peer.wait_until_read(SPLIT_PAUSE)   # so that the two halves are two reads
     peer.send_raw(data[cut:], note="the rest, %s" % show(data[cut:]))
 
 

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 from grader import sockdiag
-from grader.programs import Program, Sandbox, Spare
+from grader.programs import Program, Sandbox, Spare, reading_input
 from grader.framing import frame
 from grader.diagnosis import OnExit
 from grader.serverside import NOBODY, OURS, THEIRS, UNKNOWN, established_sockets, held_by
@@ -39,7 +39,8 @@ CONNECT_TIMEOUT = 5.0   # how long the client may take to start and connect
 PRINT_WAIT = 2.0        # how long a received message may take to show on the screen
                         # (a correct client takes milliseconds; 1 s once failed a correct
                         # client on a loaded CI machine, and a wrong one never prints at all)
-POLL = 0.01             # how often the client's output file is looked at
+POLL = 0.01             # how often a silent client is looked at again (has it exited?)
+INPUT_LOOK = 0.002      # how often, while it starts, whether it waits for input yet
 STRAY_WAIT = 1.0        # a connection whose other end is gone: how long to wait for another
 TRACEBACK = b"Traceback (most recent call last)"
 # What CPython says when it exits while a daemon thread holds the stdin lock.
@@ -64,10 +65,11 @@ class ClientLink(Peer):
         self._sendall(b"".join(frame(p) for p in payloads))
 
     def send_pieces(self, pieces: list[bytes], pause: float) -> None:
-        """One message in several writes, `pause` seconds apart, so each is its own read."""
+        """One message in several writes, each its own read: the next piece is sent once
+        the client has read the last (or after `pause` seconds, see Peer.wait_until_read)."""
         for number, piece in enumerate(pieces):
             if number:
-                time.sleep(pause)   # not a synchronisation: it makes each piece its own read
+                self.wait_until_read(pause)   # so that each piece is its own read
             self._log_out("%s (piece %d of %d)" % (show(piece), number + 1, len(pieces)))
             self._sendall(piece)
 
@@ -199,6 +201,20 @@ class ClientUnderTest:
         self.conv.log("client connects")
         return self.link
 
+    def wait_until_reading_input(self, most: float) -> None:
+        """Wait until the client waits for the user to type (a thread blocked reading
+        standard input: programs.reading_input), `most` seconds at most. Where the system
+        can't tell, the user simply types nothing for `most` seconds."""
+        deadline = time.monotonic() + most
+        while time.monotonic() < deadline:
+            reading = reading_input(self.program)
+            if reading is None:
+                break
+            if reading:
+                return
+            time.sleep(INPUT_LOOK)
+        time.sleep(max(0.0, deadline - time.monotonic()))
+
     def _accept(self, port: int) -> socket.socket:
         """The client's connection. Not any connection: on a machine grading several
         submissions at once, another grading's program may knock on this port (see
@@ -286,13 +302,14 @@ class ClientUnderTest:
         deadline = time.monotonic() + within
         while True:
             exited = self.program.exit_status() is not None   # before reading: no output lost
+            seen = self.program.stdout_count()                # ... nor any wake-up
             line = self._find_line(text.encode("utf-8"))
             if line is not None:
                 self.conv.log("client prints %s" % show(line))
                 return line
             if exited or time.monotonic() >= deadline:
                 break
-            time.sleep(POLL)
+            self.program.wait_stdout_past(seen, POLL)   # at once when it prints more
         self.conv.waited_on = "client"
         self.conv.fail("the client prints a line containing %s" % show(text),
                        self._printed_so_far(within), hint)

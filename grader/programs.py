@@ -62,6 +62,7 @@ class Output:
         self.fd = pipe.fileno()
         self.on_more = on_more       # called after new bytes arrived (the output limit)
         self.lock = threading.Lock()
+        self.grew = threading.Condition(self.lock)   # notified when bytes or the end arrive
         self.total = 0               # bytes received in all
         self.start = 0               # the offset of kept[0]
         self.kept = bytearray()
@@ -115,8 +116,16 @@ class Output:
                     break
                 self._keep(data)
                 grew = True
+            if grew or self.ended:
+                self.grew.notify_all()
         if grew:
             self.on_more()
+
+    def wait_past(self, total: int, timeout: float) -> None:
+        """Wait until more than `total` bytes have arrived in all, or the end, at most
+        `timeout` seconds (the drain thread wakes the waiter: no polling)."""
+        with self.lock:
+            self.grew.wait_for(lambda: self.total > total or self.ended, timeout)
 
     def _keep(self, data: bytes) -> None:
         self.kept += data
@@ -338,6 +347,15 @@ class Program:
         as it is kept: (where the bytes returned start, the bytes)."""
         return self.out.since(offset)
 
+    def stdout_count(self) -> int:
+        """How many bytes of standard output have arrived so far."""
+        return self.out.total
+
+    def wait_stdout_past(self, count: int, timeout: float) -> None:
+        """Wait until more than `count` bytes of standard output have arrived (or its
+        end), at most `timeout` seconds."""
+        self.out.wait_past(count, timeout)
+
     # --- status ------------------------------------------------------------
     def exit_status(self):
         """The exit status, or None while it runs."""
@@ -531,6 +549,35 @@ def process_tree(program: Program) -> set[int]:
     parents = parent_map()   # every process alive now
     found = descendants(program.proc.pid, parents)
     return found | {pid for pid in program.pids if pid in parents}
+
+
+# /proc/PID/task/TID/syscall names the system call a blocked thread is in: its number
+# (which depends on the machine), then its arguments, the file descriptor first.
+READ_SYSCALL = {"x86_64": 0, "aarch64": 63, "i686": 3, "i386": 3, "armv7l": 3}
+
+
+def reading_input(program: Program) -> bool | None:
+    """Whether a thread of the program (in any of its processes) is blocked reading its
+    standard input: in read() on descriptor 0. None if the system can't tell (not
+    Linux, another machine, a program the grader may not look into)."""
+    number = READ_SYSCALL.get(os.uname().machine) if LINUX else None
+    if number is None or program.proc.pid is None:   # no pid: a program the student started
+        return None
+    looked = False
+    for pid in process_tree(program):
+        try:
+            tasks = list(Path("/proc", str(pid), "task").iterdir())
+        except OSError:
+            continue                 # it ended
+        for task in tasks:
+            try:
+                call = (task / "syscall").read_text().split()
+            except OSError:
+                continue             # a thread that ended, or no permission to look
+            looked = True
+            if len(call) > 1 and call[0] == str(number) and int(call[1], 16) == 0:
+                return True
+    return False if looked else None
 
 
 def descendants(root: int, parents: dict[int, int]) -> set[int]:

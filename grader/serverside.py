@@ -20,10 +20,11 @@ from grader.framing import FramingError, frame, take_payloads
 from grader.programs import Program, Sandbox, Spare
 from grader.system import LINUX
 from grader.diagnosis import OnExit
-from grader.wire import WAIT, Conversation, Peer
+from grader.wire import QUIET, WAIT, Conversation, Peer
 
 START_TIMEOUT = 5.0     # how long a server may take to start listening
 SETTLE_TIMEOUT = 1.0    # how long a server may take to close the connections of a check
+EXIT_WATCH = 0.1        # how long a server is watched after closing a leaver's socket
 PROBE_TIMEOUT = 1.0     # how long the grader waits for the answer to its probe
 
 
@@ -71,9 +72,17 @@ def held_by(program: Program, sockets: set[str]) -> bool:
 def holds(pid: int, sockets: set[str]) -> bool:
     """Has process `pid` one of these sockets open?"""
     try:
-        return any(os.readlink(fd) in sockets for fd in (Path("/proc") / str(pid) / "fd").iterdir())
+        descriptors = list((Path("/proc") / str(pid) / "fd").iterdir())
     except OSError:
-        return False
+        return False                 # it ended, or is not ours to look at
+    for descriptor in descriptors:
+        try:
+            if os.readlink(descriptor) in sockets:
+                return True
+        except OSError:
+            continue                 # closed while we looked: a program starting up opens
+                                     # and closes files (one such look failed all of it)
+    return False
 
 
 def listening_sockets(table: str, port: int) -> set[str] | None:
@@ -177,11 +186,12 @@ def answers_as_fresh(sock: socket.socket, stage: str) -> bool:
 STILL_OPEN = (sockdiag.TCP_ESTABLISHED, sockdiag.TCP_CLOSE_WAIT)
 
 
-def closed_all(program: Program, port: int, client_ports: list[int]) -> bool:
+def closed_all(program: Program, port: int, client_ports: list[int],
+               within: float = SETTLE_TIMEOUT) -> bool:
     """Linux: has the server on `port` closed its end of the connections from these
-    ports (ours, now closed)? Waits up to SETTLE_TIMEOUT: it has only just seen them
+    ports (ours, now closed)? Waits up to `within` seconds: it has only just seen them
     close. False if it did not, exited, or the kernel can't say."""
-    waiting, deadline = set(client_ports), time.monotonic() + SETTLE_TIMEOUT
+    waiting, deadline = set(client_ports), time.monotonic() + within
     while program.exit_status() is None:
         try:
             waiting = {client for client in waiting
@@ -471,6 +481,20 @@ class ServerUnderTest:
         its port now: the connection would reach that program, not a server of ours."""
         return self.program is not None and self.program.exit_status() is not None and \
             whose_listener(self.program, self.port) == THEIRS
+
+    def expect_running_after(self, leaver: Peer, hint: str) -> None:
+        """`leaver` has just closed its connection: the server must not exit for that.
+        A server that (wrongly) stops when its last client leaves exits within
+        milliseconds of closing that client's socket, so it is watched EXIT_WATCH
+        seconds from then (Linux: the kernel says when, closed_all); where that can't
+        be told (or attached: no process to look at), or it never closes the socket,
+        QUIET seconds from the leaving."""
+        left = time.monotonic()
+        if self.program is not None and closed_all(self.program, self.port,
+                                                   [leaver.local_port], within=QUIET):
+            self.expect_running(EXIT_WATCH, hint)
+        else:
+            self.expect_running(max(0.0, QUIET - (time.monotonic() - left)), hint)
 
     def expect_running(self, duration: float, hint: str) -> None:
         """The server must not exit during the next `duration` seconds."""

@@ -113,9 +113,65 @@ def connection(port: int, peer_port: int) -> tuple[int, int] | None:
     its inode: 0 while no program holds it, e.g. not yet accepted), or None if there is
     none (the kernel's lookup then falls back to a socket listening on `port`: that
     is no connection). Unanswered if the kernel can't be asked."""
+    found = _one(port, peer_port, 0)
+    return None if found is None else (STATE.unpack_from(found, 1)[0],
+                                       INODE.unpack_from(found, 68)[0])
+
+
+# tcp_info (linux/tcp.h, Linux 4.19 and later), asked for with INET_DIAG_INFO: data
+# bytes received, bytes written but not yet sent, data bytes sent (retransmissions
+# included) and retransmitted, each at its offset in the struct.
+INET_DIAG_INFO = 2
+RTATTR = struct.Struct("=HH")                 # an attribute after the message: length, type
+RECEIVE_QUEUE = struct.Struct("=I")           # inet_diag_msg: the receive queue, at 56
+TCP_INFO_FIELDS = {"received": (128, "=Q"), "not_sent": (144, "=I"),
+                   "sent": (200, "=Q"), "retransmitted": (208, "=Q")}
+TCP_INFO_SIZE = 216
+
+
+def unread(port: int, peer_port: int) -> int | None:
+    """How many of the bytes written on 127.0.0.1's connection from `port` to
+    `peer_port` the program at the other end has not read yet: not sent, on their
+    way, or waiting in its socket. None if there is no such connection, or the kernel
+    is too old to tell. Unanswered if the kernel can't be asked.
+
+    Written: the data bytes sent once (less those sent again) and those not sent yet.
+    Read: the bytes the other end received, less its receive queue (arrived, not read).
+    (The kernel's count of bytes acknowledged would not do: it counts the connection's
+    opening on one side and not on the other.)"""
+    mine, theirs = _transfer(port, peer_port), _transfer(peer_port, port)
+    if mine is None or theirs is None:
+        return None
+    written = mine["sent"] - mine["retransmitted"] + mine["not_sent"]
+    read = theirs["received"] - theirs["receive_queue"]
+    return max(written - read, 0)
+
+
+def _transfer(port: int, peer_port: int) -> dict | None:
+    found = _one(port, peer_port, 1 << (INET_DIAG_INFO - 1))
+    if found is None:
+        return None
+    at = 72                                   # the attributes follow the 72-byte message
+    while at + RTATTR.size <= len(found):
+        length, kind = RTATTR.unpack_from(found, at)
+        if length < RTATTR.size:
+            break
+        if kind == INET_DIAG_INFO and length >= RTATTR.size + TCP_INFO_SIZE:
+            info = at + RTATTR.size
+            figures = {name: struct.unpack_from(form, found, info + offset)[0]
+                       for name, (offset, form) in TCP_INFO_FIELDS.items()}
+            figures["receive_queue"] = RECEIVE_QUEUE.unpack_from(found, 56)[0]
+            return figures
+        at += (length + 3) & ~3
+    return None
+
+
+def _one(port: int, peer_port: int, ext: int) -> bytes | None:
+    """The kernel's inet_diag_msg (and the attributes `ext` asked for) of the TCP
+    connection on 127.0.0.1 from `port` to `peer_port`; None if there is none."""
     if not hasattr(socket, "AF_NETLINK"):
         raise Unanswered("no netlink")
-    request = ONE.pack(socket.AF_INET, socket.IPPROTO_TCP, 0, 0, 0xFFFFFFFF) + \
+    request = ONE.pack(socket.AF_INET, socket.IPPROTO_TCP, ext, 0, 0xFFFFFFFF) + \
         struct.pack("!HH", port, peer_port) + LOOPBACK + LOOPBACK + NO_COOKIE
     try:
         with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_SOCK_DIAG) as link:
@@ -123,7 +179,7 @@ def connection(port: int, peer_port: int) -> tuple[int, int] | None:
             link.send(HEADER.pack(HEADER.size + len(request), SOCK_DIAG_BY_FAMILY,
                                   NLM_F_REQUEST, 1, 0) + request)
             data = link.recv(65536)
-            kind = HEADER.unpack_from(data, 0)[1]
+            length, kind = HEADER.unpack_from(data, 0)[:2]
             body = HEADER.size
             if kind == NLMSG_ERROR:
                 if -ERROR_CODE.unpack_from(data, body)[0] == errno.ENOENT:
@@ -131,9 +187,8 @@ def connection(port: int, peer_port: int) -> tuple[int, int] | None:
                 raise Unanswered("error %d" % ERROR_CODE.unpack_from(data, body)[0])
             if kind != SOCK_DIAG_BY_FAMILY:
                 raise Unanswered("message type %d" % kind)
-            state = STATE.unpack_from(data, body + 1)[0]
-            if state == TCP_LISTEN:   # no such connection: the lookup found the listener
-                return None
-            return state, INODE.unpack_from(data, body + 68)[0]
+            if STATE.unpack_from(data, body + 1)[0] == TCP_LISTEN:
+                return None   # no such connection: the lookup found the listener
+            return data[body:length]
     except (OSError, struct.error) as error:
         raise Unanswered(str(error)) from None

@@ -20,9 +20,9 @@ ALL_STAGES = STAGES
 BEFORE_EXIT = STAGES[:-1]
 EXIT_STAGE = STAGES[-1:]
 
-IDLE_PAUSE = 0.2    # check 24: how long the user types nothing before a message arrives
+IDLE_PAUSE = 0.2    # check 24: the longest wait for the client to wait for input
 BYE_DELAY = 0.2     # check 29: how long the server takes to say BYE
-PIECE_PAUSE = 0.03  # check 30: the pause between the pieces of one message
+PIECE_PAUSE = 0.03  # check 30: the longest wait for a piece to be read before the next
 
 HINT_SEND = ("the client must send each line the user types as one framed message: a 4-digit "
              "length header, then the line without its newline (docs/students.md § The client, § Framing).")
@@ -115,12 +115,13 @@ def test_client_refuses_long_line(client_program):
        tests="client")
 @pytest.mark.parametrize("stage", ALL_STAGES)
 def test_client_prints_while_idle(client_program):
-    """With no input for 0.2 s, a pushed 'FROM alice are you there?' is printed within 2 s."""
+    """Once the client waits for input (or after 0.2 s where that can't be seen), a
+    pushed 'FROM alice are you there?' is printed within 2 s."""
     server = client_program.start()
-    # A deliberate pause, and the point of this check: the user types nothing for a
-    # while, so a client that only looks at the socket after reading a line is stuck
-    # waiting for input when the message comes.
-    time.sleep(IDLE_PAUSE)
+    # The point of this check: the message comes while the client waits for the user
+    # to type, so a client that only looks at the socket after reading a line is
+    # stuck in input() when it comes.
+    client_program.wait_until_reading_input(IDLE_PAUSE)
     server.send("FROM alice are you there?")
     client_program.expect_printed(
         "FROM alice are you there?",
@@ -242,8 +243,9 @@ def test_client_waits_for_bye(client_program):
 @check(30, "Client puts together a message that arrives in pieces", tests="client")
 @pytest.mark.parametrize("stage", ALL_STAGES)
 def test_client_message_in_pieces(client_program):
-    """The server sends a header alone, then part of the payload, then the rest, 30 ms
-    apart: the client prints the whole message on one line."""
+    """The server sends a header alone, then part of the payload, then the rest, each
+    once the client has read the one before: the client prints the whole message on
+    one line."""
     server = client_program.start()
     payload = "FROM alice this one came in three pieces"
     data = frame(payload)

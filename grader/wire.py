@@ -14,7 +14,7 @@ import socket
 import struct
 import time
 
-from grader import diagnosis, whereabouts
+from grader import diagnosis, sockdiag, whereabouts
 from grader.framing import HEADER_SIZE, frame, payload_length
 
 
@@ -22,8 +22,9 @@ WAIT = 2.0          # how long we wait for a reply before calling it missing
 QUIET = 0.3         # how long "nothing arrives" must hold to count as silence
 TRANSCRIPT_LINES = 40
 DYING_GRACE = 0.2   # a connection just closed: how long to wait to see whether the program died
-HEADER_PAUSE = 0.02  # send_bytewise: the pause after each header byte ...
-BYTE_PAUSE = 0.002   # ... and after each payload byte
+HEADER_PAUSE = 0.02  # send_bytewise: the longest wait for a header byte to be read ...
+BYTE_PAUSE = 0.002   # ... and for a payload byte
+READ_LOOK = 0.0005   # wait_until_read: how often the kernel is asked again
 
 
 def show(data: bytes | str, limit: int = 70) -> str:
@@ -226,6 +227,10 @@ class Peer:
         self.program = program     # the program at the other end, if the grader started it
         self.reader = FrameReader()
         self.closed = False
+        try:
+            self.local_port = sock.getsockname()[1]   # the connection's port at this end
+        except (OSError, IndexError):
+            self.local_port = 0
 
     # --- sending -----------------------------------------------------------
     def send(self, payload: bytes | str, note: str | None = None, log: bool = True) -> None:
@@ -242,15 +247,35 @@ class Peer:
     def send_bytewise(self, payload: bytes | str) -> None:
         """Send one framed message one byte at a time, each byte its own write.
 
-        The pauses are the point, not a synchronisation: they make each byte its
-        own TCP segment, and give the server time to read half a header (a
-        server that assumes recv(4) returns 4 bytes must get the chance to fail).
+        After each byte the grader waits until the server has read it, so each byte
+        is a read of its own: the server reads half a header (a server that assumes
+        recv(4) returns 4 bytes must get the chance to fail).
         """
         data = frame(payload)
         self._log_out("%s, one byte at a time" % show(payload))
         for i in range(len(data)):
             self._sendall(data[i:i + 1])
-            time.sleep(HEADER_PAUSE if i < HEADER_SIZE else BYTE_PAUSE)
+            self.wait_until_read(HEADER_PAUSE if i < HEADER_SIZE else BYTE_PAUSE)
+
+    def wait_until_read(self, most: float) -> None:
+        """Wait until the program at the other end has read every byte sent to it,
+        `most` seconds at most, so that what is sent next comes to it as a read of its
+        own. Linux says when (sockdiag.unread) for a connection on 127.0.0.1: then
+        this takes a fraction of a millisecond. Elsewhere the whole `most` is waited,
+        a pause long enough for a program that is not kept from running."""
+        deadline = time.monotonic() + most
+        try:
+            here, there = self.sock.getsockname()[:2], self.sock.getpeername()[:2]
+            while there[0] == "127.0.0.1" and here[0] == "127.0.0.1":
+                left = sockdiag.unread(here[1], there[1])
+                if left is None:
+                    break
+                if left == 0 or time.monotonic() >= deadline:
+                    return
+                time.sleep(READ_LOOK)
+        except (OSError, sockdiag.Unanswered):
+            pass
+        time.sleep(max(0.0, deadline - time.monotonic()))
 
     def _log_out(self, text: str) -> None:
         self.conv.log("%-8s → server  %s" % (self.label, text))

@@ -173,6 +173,8 @@ CATALOG = [
     # --- the client, every stage ----------------------------------------------------
     Fault("client_blocking_input", "1_echo", ["1.24"],
           "client blocks in input(): nothing is printed while the user types nothing"),
+    Fault("client_peeks_then_blocks", "1_echo", ["1.24"],
+          "client looks at the socket for 0.1 s after connecting, then blocks in input()"),
     Fault("client_sends_newline", "1_echo", ["1.20"],
           "client sends the line with its newline"),
     Fault("client_sends_empty", "1_echo", ["1.22"],

@@ -80,3 +80,26 @@ def test_a_refused_request_gives_way(monkeypatch):
     Refusing.send = lambda self, data: None
     Refusing.recv = lambda self, size: error
     assert sockdiag.listening(socket.AF_INET, 80) is None
+
+
+@pytest.mark.skipif(not LINUX, reason="/proc/PID/fd is Linux's")
+def test_a_descriptor_closed_while_looked_at_hides_no_other(monkeypatch):
+    """serverside.holds: a program starting up closes files while the grader reads its
+    descriptors; one that vanished must not make its listening socket 'another
+    program's' (once, the whole look failed, and a server never listened in time)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        name = "socket:[%d]" % os.fstat(listener.fileno()).st_ino
+        real, vanished = os.readlink, []
+
+        def closed_meanwhile(path):
+            link = real(path)
+            if link != name and not vanished:
+                vanished.append(path)
+                raise FileNotFoundError(2, "No such file or directory", str(path))
+            return link
+
+        monkeypatch.setattr(serverside.os, "readlink", closed_meanwhile)
+        assert serverside.holds(os.getpid(), {name})
+        assert vanished

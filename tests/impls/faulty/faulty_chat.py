@@ -548,9 +548,8 @@ def server_gone() -> None:
     finish(0 if FAULT == "client_server_close_exit_0" else 1)
 
 
-def lockstep_client(stage: int, sock: socket.socket) -> None:
+def lockstep_client(stage: int, sock: socket.socket, buf: bytes = b"") -> None:
     """The client_blocking_input mistake: input, send, wait for one reply, repeat."""
-    buf = b""
     while True:
         try:
             typed = input()
@@ -576,9 +575,29 @@ def lockstep_client(stage: int, sock: socket.socket) -> None:
     finish(0)
 
 
+def peek_then_lockstep(stage: int, sock: socket.socket) -> None:
+    """The client_peeks_then_blocks mistake: after connecting, it looks at the socket
+    for 0.1 s, then goes on as client_blocking_input does (a fixed short pause before
+    the grader's message would let it pass)."""
+    buf = b""
+    sock.settimeout(0.1)
+    try:
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                server_gone()
+            buf += data
+    except socket.timeout:
+        pass
+    sock.settimeout(None)
+    lockstep_client(stage, sock, buf)
+
+
 def run_client(stage: int, sock: socket.socket) -> None:
     if FAULT == "client_blocking_input":
         lockstep_client(stage, sock)
+    if FAULT == "client_peeks_then_blocks":
+        peek_then_lockstep(stage, sock)
     lines: queue.Queue = queue.Queue()
     wake_r, wake_w = socket.socketpair()
     threading.Thread(target=read_stdin, args=(lines, wake_w), daemon=True).start()

@@ -21,6 +21,10 @@ connections: 2 ms a question on a machine with 262,144 slots in it. `connection(
 peer_port)` asks for one connection on 127.0.0.1 by its two ports instead, which the
 kernel looks up in its hash table (0.05 ms): what a server shared between checks
 (serverside.py) is asked many times.
+
+`unread(port, peer_port)` asks the same way for both ends of a connection, with their
+tcp_info: how many bytes written at one end the program at the other has not read
+yet. wire.Peer.wait_until_read sends the next piece of a message once it is 0.
 """
 
 from __future__ import annotations

@@ -264,18 +264,25 @@ class Peer:
         this takes a fraction of a millisecond. Elsewhere the whole `most` is waited,
         a pause long enough for a program that is not kept from running."""
         deadline = time.monotonic() + most
+        while time.monotonic() < deadline:
+            left = self._unread()
+            if left is None:
+                break
+            if left == 0:
+                return
+            time.sleep(READ_LOOK)
+        time.sleep(max(0.0, deadline - time.monotonic()))
+
+    def _unread(self) -> int | None:
+        """How many bytes sent the other end has not read yet; None if the kernel
+        can't tell (not Linux, not a connection on 127.0.0.1)."""
         try:
             here, there = self.sock.getsockname()[:2], self.sock.getpeername()[:2]
-            while there[0] == "127.0.0.1" and here[0] == "127.0.0.1":
-                left = sockdiag.unread(here[1], there[1])
-                if left is None:
-                    break
-                if left == 0 or time.monotonic() >= deadline:
-                    return
-                time.sleep(READ_LOOK)
+            if here[0] != "127.0.0.1" or there[0] != "127.0.0.1":
+                return None
+            return sockdiag.unread(here[1], there[1])
         except (OSError, sockdiag.Unanswered):
-            pass
-        time.sleep(max(0.0, deadline - time.monotonic()))
+            return None
 
     def _log_out(self, text: str) -> None:
         self.conv.log("%-8s → server  %s" % (self.label, text))

@@ -15,7 +15,7 @@ import re
 
 
 from grader.framing import frame
-from grader.wire import MESSAGE, QUIET, show
+from grader.wire import GARBAGE, MESSAGE, QUIET, is_refusal, show
 
 HINT_NAME = ("'NAME <name>' gets 'HELLO <name>' when the name is free or already yours; "
              "naming keeps working in every stage from 2 on (docs/students.md § Stage 2).")
@@ -31,6 +31,17 @@ HINT_SPLIT_CHARACTER = ("one recv() may end in the middle of a character: 'é' i
                         "in UTF-8 and they may arrive in two reads. Keep the raw bytes in the "
                         "buffer and decode only a whole payload, never each chunk recv() "
                         "returns (docs/students.md § Framing, § Stage 2).")
+
+HINT_OVERLONG = ("the push 'FROM <sender> <text>' is longer than the text the sender sent: "
+                 "with a long name in front, a text that fits a MSG may make a push over "
+                 "1024 bytes, more than one message may hold (protocol.frame() raises "
+                 "ProtocolError on it). Measure the push in bytes, len(push.encode('utf-8')), "
+                 "before queueing it: past protocol.MAX_MSG_LENGTH, reply 'ERROR <reason>' to "
+                 "the sender, deliver nothing, and carry on (docs/students.md § Stage 3).")
+HINT_PUSH_FITS = ("a push of exactly 1024 bytes fits a message and is delivered: only one "
+                  "longer than protocol.MAX_MSG_LENGTH is refused, and its length is counted "
+                  "in bytes of UTF-8, not in characters (docs/students.md § Stage 3).")
+LONG_NAME = "maximilian_the_2"   # 16 characters, the longest name; its holder is labelled max
 
 SPLIT_PAUSE = 0.03   # send_split_character: the longest wait for the first half to be read
 
@@ -103,6 +114,44 @@ def split_character_message(server):
     send_split_character(alice, "MSG bob héllo")
     bob.expect("FROM alice héllo", hint=HINT_SPLIT_CHARACTER)
     alice.expect("SENT bob", hint=HINT_MSG)
+
+
+def overlong_push(server):
+    """Stages 3-4: max (a 16-character name) sends bo a text that makes the push
+    'FROM maximilian_the_2 <text>' exactly 1024 bytes: delivered. Then texts one byte
+    longer (ASCII, then 'é's, 1025 bytes in 524 characters): each gets ERROR, bo gets
+    nothing, and the server carries on (bo's next message is the next short one)."""
+    sender = named(server, LONG_NAME, label="max")
+    recipient = named(server, "bo")
+    room = 1024 - len("FROM %s " % LONG_NAME)   # the text that makes the push 1024 bytes
+    exchange(sender, recipient, LONG_NAME, "bo", "x" * room, hint=HINT_PUSH_FITS)
+    for text in ["x" * (room + 1), "é" * (room // 2) + "x"]:
+        refuse_overlong(sender, recipient, text)
+    exchange(sender, recipient, LONG_NAME, "bo", "still there?",
+             hint="bo's next message must be this one: a refused push delivers nothing, and "
+                  "the server carries on. " + HINT_OVERLONG)
+
+
+def refuse_overlong(sender, recipient, text):
+    """sender sends 'MSG bo <text>', whose push would be over 1024 bytes: ERROR comes back.
+    When it does not, the failure also says what bo got meanwhile."""
+    push = "FROM %s %s" % (LONG_NAME, text)
+    size = len(push.encode("utf-8"))
+    sender.send("MSG %s %s" % ("bo", text), note="%s (the push %s would be %d bytes in %d "
+                "characters)" % (show("MSG bo " + text, 40), show(push, 30), size, len(push)))
+    kind, payload = sender.read_event()
+    if kind == MESSAGE and is_refusal(payload):
+        sender.conv.log(sender.heard(show(payload)))
+        return
+    got = sender.describe_event(kind, payload)
+    if kind == MESSAGE:
+        other, pushed = recipient.read_event(QUIET, quiet=True)
+        if other in (MESSAGE, GARBAGE):
+            got += "; meanwhile %s got %s" % (recipient.label,
+                                              recipient.describe_event(other, pushed))
+    sender.conv.fail(sender.heard("'ERROR <reason>'") + ", and nothing for %s: the push "
+                     "would be %d bytes, over the 1024 limit" % (recipient.label, size),
+                     got, HINT_OVERLONG)
 
 
 # --- GET_NAMES: who holds a name ------------------------------------------------------

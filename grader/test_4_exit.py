@@ -9,7 +9,7 @@ Every check but 4.1 needs a server that answers at all (grader/chat.py).
 import time
 
 from grader.chat import (exchange, expect_names, expect_names_reply, named,
-                         names_listed, same_names, split_character_message,
+                         names_listed, overlong_push, same_names, split_character_message,
                          unnamed_clients_leave)
 from grader.checks import ANSWERING, check
 from grader.framing import frame
@@ -317,3 +317,12 @@ def test_character_split_across_reads(server):
     """'MSG bob héllo' is sent in two writes, 30 ms apart, cut between the two bytes of
     'é': bob gets 'FROM alice héllo'."""
     split_character_message(server)
+
+
+@check(15, "A push over 1024 bytes gets ERROR; one of exactly 1024 is delivered",
+       needs=ANSWERING)
+def test_overlong_push(server):
+    """max (a 16-character name) sends bo a text whose push 'FROM maximilian_the_2 <text>'
+    is exactly 1024 bytes: delivered. Texts one byte longer (in ASCII, then in 'é's) get
+    ERROR, bo gets nothing of them, and the server carries on."""
+    overlong_push(server)

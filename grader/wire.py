@@ -375,6 +375,9 @@ class Peer:
         if kind == MESSAGE:
             return self.heard(show(payload))
         if kind == GARBAGE:
+            if payload[:HEADER_SIZE].isdigit():   # 4 digits, yet a bad header: over 1024
+                return ("a message whose header announces %d bytes, more than the 1024 a "
+                        "message may hold: %s" % (int(payload[:HEADER_SIZE]), show(payload)))
             return ("bytes that are not a valid message header (4 digits, at most 1024): %s"
                     % show(payload))
         # Nothing came, or the connection closed: if the program has died, that is the news.

@@ -147,6 +147,10 @@ CATALOG = [
           "no 1 MiB limit: a client that never reads makes the server's queue grow for ever"),
     Fault("backlog_keeps_name", "3_messaging", ["3.14"],
           "cuts off a client past 1 MiB but keeps its name held"),
+    Fault("overlong_push_crash", "3_messaging", ["3.17"],
+          "no length check on the push: frame() raises on 'FROM <long name> <text>' past 1024 bytes"),
+    Fault("overlong_push_sent", "3_messaging", ["3.17"],
+          "no length check on the push: a frame announcing 1025 bytes is sent, and SENT"),
     # --- stage 4: leaving -----------------------------------------------------------
     Fault("no_bye", "4_exit", ["4.1"],
           "EXIT closes the connection without replying BYE"),

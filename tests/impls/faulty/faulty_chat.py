@@ -34,6 +34,8 @@ ERROR = "EROR" if FAULT == "error_misspelt" else "ERROR"
 
 
 def frame(payload: bytes) -> bytes:
+    if FAULT == "overlong_push_crash" and len(payload) > MAX_MSG:   # as protocol.frame() does
+        raise ValueError("a payload is at most %d bytes; this one is %d" % (MAX_MSG, len(payload)))
     size = len(payload)
     if FAULT == "length_in_chars":
         size = len(payload.decode("utf-8", "replace"))     # counts characters
@@ -428,6 +430,12 @@ class Server:
             self.reply(conn, ERROR + " no such name: %s" % to)
             return
         push = "FROM %s %s" % (conn.name, body)
+        too_long = len(push.encode("utf-8")) > MAX_MSG
+        if FAULT == "overlong_push_crash" or FAULT == "overlong_push_sent":
+            too_long = False            # forgot: the push is longer than the text
+        if too_long:
+            self.reply(conn, ERROR + " too long to deliver with your name in front")
+            return
         if FAULT == "bob_sent_hi":
             push = "%s sent %s" % (conn.name, body)
         if FAULT == "broadcast":

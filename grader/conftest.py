@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from grader import attach, whereabouts
+from grader import attach, naming, whereabouts
 from grader.checks import ANSWERING, BASIC
 from grader.stages import STAGES, stages_named
 from grader.clientside import spare_client
@@ -93,6 +93,7 @@ def pytest_configure(config):
     grader = Grader(impl, parse_stages(config.getoption("--stage")),
                     results_path(config.getoption("--results")),
                     results_path(config.getoption("--classroom-results"), "--classroom-results"))
+    grader.spelling = naming.spelled(config.getoption("--impl"))   # its files, as given
     grader.sandbox = config.stash[SANDBOX] = Sandbox(set_limits(config, grader))
     set_up_signals(config)
     config.stash[GRADER] = grader          # the run's state: the checks and their scores
@@ -368,8 +369,10 @@ class Grader:
     def given_names(self, text: str) -> str:
         """`text` naming the folder given (--impl) where it names the copy the programs
         ran from (isolation.readable_copy: the folder given and the modules next to it,
-        laid out the same under another folder), so that what a student reads is true."""
-        return text.replace(str(self.run_from.parent), str(self.impl.parent))
+        laid out the same under another folder), and the folder's files as --impl gave
+        it (grader/naming.py), so that what a student reads is true."""
+        text = text.replace(str(self.run_from.parent), str(self.impl.parent))
+        return naming.given(text, self.impl.name, getattr(self, "spelling", None))
 
     def pytest_sessionstart(self, session):
         """pytest's 'short test summary' would repeat every failure below the score
@@ -382,7 +385,7 @@ class Grader:
         check = self.checks.get(report.nodeid)
         if check is None:
             return
-        if self.run_from != self.impl and (report.failed or report.skipped):
+        if report.failed or report.skipped:
             # The failure sections are printed at the end, from this same report.
             text = (report.longrepr[2] if isinstance(report.longrepr, tuple)
                     else report.longreprtext)

@@ -187,8 +187,8 @@ def test_regrade_one_student_with_new_weights(lms):
     assignment, possible, students = canvas_reads(out / "canvas.csv")
     assert possible == 20 and students["Lee, Ann"][1] == 20
     assert students["Brown, Bob"][1] == float(scaled(POINTS - 1, 20))
-    # Without --roster: nothing to grade again, and no export of an earlier run left behind.
-    code, stdout, stderr, seconds = run_batch(subs, "--out", out, "--stage", 1)
+    # --no-roster: nothing to grade again, and no export of an earlier run left behind.
+    code, stdout, stderr, seconds = run_batch(subs, "--out", out, "--stage", 1, "--no-roster")
     assert code == 0 and "0 to grade" in stderr, stderr
     assert "Removed" in stdout and not (out / "canvas.csv").exists() \
         and not (out / "moodle.csv").exists(), stdout

@@ -46,7 +46,8 @@ GRADES_COLUMNS = ["student", *STAGES, "total", "max_score", "status", "seconds"]
 CHECKS_COLUMNS = ["student", "check", "title", "stage", "score", "max_score", "status"]
 DEFAULT_TIMEOUT = 300.0
 STATE_FILE = "grading.json"     # OUT/<student>/grading.json: what was graded, to skip it next time
-RESERVED = {"grades.csv", "checks.csv", "report.html", "canvas.csv", "moodle.csv",
+SETTINGS_FILE = "batch.json"    # OUT/batch.json: the run's settings, kept for the next run
+RESERVED = {"grades.csv", "checks.csv", "report.html", "canvas.csv", "moodle.csv", SETTINGS_FILE,
             "con", "prn", "aux", "nul",
             *("com%d" % i for i in range(1, 10)), *("lpt%d" % i for i in range(1, 10))}
 
@@ -104,6 +105,8 @@ class Options:
     assignment: str = ""                             # the exports' grade column
     regrade: list[str] = field(default_factory=list)
     regrading: set = field(default_factory=set)      # the submission names --regrade picked
+    settings: dict = field(default_factory=dict)     # what OUT/batch.json keeps for the next run
+    kept: list[str] = field(default_factory=list)    # the options taken from OUT/batch.json
 
 
 # --- the command line ---------------------------------------------------------------
@@ -119,11 +122,12 @@ def parse(argv: list[str]) -> Options:
     parser.add_argument("--out", required=True, metavar="OUT", help="folder for the results")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, metavar="N",
                         help="gradings at once (default: the number of cores, %(default)s)")
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
-                        help="time limit for one student's grading (default %(default).0f)")
+    parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                        help="time limit for one student's grading (default %.0f)"
+                             % DEFAULT_TIMEOUT)
     parser.add_argument("--force", action="store_true",
                         help="grade everyone again, even submissions unchanged since the last run")
-    parser.add_argument("--stage", action="append", default=[], metavar="N",
+    parser.add_argument("--stage", action="append", default=None, metavar="N",
                         help="grade only this stage (1-4 or a name); repeat for several")
     parser.add_argument("--run-as", metavar="USER", default=None,
                         help="run the students' programs as USER (when grading as root)")
@@ -141,7 +145,11 @@ def parse(argv: list[str]) -> Options:
     parser.add_argument("--assignment", metavar="NAME", default=None,
                         help="the grade column's title in canvas.csv and moodle.csv (default: "
                              "Chat kit, and the stages when not all are graded)")
+    parser.add_argument("--no-roster", action="store_true",
+                        help="write no canvas.csv and moodle.csv, and forget the --roster, "
+                             "--weights and --assignment an earlier run kept in OUT")
     args = parser.parse_args(argv)
+    kept = keep_settings(args, parser)
     if args.jobs < 1:
         parser.error("--jobs must be 1 or more")
     if args.timeout <= 0:
@@ -158,12 +166,53 @@ def parse(argv: list[str]) -> Options:
         if (args.weights is not None or args.assignment is not None) and not args.roster:
             raise BadInput("--weights and --assignment shape canvas.csv and moodle.csv, which "
                            "need --roster FILE (who the students are in the LMS)")
+        if args.roster and any(k.startswith("--roster") for k in kept) \
+                and not Path(args.roster).is_file():
+            raise BadInput("the roster kept from the last run (%s), %s, is gone: give "
+                           "--roster FILE, or --no-roster for no exports"
+                           % (Path(args.out) / SETTINGS_FILE, args.roster))
         options.roster = gradebook.read_roster(Path(args.roster)) if args.roster else None
     except gradebook.GradebookProblem as problem:
         raise BadInput(str(problem))
     options.assignment = args.assignment or gradebook.default_assignment(options.stages)
     options.regrade = args.regrade
+    options.kept = kept
+    options.settings = {"stages": stages, "timeout": args.timeout, "roster":
+                        str(Path(args.roster).resolve()) if args.roster else None,
+                        "weights": args.weights, "assignment": args.assignment}
     return options
+
+
+def keep_settings(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[str]:
+    """The settings an earlier run wrote to OUT/batch.json, for each option this command
+    line leaves out (--stage, --timeout, --roster, --weights, --assignment): a regrade
+    (`--regrade NAME`, a late submission) writes the same grades.csv and exports as the
+    run before it. Returns the options taken, as a command line would give them."""
+    if args.no_roster and (args.roster or args.weights is not None
+                           or args.assignment is not None):
+        parser.error("--no-roster writes no exports: leave out --roster, --weights and "
+                     "--assignment")
+    before = read_json(Path(args.out) / SETTINGS_FILE) or {}
+    kept = []
+
+    def keep(name: str, option: str, shown=str) -> None:
+        value = before.get(name)
+        if getattr(args, name) is None and value not in (None, [], ""):
+            setattr(args, name, value)
+            kept.append("%s %s" % (option, shown(value)))
+
+    if args.stage is None and before.get("stages"):
+        args.stage = list(before["stages"])
+        kept.append("--stage %s" % ",".join(args.stage))
+    keep("timeout", "--timeout", lambda v: "%g" % v)
+    if not args.no_roster:
+        keep("roster", "--roster")
+        if args.roster:
+            keep("weights", "--weights")
+            keep("assignment", "--assignment", lambda v: '"%s"' % v)
+    args.stage = args.stage or []
+    args.timeout = DEFAULT_TIMEOUT if args.timeout is None else args.timeout
+    return kept
 
 
 def check_paths(options: Options) -> None:
@@ -423,7 +472,13 @@ def run(options: Options) -> int:
     entries = list_entries(options.submissions)
     options.regrading = gradebook.regrade_names(options.regrade, [e.student for e in entries])
     options.out.mkdir(parents=True, exist_ok=True)
+    write_text(options.out / SETTINGS_FILE, json.dumps(options.settings, indent=2,
+                                                       ensure_ascii=False) + "\n")
     say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
+    if options.kept:
+        say("batch: as the last run in %s: %s (%s; give an option to change it, "
+            "--no-roster for no exports)" % (options.out, ", ".join(options.kept),
+                                            options.out / SETTINGS_FILE))
     missing = None if options.run_as else limits.unprivileged_python_missing()
     if missing:   # once, first, rather than in every student's grading
         say("batch: WARNING: student programs will run as root, with every right on this "
@@ -478,7 +533,7 @@ def run(options: Options) -> int:
         return 130
     pool.shutdown()
     rows += roster.absent.values()
-    rows.sort(key=lambda r: r.student)
+    rows.sort(key=student_order)
     write_grades(options.out / "grades.csv", rows, options.stages)
     write_checks(options.out / "checks.csv", rows, options.stages)
     lms = export(rows, roster, options)
@@ -488,6 +543,12 @@ def run(options: Options) -> int:
     for line in lms + roster.warnings:
         print(line)
     return 0
+
+
+def student_order(row: Row) -> tuple[str, str]:
+    """grades.csv's order: by name whatever its case ("alice" before "Bob" before
+    "Zoë Ünal"), then by its spelling, so that the order is always the same."""
+    return row.student.casefold(), row.student
 
 
 @dataclass
@@ -683,8 +744,10 @@ h3 { font-size: 1.05em; margin: 1.2em 0 0.4em; }
 .status-graded { } .status-timeout, .status-error { color: #a00; font-weight: 600; }
 .status-no { color: #777; }
 .bar { display: inline-block; height: 0.8em; background: #d66; vertical-align: middle; }
-pre { white-space: pre-wrap; background: #f7f7f7; border: 1px solid #ddd; padding: 0.5em;
-      font-size: 12px; max-width: 60em; }
+pre { white-space: pre-wrap; overflow-wrap: anywhere; background: #f7f7f7;
+      border: 1px solid #ddd; padding: 0.5em; font-size: 12px; max-width: 60em; }
+td, th, p, h3, summary { overflow-wrap: anywhere; }
+details { margin-top: 0.6em; } summary { cursor: pointer; color: #333; }
 * { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
 @media print { body { margin: 0; font-size: 11px; } h2 { break-after: avoid; }
                tr, figure, pre { break-inside: avoid; } a { color: inherit; text-decoration: none; } }
@@ -798,15 +861,27 @@ def failed_checks(ordered: list[dict], failed: Counter, graded: int) -> list[str
     out = ["<h2>Checks, most failed first</h2>"]
     if not graded:
         return out + ["<p>No submission was graded.</p>"]
-    out.append("<table><tr><th>check</th><th>title</th><th>points</th>"
-               "<th>failed by</th></tr>")
-    for c in ordered:
+    header = ("<table><tr><th>check</th><th>title</th><th>points</th>"
+              "<th>failed by</th></tr>")
+
+    def line(c: dict) -> str:
         n = failed.get(c["number"], 0)
-        out.append('<tr><td>%s</td><td>%s</td><td class="num">%s</td>'
-                   '<td><span class="bar" style="width:%.1fem"></span> %d of %d</td></tr>'
-                   % (esc(c["number"]), esc(c["title"]), esc(c["max_score"]),
-                      8.0 * n / graded, n, graded))
-    out.append("</table>")
+        return ('<tr><td>%s</td><td>%s</td><td class="num">%s</td>'
+                '<td><span class="bar" style="width:%.1fem"></span> %d of %d</td></tr>'
+                % (esc(c["number"]), esc(c["title"]), esc(c["max_score"]),
+                   8.0 * n / graded, n, graded))
+
+    # The checks someone failed are what to explain again; the others, folded away.
+    someone = [c for c in ordered if failed.get(c["number"], 0)]
+    nobody = [c for c in ordered if not failed.get(c["number"], 0)]
+    if someone:
+        out += [header, *map(line, someone), "</table>"]
+    else:
+        out.append("<p>Every graded student passed every check.</p>")
+    if nobody:
+        out += ['<details class="passed-by-all"><summary>%d check%s every graded student '
+                'passed</summary>' % (len(nobody), "" if len(nobody) == 1 else "s"),
+                header, *map(line, nobody), "</table></details>"]
     return out
 
 

@@ -25,6 +25,7 @@ import re
 import sys
 import tempfile
 import textwrap
+import time
 import zipfile
 from pathlib import Path
 
@@ -141,7 +142,12 @@ def write_zip(out: Path, files: dict[str, bytes]) -> None:
     try:
         with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as zf:
             for name, data in files.items():
-                zf.writestr("%s/%s" % (top, name), data)
+                info = zipfile.ZipInfo("%s/%s" % (top, name), date_time=time.localtime()[:6])
+                info.create_system = 3                   # Unix: the mode below counts
+                info.external_attr = 0o100644 << 16      # rw-r--r--, as a file written here
+                info.compress_type = zipfile.ZIP_DEFLATED
+                zf.writestr(info, data)
+        os.chmod(partial, 0o644)   # mkstemp makes it rw------- : the zip is for sharing
         os.replace(partial, out)
     except BaseException:
         os.unlink(partial)

@@ -61,10 +61,16 @@ NOT_THEIRS = {"solutions", "tests"}
 NO_SUBMISSION = "no submission"
 ERROR = "error"
 
-EXPECTED = ("Expected: the stage folders (%s), each with chat_server.py and "
-            "chat_client.py, or a copy of the kit with them under stages/ (as a folder "
-            "or a .zip; one wrapping folder, such as chat-kit-main/, is fine)."
-            % ", ".join(STAGES))
+
+def expected(stages: list[str] | None = None) -> str:
+    """What a submission holds, naming the stage folders the assignment grades."""
+    stages = stages or list(STAGES)
+    one = len(stages) == 1
+    return ("Expected: the stage folder%s %s%s chat_server.py and chat_client.py, or a "
+            "copy of the kit with %s under stages/ (as a folder or a .zip; one wrapping "
+            "folder, such as chat-kit-main/, is fine)."
+            % ("" if one else "s", ", ".join(stages), " with" if one else ", each with",
+               "it" if one else "them"))
 
 
 class SubmissionProblem(Exception):
@@ -136,7 +142,7 @@ def prepare(source: Path, stages: list[str] | None = None, readable: bool = Fals
                                         % base.name)
             base = unpack(base, folder / "unpacked")
         elif not base.is_dir():
-            raise SubmissionProblem(NO_SUBMISSION, "Nothing was submitted. " + EXPECTED)
+            raise SubmissionProblem(NO_SUBMISSION, "Nothing was submitted. " + expected(stages))
         else:
             lone = lone_zip(base)
             if lone is not None:   # a .zip uploaded as it was, and nothing else
@@ -233,7 +239,7 @@ def arrange(base: Path, folder: Path, stages: list[str]) -> Prepared:
     """Find the work in `base` and copy it into folder/impl (see the module's doc)."""
     if not has_files(base):
         raise SubmissionProblem(NO_SUBMISSION, "The submission is empty: no files in it. "
-                                + EXPECTED)
+                                + expected(stages))
     impl = folder / "impl"
     impl.mkdir()
     candidates = find_candidates(base)
@@ -261,11 +267,11 @@ def arrange(base: Path, folder: Path, stages: list[str]) -> Prepared:
         loose = find_loose(base)
         if not loose:
             raise SubmissionProblem(ERROR, "No stage folder found in the submission. "
-                                    + EXPECTED + " Found: " + top_listing(base) + ".")
+                                    + expected(stages) + " Found: " + top_listing(base) + ".")
         if len(stages) != 1 or len(loose) > 1:
             raise SubmissionProblem(ERROR, "chat_server.py and chat_client.py are not in a "
                                     "stage folder, so it is not clear which stage they are. "
-                                    + EXPECTED)
+                                    + expected(stages))
         holder = loose[0]
         found = "%s (the files of stage %s)" % (relative(holder, base), stages[0])
         notes = []

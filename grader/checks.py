@@ -7,15 +7,24 @@
     @check(11, "Naming still works", needs=ANSWERING)
     @check(21, "Client frames non-ASCII text", tests="client")
     @check(12, "The idle server uses little CPU", fresh_server=True)
+    @check(11, "Naming still works", kept=True)
 
-The number is local to the stage (the stage comes from the module's STAGE, or
-from a `stage` parameter), so this is check 2.3 in test_2_naming.py. `tests`
-says which program the check judges: "server" (the default) or "client".
+The number is local to the stage (the stage is the one whose declaration names
+the module, grader/stages.py, or comes from a `stage` parameter), so this is
+check 2.3 in test_2_naming.py. Numbers are unique within a stage; client checks
+declare 20, 21, ... and follow the stage's server checks (grader/catalog.py).
+`tests` says which program the check judges: "server" (the default) or "client".
+
+A check earns its points in the stage that builds what it checks. `kept=True`
+says it checks what an earlier stage built (naming, in stage 3): it runs, and a
+failure shows as a regression, but it scores no points here. A check that runs
+in several stages is kept in all but the first (grader/catalog.py).
 
 Like check50's dependencies, a check `needs` another check of its stage, named
-by its test function; if that one failed, this one fails at once with "Blocked
+by its test function, which must run before it (an unknown or later one stops the
+grader before it starts); if that one failed, this one fails at once with "Blocked
 by …" instead of waiting out its own timeouts. By default a check needs the
-stage's basic check of its program (N.1 for the server, N.20 for the client);
+stage's basic check of its program (its first server check, or its first client check);
 `needs=None` needs nothing; `needs=ANSWERING` needs only a server that answers:
 it is blocked when the stage's basic check failed before the server answered
 anything at all. The grader (conftest.py, Grader.blocker) is the one place that
@@ -35,11 +44,11 @@ ANSWERING = "<a server that answers>"
 
 
 def check(number: int, title: str, points: int = 1, needs=BASIC, tests: str = "server",
-          fresh_server: bool = False):
+          fresh_server: bool = False, kept: bool = False):
     """Mark a test function as a scored check of the grader."""
     if tests not in ("server", "client"):
         raise ValueError("check %d: tests= is 'server' or 'client', not %r" % (number, tests))
     if callable(needs):
         needs = needs.__name__   # by reference: the check whose test function this is
     return pytest.mark.check(number=number, title=title, points=points, needs=needs,
-                             tests=tests, fresh_server=fresh_server)
+                             tests=tests, fresh_server=fresh_server, kept=kept)

@@ -27,11 +27,12 @@ import sys
 import time
 from pathlib import Path
 
-from grader import sockdiag
+from grader import diagnosis, sockdiag
 from grader.programs import Program, Sandbox, Spare, reading_input
 from grader.framing import frame
 from grader.diagnosis import OnExit
 from grader.serverside import NOBODY, OURS, THEIRS, UNKNOWN, established_sockets, held_by
+from grader.stages import stage
 from grader.system import LINUX
 from grader.wire import DYING_GRACE, WAIT, Conversation, Peer, show
 
@@ -84,7 +85,8 @@ class ClientLink(Peer):
                            "(docs/students.md § The client).")
         self.conv.fail("the client receives what the server sends",
                        "%sthe connection failed: %s" % (died + "; " if died else "", error),
-                       "the client crashed: its error is below." if died else
+                       "the client crashed: its error is at the end of this check's story."
+                       if died else
                        "the client closed its connection while the server was still sending "
                        "to it.")
 
@@ -249,7 +251,8 @@ class ClientUnderTest:
                                "it exited with status %s without connecting" % status,
                                OnExit("the client must connect to the --host and --port given "
                                       "on its command line (argparse; defaults 127.0.0.1 and "
-                                      "7777). Its error is below (docs/students.md § Running)."))
+                                      "7777). Its error is at the end of this check's story "
+                                      "(docs/students.md § Running)."))
             if time.monotonic() >= deadline:
                 self.conv.waited_on = "client"
                 self.conv.fail("the client connects to 127.0.0.1:%d" % port,
@@ -266,7 +269,7 @@ class ClientUnderTest:
         if ending != "\n":
             note += " ending in %s" % ending.encode("unicode_escape").decode()
         self.conv.log("you type %s" % note)
-        if line == "EXIT" and self.stage_dir.name == "4_exit":
+        if line == "EXIT" and stage(self.stage_dir.name).client_says_exit:
             self.program.asked_to_end = True   # it may leave now (after BYE)
         self._write((line + ending).encode("utf-8"))
 
@@ -370,7 +373,8 @@ class ClientUnderTest:
             self.conv.fail("the client exits with status %s" % wanted,
                            "it was still running %.0f s later" % within, hint)
         if status not in allowed:
-            got = "it exited with status %s" % status
+            got = "it exited with status %s%s" % (status, diagnosis.exit_place(self.program,
+                                                                               status))
             if status < 0:
                 try:
                     got += " (killed by signal %s)" % signal.Signals(-status).name

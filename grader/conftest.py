@@ -27,9 +27,9 @@ from pathlib import Path
 
 import pytest
 
-from grader import attach, naming, whereabouts
+from grader import attach, catalog, naming, whereabouts
 from grader.checks import ANSWERING, BASIC
-from grader.stages import STAGES, stages_named
+from grader.stages import DECLARED, STAGES, label, order, stage_of_module, stages_named
 from grader.clientside import spare_client
 from grader.limits import make_limits, release_user
 from grader.programs import Sandbox
@@ -49,8 +49,9 @@ def pytest_addoption(parser):
     group.addoption("--impl", metavar="DIR", default=None,
                     help="implementation directory to grade (default: the kit's stages/)")
     group.addoption("--stage", action="append", default=[], metavar="N",
-                    help="grade only this stage: 1-4, 2_naming or naming; repeat or "
-                         "comma-separate for several")
+                    help="grade only this stage: its number (1-%d), folder or name (%s, "
+                         "%s); repeat or comma-separate for several"
+                         % (len(DECLARED), DECLARED[-1].folder, DECLARED[-1].name))
     group.addoption("--results", metavar="FILE", default=None,
                     help="also write the run as Gradescope results.json to FILE")
     group.addoption("--classroom-results", metavar="FILE", default=None,
@@ -90,6 +91,10 @@ def pytest_configure(config):
     impl = Path(config.getoption("--impl") or KIT_ROOT / "stages").resolve()
     if not impl.is_dir():
         raise pytest.UsageError("--impl %s: no such directory" % impl)
+    wrong = catalog.problems()
+    if wrong:   # a teacher's new check or stage: said now, not found out as a silent pass
+        raise pytest.UsageError("the grader's checks are declared wrongly:\n  "
+                                + "\n  ".join(wrong))
     grader = Grader(impl, parse_stages(config.getoption("--stage")),
                     results_path(config.getoption("--results")),
                     results_path(config.getoption("--classroom-results"), "--classroom-results"))
@@ -178,19 +183,20 @@ class Check:
     stage: str
     number: int
     title: str
-    points: int
+    points: int                 # what it earns here: 0 for a kept check (catalog.py)
     needs: str | None           # a test function's name, BASIC, ANSWERING or None
     tests: str                  # "server" or "client"
     function: str               # its test function's name
     doc: str
     fresh_server: bool = False  # never given an earlier check's server (checks.py)
+    kept: bool = False          # checks what an earlier stage built: no points here
     status: str = "not run"     # passed, failed, skipped
     output: str = ""
     heard: bool = False         # the program under test answered something during it
 
     @property
     def label(self) -> str:
-        return "%s.%d" % (self.stage[0], self.number)
+        return label(self.stage, self.number)
 
 
 class Grader:
@@ -206,6 +212,7 @@ class Grader:
         self.results_path = results_path
         self.classroom_path = classroom_path
         self.checks: dict[str, Check] = {}       # by pytest node id
+        self.declared = {(c.stage, c.function): c for c in catalog.declared()}
         self.starts_spares = True   # False: attached (attach.py), nothing is started ahead
         self.spares_unwanted: dict[str, set[Path]] = {}   # see _spares_unwanted
         self.shares_server: dict[str, bool] = {}   # see _sharing
@@ -239,19 +246,21 @@ class Grader:
             self.checks.pop(item.nodeid, None)
 
     def _check_of(self, item, marker) -> Check:
+        """The check as the catalog numbers and scores it (grader/catalog.py)."""
         params = getattr(item, "callspec", None)
         stage = params.params.get("stage") if params else None
-        stage = stage or getattr(item.module, "STAGE")
+        stage = stage or stage_of_module(item.module.__name__)
+        declared = self.declared[(stage, item.function.__name__)]
         doc = " ".join((item.function.__doc__ or "").split())
-        return Check(stage, marker.kwargs["number"], marker.kwargs["title"],
-                     marker.kwargs["points"], marker.kwargs["needs"], marker.kwargs["tests"],
-                     item.function.__name__, doc, fresh_server=marker.kwargs["fresh_server"])
+        return Check(stage, declared.number, declared.title, declared.points, declared.needs,
+                     declared.tests, declared.function, doc,
+                     fresh_server=declared.fresh_server, kept=declared.kept)
 
     def _sort_key(self, item, position):
         check = self.checks.get(item.nodeid)
         if check is None:
-            return (len(STAGES), 0, position)
-        return (STAGES.index(check.stage), check.number, position)
+            return (len(STAGES) + 1, 0, position)
+        return (order(check.stage), check.number, position)
 
     def pytest_collection_finish(self, session):
         """Start each stage's first server and client now, all at once (programs.py § spares),
@@ -321,14 +330,14 @@ class Grader:
         if check.needs is None:
             return None
         if check.needs == ANSWERING:
-            basic = self._find(check.stage, 1)
+            basic = self._basic(check.stage, "server")
             if basic is None or basic.status != "failed" or basic.heard:
                 return None
             return ("Blocked by check %s (%s), which failed before the server answered "
                     "anything: fix that one first.\nThis check needs a server that answers, "
                     "so it was not run and scores 0." % (basic.label, basic.title))
         if check.needs == BASIC:
-            needed = self._find(check.stage, 1 if check.tests == "server" else 20)
+            needed = self._basic(check.stage, check.tests)
         else:
             needed = next((c for c in self.checks.values() if c.stage == check.stage
                            and c.function == check.needs), None)
@@ -337,11 +346,10 @@ class Grader:
         return ("Blocked by check %s (%s), which failed: fix that one first. This check "
                 "needs it, so it was not run and scores 0." % (needed.label, needed.title))
 
-    def _find(self, stage: str, number: int) -> Check | None:
-        for check in self.checks.values():
-            if check.stage == stage and check.number == number:
-                return check
-        return None
+    def _basic(self, stage: str, tests: str) -> Check | None:
+        """The stage's basic check of a program: its first check of that program."""
+        return min((c for c in self.checks.values() if c.stage == stage and c.tests == tests),
+                   key=lambda c: c.number, default=None)
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item, call):
@@ -428,7 +436,9 @@ class Grader:
             for c in checks:
                 mark = {"passed": "✓", "failed": "✗", "skipped": "-"}.get(c.status, "·")
                 earned = c.points if c.status == "passed" else 0
-                tr.write_line("  %s %-5s %-*s %d/%d" % (mark, c.label, width, c.title, earned, c.points))
+                score = ("kept" if c.status != "failed" else "REGRESSION") if c.kept \
+                    else "%d/%d" % (earned, c.points)
+                tr.write_line("  %s %-5s %-*s %s" % (mark, c.label, width, c.title, score))
             got = sum(c.points for c in self._scored(stage) if c.status == "passed")
             out_of = sum(c.points for c in self._scored(stage))
             rows.append((stage, got, out_of))
@@ -445,8 +455,7 @@ class Grader:
     def _recall_first_failure(self, tr) -> None:
         """Below the table, the essentials of the first failed check (what was expected,
         what came, the hint), so a student's last screen holds both."""
-        failed = [c for c in sorted(self.checks.values(),
-                                    key=lambda c: (STAGES.index(c.stage), c.number))
+        failed = [c for c in sorted(self.checks.values(), key=lambda c: (order(c.stage), c.number))
                   if c.status == "failed" and not c.output.startswith(NOT_THE_STUDENTS)]
         if not failed:
             return
@@ -477,14 +486,14 @@ class Grader:
 
     def results(self) -> dict:
         """The run in Gradescope's results.json format."""
-        checks = sorted(self.checks.values(), key=lambda c: (STAGES.index(c.stage), c.number))
+        checks = sorted(self.checks.values(), key=lambda c: (order(c.stage), c.number))
         tests = [{
             "name": "%s %s" % (c.label, c.title),
             "number": c.label,
             "score": c.points if c.status == "passed" else 0,
             "max_score": 0 if c.status == "skipped" else c.points,
             "status": "passed" if c.status == "passed" else "failed",
-            "output": c.output or "Not run.",
+            "output": (c.output or "Not run.") + (KEPT if c.kept else ""),
             "tags": [c.stage],
             "visibility": "visible",
         } for c in checks]
@@ -497,6 +506,8 @@ class Grader:
         }
 
 
+KEPT = ("\n(Kept from an earlier stage: this check scores no points here, its own stage "
+        "gave them; a failure means a change broke what worked before.)")
 NOT_THE_STUDENTS = ("Blocked by", OWN_ERROR)   # failures that are not the first thing to fix
 
 
@@ -627,8 +638,8 @@ def grader(request) -> Grader:
 
 @pytest.fixture
 def stage(request) -> str:
-    """The stage a check belongs to (module STAGE, unless parametrized)."""
-    return request.module.STAGE
+    """The stage a check belongs to (the one declared for its module, unless parametrized)."""
+    return stage_of_module(request.module.__name__)
 
 
 @pytest.fixture

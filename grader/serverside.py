@@ -19,6 +19,7 @@ from grader import sockdiag
 from grader.framing import FramingError, frame, take_payloads
 from grader.programs import Program, Sandbox, Spare
 from grader.system import LINUX
+from grader.stages import stage as declared_stage
 from grader.diagnosis import OnExit
 from grader.wire import QUIET, WAIT, Conversation, Peer
 
@@ -146,8 +147,9 @@ def says_port_taken(output: bytes) -> bool:
 #   * it runs, and the grader neither stopped it for a limit nor asked it to end;
 #   * once the check's clients are gone, it holds no connection (it closed every one:
 #     nothing queued for anybody, no half-read message left);
-#   * a new client gets the answer a fresh server gives: an echo in stage 1, an empty
-#     name list ('NAMES') in the later stages (so every name was freed);
+#   * a new client gets the answer a fresh server gives, the probe its stage declares
+#     (grader/stages.py): an echo in stage 1, an empty name list ('NAMES') in the later
+#     stages (so every name was freed);
 #   * once that client is gone too, the server accepts one more, which the next check
 #     gets as its first client (as it gets the connection that proved a fresh server
 #     listens): so a server that dies of a client leaving is seen dead here, not in
@@ -157,14 +159,11 @@ def says_port_taken(output: bytes) -> bool:
 # start-up, CPU, stalls or shutdown always gets a fresh one. What the student sees is
 # the same either way: the conversation is this check's, and so is the server's output
 # (what it printed when it started, then during this check: programs.py, Output.hidden).
-ECHO_PROBE = (b"fresh?", b"fresh?")      # stage 1: an echo of it
-NAMES_PROBE = (b"GET_NAMES", b"NAMES")   # later stages: no name is held
-PROBES = {"1_echo": ECHO_PROBE}
 
 
 def answers_as_fresh(sock: socket.socket, stage: str) -> bool:
     """Does this new client of the server get the answer a fresh server gives?"""
-    question, answer = PROBES.get(stage, NAMES_PROBE)
+    question, answer = declared_stage(stage).probe   # grader/stages.py
     try:
         sock.settimeout(PROBE_TIMEOUT)
         sock.sendall(frame(question))
@@ -317,11 +316,12 @@ class ServerUnderTest:
         if self.program.limit_reason:
             self.conv.fail("the server starts and keeps running",
                            "the grader stopped it before it accepted a connection: it %s"
-                           % self.program.limit_reason, "what to look for is below.")
+                           % self.program.limit_reason,
+                           "what to look for is at the end of this check's story.")
         self.conv.fail("the server starts and keeps running",
                        "it exited with status %s before accepting a connection" % status,
-                       OnExit("run it yourself: python %s --port 7777 — its error is below."
-                              % self._short_script()))
+                       OnExit("run it yourself: python %s --port 7777 — its error is at the "
+                              "end of this check's story." % self._short_script()))
 
     def _show_started(self) -> None:
         """Say in the conversation that the server started, and show its output there."""

@@ -12,7 +12,6 @@ from grader.programs import process_tree
 from grader.system import LINUX, WINDOWS
 from grader.whereabouts import samples
 
-STAGE = "1_echo"
 
 HINT_FRAMING = ("TCP is a byte stream: one recv() may return part of a message or several "
                 "messages. Keep a buffer per client and take out only complete messages "
@@ -242,12 +241,14 @@ def test_idle_server_is_idle(server, conversation):
     conversation.fail(
         "the server sleeps in select() while no client sends anything",
         "\n".join(["it wanted the CPU %.0f%% of the time, twice in a row: it is spinning"
-                   % (100 * share)] + samples(program)),
-        "select() returns at once, again and again, when a socket it watches is always "
-        "ready. Two usual causes: a departed client's socket left in the read set (recv() "
-        "returned b'' and the client was not removed), or every client in the write set "
-        "(a socket can almost always take more bytes): watch a socket for writing only "
-        "while its queue holds bytes.")
+                   % (100 * share)] + samples(program, conversation)),
+        getattr(conversation, "spin_hint", None) or
+        "select() returns at once, again and again, when it does not wait: a socket it "
+        "watches is always ready, or its timeout is 0. Three usual causes: a departed "
+        "client's socket left in the read set (recv() returned b'' and the client was not "
+        "removed), every client in the write set (a socket can almost always take more "
+        "bytes: watch a socket for writing only while its queue holds bytes), or a "
+        "timeout of 0 (give select() one above 0, or None).")
 
 
 def processes_note(count: int) -> str:

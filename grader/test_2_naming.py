@@ -14,7 +14,6 @@ from grader.checks import check
 from grader.framing import frame
 from grader.wire import MESSAGE, show
 
-STAGE = "2_naming"
 HINT_VALID = ("A valid name is 1 to 16 characters (len() of the decoded text, not of the "
               "bytes), none of them whitespace (c.isspace()); the name is everything after "
               "'NAME ', so never split() or strip() it (docs/students.md § Stage 2).")

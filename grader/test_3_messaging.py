@@ -18,7 +18,6 @@ from grader.checks import ANSWERING, check
 from grader.framing import frame
 from grader.wire import MESSAGE, WAIT, FrameReader, Peer, is_refusal, show
 
-STAGE = "3_messaging"
 
 HINT_TEXT = ("the text is everything after the second space, kept exactly: split with "
              "text.split(' ', 2) or partition(' '), never with split() (docs/students.md § Stage 3).")
@@ -429,7 +428,7 @@ def test_slow_reader(server, conversation):
                           got, hint)
 
 
-@check(11, "Naming still works: a taken name, GET_NAMES", needs=ANSWERING)
+@check(11, "Naming still works: a taken name, GET_NAMES", needs=ANSWERING, kept=True)
 def test_naming_still_works(server):
     """bob, then alice, take names; carol's 'NAME alice' gets ERROR; GET_NAMES lists both."""
     holders = [named(server, "bob"), named(server, "alice")]  # noqa: F841 (open: they hold names)
@@ -609,7 +608,7 @@ def test_backlog_limit(server, conversation):
                   + HINT_MSG)
 
 
-@check(15, "Clients without a name leave (close, reset); the server goes on", needs=ANSWERING)
+@check(15, "Clients without a name leave (close, reset); the server goes on", needs=ANSWERING, kept=True)
 def test_unnamed_clients_leave(server):
     """ghost (no name) asks GET_NAMES and closes; rude (no name) asks and is reset; alice is
     still served (two round trips), and a newcomer can take a name."""

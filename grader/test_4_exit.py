@@ -15,7 +15,6 @@ from grader.checks import ANSWERING, check
 from grader.framing import frame
 from grader.wire import MESSAGE, CheckFailed, show
 
-STAGE = "4_exit"
 
 HINT_EXIT = ("'EXIT' gets the reply 'BYE'; then the server closes that connection and frees "
              "the client's name (docs/students.md § Stage 4).")
@@ -158,7 +157,7 @@ def check_name_freed(server, watcher, name, still_held, hint):
     return newcomer
 
 
-@check(5, "A client that closes without EXIT loses its name", points=2, needs=ANSWERING)
+@check(5, "A client that closes without EXIT loses its name", points=2, needs=ANSWERING, kept=True)
 def test_close_frees_name(server):
     """alice closes her socket without EXIT; the server frees 'alice' (bob's GET_NAMES, within 2 s)."""
     alice = named(server, "alice")
@@ -171,7 +170,7 @@ def test_close_frees_name(server):
                           "(docs/students.md § Stage 4).")
 
 
-@check(6, "A reset connection loses its name; the server serves on", points=2, needs=ANSWERING)
+@check(6, "A reset connection loses its name; the server serves on", points=2, needs=ANSWERING, kept=True)
 def test_reset_frees_name(server):
     """alice's connection is reset (SO_LINGER 0); the server frees 'alice' and serves bob and a newcomer."""
     alice = named(server, "alice")
@@ -187,7 +186,7 @@ def test_reset_frees_name(server):
              hint="after a reset the server keeps serving. " + HINT_VANISH)
 
 
-@check(7, "A reset with replies waiting does not stop the server", needs=ANSWERING)
+@check(7, "A reset with replies waiting does not stop the server", needs=ANSWERING, kept=True)
 def test_reset_with_replies_waiting(server):
     """rude sends 50 × 'GET_NAMES' in one write and is reset without reading; bob is still served."""
     bob = named(server, "bob")
@@ -245,7 +244,7 @@ def test_ctrl_c(server, another_server, conversation):
                                      "as usual (docs/students.md § Stage 4).")
 
 
-@check(9, "Naming still works: a taken name, a rename, GET_NAMES", needs=ANSWERING)
+@check(9, "Naming still works: a taken name, a rename, GET_NAMES", needs=ANSWERING, kept=True)
 def test_naming_still_works(server):
     """carol's 'NAME alice' (taken) gets ERROR; alice renames to ann; GET_NAMES lists ann and
     bob."""
@@ -261,7 +260,7 @@ def test_naming_still_works(server):
                                              "the old name (docs/students.md § Stage 2).")
 
 
-@check(10, "Messaging still works: FROM, SENT, ERROR for unknown name", needs=ANSWERING)
+@check(10, "Messaging still works: FROM, SENT, ERROR for unknown name", needs=ANSWERING, kept=True)
 def test_messaging_still_works(server):
     """alice and bob exchange messages (spaces kept); 'MSG zoe hi' gets ERROR."""
     alice = named(server, "alice")
@@ -274,7 +273,7 @@ def test_messaging_still_works(server):
     alice.expect_error(hint="a MSG to a name nobody holds gets ERROR (docs/students.md § Stage 3).")
 
 
-@check(11, "Framing still works: a bad header, a MSG in pieces", needs=ANSWERING)
+@check(11, "Framing still works: a bad header, a MSG in pieces", needs=ANSWERING, kept=True)
 def test_framing_still_works(server):
     """A bad header gets ERROR and a close; a MSG sent byte by byte is delivered."""
     alice = named(server, "alice")
@@ -305,14 +304,14 @@ def test_commands_after_exit_ignored(server):
                                       "taking 'zed', and her own name is free. " + HINT_BYE_LAST)
 
 
-@check(13, "Clients without a name leave (close, reset); the server goes on", needs=ANSWERING)
+@check(13, "Clients without a name leave (close, reset); the server goes on", needs=ANSWERING, kept=True)
 def test_unnamed_clients_leave(server):
     """ghost (no name) asks GET_NAMES and closes; rude (no name) asks and is reset; alice is
     still served (two round trips), and a newcomer can take a name."""
     unnamed_clients_leave(server)
 
 
-@check(14, "A MSG whose character is split across two reads", needs=ANSWERING)
+@check(14, "A MSG whose character is split across two reads", needs=ANSWERING, kept=True)
 def test_character_split_across_reads(server):
     """'MSG bob héllo' is sent in two writes, 30 ms apart, cut between the two bytes of
     'é': bob gets 'FROM alice héllo'."""
@@ -320,7 +319,7 @@ def test_character_split_across_reads(server):
 
 
 @check(15, "A push over 1024 bytes gets ERROR; one of exactly 1024 is delivered",
-       needs=ANSWERING)
+       needs=ANSWERING, kept=True)
 def test_overlong_push(server):
     """max (a 16-character name) sends bo a text whose push 'FROM maximilian_the_2 <text>'
     is exactly 1024 bytes: delivered. Texts one byte longer (in ASCII, then in 'é's) get

@@ -12,13 +12,15 @@ import pytest
 from grader import attach
 from grader.checks import check
 from grader.clientside import ClientUnderTest
-from grader.stages import STAGES
+from grader.stages import DECLARED
 from grader.framing import frame
 from grader.wire import MESSAGE
 
-ALL_STAGES = STAGES
-BEFORE_EXIT = STAGES[:-1]
-EXIT_STAGE = STAGES[-1:]
+# Which stages a client check runs in, by the clients' traits (grader/stages.py): a check
+# earns its points in the first of them and is kept in the others (grader/catalog.py).
+ALL_STAGES = [stage.folder for stage in DECLARED]
+BEFORE_EXIT = [stage.folder for stage in DECLARED if not stage.client_says_exit]
+EXIT_STAGES = [stage.folder for stage in DECLARED if stage.client_says_exit]
 
 IDLE_PAUSE = 0.2    # check 24: the longest wait for the client to wait for input
 BYE_DELAY = 0.2     # check 29: how long the server takes to say BYE
@@ -165,7 +167,7 @@ def test_client_end_of_input(client_program):
 # --- stage 4: EXIT and BYE -------------------------------------------------------
 
 @check(26, "Typing EXIT sends EXIT; after BYE the client exits 0", tests="client")
-@pytest.mark.parametrize("stage", EXIT_STAGE)
+@pytest.mark.parametrize("stage", EXIT_STAGES)
 def test_client_types_exit(client_program):
     """The line 'EXIT' is sent; when the server replies BYE the client exits 0, no traceback."""
     server = client_program.start()
@@ -180,7 +182,7 @@ def test_client_types_exit(client_program):
 
 
 @check(27, "End of input sends EXIT; after BYE the client exits 0", tests="client")
-@pytest.mark.parametrize("stage", EXIT_STAGE)
+@pytest.mark.parametrize("stage", EXIT_STAGES)
 def test_client_end_of_input_sends_exit(client_program):
     """After Ctrl-D the client sends 'EXIT', waits for BYE, and exits 0, no traceback."""
     server = client_program.start()
@@ -194,8 +196,8 @@ def test_client_end_of_input_sends_exit(client_program):
     client_program.expect_no_traceback(hint=HINT_NO_TRACEBACK)
 
 
-@check(28, "Server closes: the client says so and exits with status 1", tests="client")
-@pytest.mark.parametrize("stage", EXIT_STAGE)
+@check(28, "Server closes: the client says so and exits with status 1", tests="client", kept=True)
+@pytest.mark.parametrize("stage", EXIT_STAGES)
 def test_client_server_closes(client_program):
     """The server closes without BYE: the client prints a message and exits 1, no traceback."""
     server = client_program.start()
@@ -216,7 +218,7 @@ def test_client_server_closes(client_program):
 
 
 @check(29, "After EXIT the client keeps printing until BYE comes", tests="client")
-@pytest.mark.parametrize("stage", EXIT_STAGE)
+@pytest.mark.parametrize("stage", EXIT_STAGES)
 def test_client_waits_for_bye(client_program):
     """A 'NAMES a b' that comes after EXIT is printed; the client exits 0 only after BYE."""
     server = client_program.start()

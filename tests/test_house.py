@@ -2,7 +2,8 @@
 
 * The grader's core (everything in grader/ but the pytest plugin, the check
   declarations and the checks themselves) imports no pytest.
-* The stages are listed once in the code (grader/stages.py).
+* The stages are declared once in the code (grader/stages.py): no other code of
+  the grader names a stage folder.
 * The handout's tools (grader/teach/) are not needed by the student's grader.
 """
 
@@ -33,16 +34,31 @@ def test_the_graders_core_imports_no_pytest():
     assert not importing, "core modules that import pytest: %s" % importing
 
 
-def test_the_stages_are_listed_once():
-    listing = ", ".join('"%s"' % stage for stage in STAGES)   # as a list literal spells them
-    listings = []
-    for path in KIT.rglob("*.py"):
-        if ".git" in path.parts:
+def code_strings(path) -> list[tuple[int, str]]:
+    """(line, text) of every string literal in a module's code, not its docstrings."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    docstrings = set()
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) \
+                and isinstance(body[0].value, ast.Constant):
+            docstrings.add(id(body[0].value))
+    return [(node.lineno, node.value) for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)
+            and id(node) not in docstrings]
+
+
+def test_the_stages_are_declared_once():
+    """No code of the grader names a stage folder but the stages' declaration: the others
+    read it (grader/stages.py), so that a teacher's stage is one declaration."""
+    naming = []
+    for path in sorted((KIT / "grader").rglob("*.py")):
+        if path.name == "stages.py":
             continue
-        text = path.read_text(encoding="utf-8", errors="replace")
-        if listing in text or listing.replace('"', "'") in text:
-            listings.append(path.relative_to(KIT).as_posix())
-    assert listings == ["grader/stages.py"], listings
+        for line, text in code_strings(path):
+            if any(stage in text for stage in STAGES):
+                naming.append("%s:%d %r" % (path.relative_to(KIT).as_posix(), line, text[:60]))
+    assert not naming, "stage folders named outside grader/stages.py:\n" + "\n".join(naming)
 
 
 def test_the_students_grader_needs_no_teachers_tool():

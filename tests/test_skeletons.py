@@ -4,9 +4,9 @@ A stage's skeleton is its solution with the stage's new capability cut out and
 replaced by numbered TODOs, each with a stand-in that keeps the program running.
 Graded as handed out (the real grader, `pytest grader`, judged by its
 results.json), every skeleton must start, listen and never crash; it scores
-zero on the checks of its stage's new capability and passes the others (what
-it carries over from earlier stages); and the first check a student meets
-says "not implemented".
+zero in every stage (a stage's points reward what its TODOs build) and passes
+its kept checks (what it carries over from earlier stages); and the first check
+a student meets says "not implemented".
 """
 
 import filecmp
@@ -22,33 +22,21 @@ import pytest
 
 from gradekit import KIT, STAGES, grade
 
+sys.path.insert(0, str(KIT))
+from grader import catalog  # noqa: E402
+
 STAGES_DIR = KIT / "stages"
 SOLUTIONS = KIT / "solutions"
 PROGRAMS = ["chat_server.py", "chat_client.py"]
 GRADING_LIMIT = 60   # seconds: grading all four skeletons must take at most this
 
-# Check numbers, per stage (docs/students.md § The grader): N.1-N.19 judge the server,
-# N.20 and up the client.
-SERVER_CHECKS = range(1, 20)
-CLIENT_CHECKS = range(20, 100)
+# What each skeleton leaves to the student is what its stage earns points for: the checks
+# the grader does not declare kept (grader/catalog.py). The kept checks are what a skeleton
+# carries over from the stages before it (the client in stages 2-3, naming and messaging
+# in stage 4, clients that vanish), and they must all pass.
+DECLARED = {c.label: c for c in catalog.declared()}
 
-# What each skeleton leaves to the student: the checks it must score zero on.
-# This is the one place that says so; every other check of the stage must pass.
-#   1_echo       everything: the server and the client are both the student's.
-#   2_naming     the server checks.  These stages add nothing to the client, so
-#   3_messaging  their skeleton client is the complete client, and passes the client
-#                checks (stage-1 behaviour).  Stage 3's naming regression (3.11) and
-#                unnamed clients leaving (3.15) need no MSG, so its skeleton passes them.
-#   4_exit       EXIT (4.1-4.4, 4.12), Ctrl-C (4.8), and the client's EXIT/BYE checks
-#                4.26, 4.27 and 4.29.  The rest needs no EXIT: clients that vanish, the
-#                regressions, the server gone (4.28: every stage's client says so and
-#                exits 1) and the stage-1 client checks pass.
-NEW_CHECKS = {
-    "1_echo": [SERVER_CHECKS, CLIENT_CHECKS],
-    "2_naming": [SERVER_CHECKS],
-    "3_messaging": [[n for n in SERVER_CHECKS if n not in (11, 15)]],
-    "4_exit": [[1, 2, 3, 4, 8, 12], (26, 27, 29)],
-}
+
 # Checks in which the skeleton's server is stopped on purpose (Ctrl-C, check 4.8): its exit
 # and the traceback of the TODO not done yet are that check's own report, not a crash.
 STOPPED_ON_PURPOSE = {"4.8"}
@@ -62,22 +50,22 @@ GRADER_CRASH = [
 ]
 
 
-def check_number(test):
-    """'2.13' -> 13: the check's number within its stage."""
-    return int(test["number"].split(".")[1])
-
-
 def is_new(stage, test):
-    return any(check_number(test) in numbers for numbers in NEW_CHECKS[stage])
+    """A check of what the stage's own TODOs build: it earns points in this stage."""
+    return not DECLARED[test["number"]].kept
+
+
+def is_server_check(test):
+    return DECLARED[test["number"]].tests == "server"
 
 
 def first_checks_met(stage, tests):
-    """The first check of each group of new checks: what a student runs into first."""
+    """The first new check of each program: what a student runs into first."""
     firsts = []
-    for numbers in NEW_CHECKS[stage]:
-        group = [t for t in tests if check_number(t) in numbers]
+    for program in ("server", "client"):
+        group = [t for t in tests if is_new(stage, t) and DECLARED[t["number"]].tests == program]
         if group:
-            firsts.append(min(group, key=check_number))
+            firsts.append(min(group, key=lambda t: DECLARED[t["number"]].number))
     return firsts
 
 
@@ -169,24 +157,31 @@ def test_grading_the_skeletons_is_bounded(graded, report):
 
 
 @pytest.mark.parametrize("stage", STAGES)
-def test_new_checks_score_zero(graded, stage):
+def test_an_untouched_skeleton_scores_nothing(graded, stage):
+    """Every point of a stage rewards what its TODOs build: the skeleton, with the stages
+    before it done, scores 0 of a maximum that is not 0."""
     tests = graded.tests(stage)
-    for numbers in NEW_CHECKS[stage]:
-        assert any(check_number(t) in numbers for t in tests), (
-            "%s has no checks numbered %d-%d: is a grader/test_*.py file missing?"
-            % (stage, numbers[0], numbers[-1]))
-    scored = {t["number"]: t["score"] for t in tests if is_new(stage, t) and t["score"]}
+    assert any(is_new(stage, t) for t in tests), "%s has no check of its own" % stage
+    assert sum(t["max_score"] for t in tests) > 0
+    scored = {t["number"]: t["score"] for t in tests if t["score"]}
     assert not scored, "the %s skeleton scores on checks left to the student: %s" % (stage, scored)
 
 
 @pytest.mark.parametrize("stage", STAGES)
 def test_carried_over_checks_pass(graded, stage):
-    """What a skeleton keeps from earlier stages works: its other checks all pass."""
+    """What a skeleton keeps from earlier stages works: its kept checks all pass (and a
+    kept check is worth no points: it checks an earlier stage's work)."""
     carried = [t for t in graded.tests(stage) if not is_new(stage, t)]
-    if stage != "1_echo":   # stages 2-4 keep the stage-1 client: its checks N.20-N.25 pass
-        assert any(check_number(t) in CLIENT_CHECKS for t in carried)
+    assert all(t["max_score"] == 0 for t in carried), carried
     failed = {t["number"]: t["output"][:800] for t in carried if t["status"] != "passed"}
     assert not failed, "the %s skeleton fails checks it should pass: %s" % (stage, failed)
+
+
+def test_later_stages_keep_the_client_checks(graded):
+    """The client checks every stage runs earn their points in the first stage only."""
+    for stage in STAGES[1:]:
+        assert any(not is_new(stage, t) and not is_server_check(t)
+                   for t in graded.tests(stage)), stage
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -214,7 +209,7 @@ def test_first_checks_say_not_implemented(graded, stage):
     for test in first_checks_met(stage, graded.tests(stage)):
         output = test["output"]
         assert NOT_IMPLEMENTED in output, (test["number"], output)
-        if check_number(test) in SERVER_CHECKS:
+        if is_server_check(test):
             for words in SERVER_DID_NOT_RUN:
                 assert words not in output, (test["number"], output)
 
@@ -222,6 +217,6 @@ def test_first_checks_say_not_implemented(graded, stage):
 @pytest.mark.parametrize("stage", STAGES)
 def test_servers_never_stop(graded, stage):
     for test in graded.tests(stage):
-        if check_number(test) in SERVER_CHECKS and test["number"] not in STOPPED_ON_PURPOSE:
+        if is_server_check(test) and test["number"] not in STOPPED_ON_PURPOSE:
             for words in SERVER_DID_NOT_RUN:
                 assert words not in test["output"], (test["number"], test["output"])

@@ -36,7 +36,7 @@ from datetime import datetime
 from pathlib import Path
 
 from grader import catalog, isolation, limits
-from grader.stages import STAGES, stages_named
+from grader.stages import STAGES, stages_named, weights_example
 from grader.teach import gradebook
 from grader.teach.submissions import (ERROR, NO_SUBMISSION, Prepared, SubmissionProblem,
                                 error_explanation, grade, is_junk, prepare, stop,
@@ -140,8 +140,7 @@ def parse(argv: list[str]) -> Options:
                              "moodle.csv")
     parser.add_argument("--weights", metavar="STAGE=POINTS,...", default=None,
                         help="what each stage is worth in canvas.csv and moodle.csv, e.g. "
-                             "1_echo=10,2_naming=20,3_messaging=40,4_exit=30 (default: the "
-                             "grader's own points)")
+                             "%s (default: the grader's own points)" % weights_example())
     parser.add_argument("--assignment", metavar="NAME", default=None,
                         help="the grade column's title in canvas.csv and moodle.csv (default: "
                              "Chat kit, and the stages when not all are graded)")

@@ -39,7 +39,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grader.stages import STAGES, stages_named
+from grader.stages import STAGES, stages_named, weights_example
 
 
 class GradebookProblem(Exception):
@@ -258,13 +258,13 @@ def parse_weights(text: str | None) -> dict[str, float]:
             continue
         stage, equals, value = part.partition("=")
         if not equals:
-            raise GradebookProblem("--weights %s: write STAGE=POINTS, e.g. --weights "
-                                   "1_echo=10,2_naming=20,3_messaging=40,4_exit=30" % part)
+            raise GradebookProblem("--weights %s: write STAGE=POINTS, e.g. --weights %s"
+                                   % (part, weights_example()))
         try:
             (name,) = stages_named([stage.strip()])
         except ValueError:
-            raise GradebookProblem("--weights %s: no stage %s; the stages are %s (or 1-4)"
-                                   % (part, stage.strip(), ", ".join(STAGES)))
+            raise GradebookProblem("--weights %s: no stage %s; the stages are %s (or 1-%d)"
+                                   % (part, stage.strip(), ", ".join(STAGES), len(STAGES)))
         try:
             points = float(value)
         except ValueError:

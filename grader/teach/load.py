@@ -32,14 +32,16 @@ import sys
 import time
 from pathlib import Path
 
-from grader.stages import stages_named
+from grader.stages import DECLARED, stage, stages_named
 from grader.system import LINUX, POSIX
 from grader.teach import loadgen
 
 # grader.serverside (how the grader starts a server and waits for it) is imported where
 # a server is started: a usage error or --port need not wait for it.
 
-LOADABLE = {1: "1_echo", 3: "3_messaging", 4: "4_exit"}
+# The stages with traffic to load, as declared (grader/stages.py): echoes, or MSG between
+# named clients. (Stage 2 has no traffic between clients.)
+LOADABLE = [s for s in DECLARED if s.traffic is not None]
 WINDOWS_SELECT_LIMIT = 500   # sockets one worker watches on Windows (select() takes 512)
 FD_RESERVE = 64           # files a worker keeps for itself (pipes, selector, Python's own)
 CLIENTS_PER_WORKER = 50   # fewer clients than this are not worth a process of their own
@@ -71,7 +73,8 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1",
                         help="with --port: where the server runs (default 127.0.0.1)")
     parser.add_argument("--stage", required=True, metavar="N",
-                        help="1, 3 or 4 (or 1_echo, 3_messaging, 4_exit)")
+                        help="%s (or %s)" % (", ".join(str(s.number) for s in LOADABLE),
+                                             ", ".join(s.folder for s in LOADABLE)))
     parser.add_argument("--clients", type=int, default=100, metavar="C",
                         help="clients to connect (default 100)")
     parser.add_argument("--seconds", type=float, default=5.0, metavar="S",
@@ -83,11 +86,9 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
                              "processors and the open-files limit)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     args = parser.parse_args(argv)
-    args.stage = stage_number(args.stage)
-    if args.stage == 2:
-        raise UsageError("stage 2 (naming) has no traffic between clients to load: "
-                         "use stage 1, 3 or 4")
-    smallest = 1 if args.stage == 1 else 2
+    loaded = loadable_stage(args.stage)
+    args.stage, args.echo = loaded.number, loaded.traffic == "echo"
+    smallest = 1 if args.echo else 2
     if args.clients < smallest:
         raise UsageError("--clients must be at least %d in stage %d" % (smallest, args.stage))
     if not 0 < args.seconds <= 3600:
@@ -104,7 +105,7 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     if args.port is not None and not 0 < args.port < 65536:
         raise UsageError("--port must be between 1 and 65535")
     if args.impl is not None:
-        script = Path(args.impl) / LOADABLE[args.stage] / "chat_server.py"
+        script = Path(args.impl) / loaded.folder / "chat_server.py"
         if not script.is_file():
             raise UsageError("no server to start: %s does not exist" % script)
         args.script = script
@@ -115,15 +116,21 @@ def windows_workers_too_few(clients: int, workers: int, system: str = os.name) -
     return system == "nt" and math.ceil(clients / workers) > WINDOWS_SELECT_LIMIT
 
 
-def stage_number(value: str) -> int:
-    """'3', '3_messaging' or 'messaging' -> 3 (the grader's own stage names)."""
+def loadable_stage(value: str):
+    """'3', '3_messaging' or 'messaging' -> stage 3's declaration (the grader's own
+    stage names); a usage error for a stage with no traffic to load."""
+    numbers = ", ".join(str(s.number) for s in LOADABLE)
     try:
         named = stages_named([value])
     except ValueError:
         named = []
     if len(named) != 1:
-        raise UsageError("--stage %s: no such stage; use 1, 3 or 4" % value)
-    return int(named[0][0])
+        raise UsageError("--stage %s: no such stage; use %s" % (value, numbers))
+    declared = stage(named[0])
+    if declared.traffic is None:
+        raise UsageError("stage %d (%s) has no traffic between clients to load: use stage %s"
+                         % (declared.number, declared.title, numbers))
+    return declared
 
 
 # --- the server -----------------------------------------------------------------
@@ -203,7 +210,7 @@ def choose_workers(args, files_limit: int | None, system: str = os.name) -> int:
     its select() takes at most 512), and one per free processor when there are
     clients enough to share (a server we start needs one processor: on a 2-core
     machine, one worker)."""
-    smallest = 1 if args.stage == 1 else 2
+    smallest = 1 if args.echo else 2
     by_files = 1
     if files_limit is not None:
         by_files = math.ceil(args.clients / max(smallest, files_limit - FD_RESERVE))
@@ -256,7 +263,7 @@ class Run:
         self.pipes, self.processes = [], []
         for names in share(args.clients, args.workers):
             ours, theirs = context.Pipe()
-            spec = {"host": host, "port": port, "stage": args.stage, "names": names,
+            spec = {"host": host, "port": port, "echo": args.echo, "names": names,
                     "in_flight": args.in_flight, "seconds": args.seconds}
             process = context.Process(target=loadgen.worker_main, args=(theirs, spec),
                                       daemon=True)
@@ -366,7 +373,7 @@ def report(args, target: str, outcome: dict) -> list[str]:
     lines = []
     connected = outcome["connected"]
     lines.append("Clients:     %d of %d connected%s" % (
-        connected, args.clients, " and named" if args.stage != 1 else ""))
+        connected, args.clients, " and named" if not args.echo else ""))
     for reason, count in sorted(outcome["refused"].items(), key=lambda item: -item[1]):
         lines.append("             %d not: %s" % (count, reason))
     if outcome["refused"] and server_files is not None and connected < args.clients \
@@ -376,7 +383,7 @@ def report(args, target: str, outcome: dict) -> list[str]:
     for reason, count in outcome["disconnected"].items():
         lines.append("             %d disconnected during the run: %s" % (count, reason))
     lost = outcome["lost_deliveries"] + outcome["lost_replies"]
-    what = "echoes" if args.stage == 1 else "MSG"
+    what = "echoes" if args.echo else "MSG"
     lines.append("Messages:    %s sent (%s), %s delivered, %s lost, %s wrong" % (
         thousands(outcome["sent"]), what, thousands(outcome["delivered"]), thousands(lost),
         thousands(outcome["wrong"])))
@@ -391,7 +398,7 @@ def report(args, target: str, outcome: dict) -> list[str]:
     else:
         lines.append("Latency:     p50 %.2f ms, p99 %.2f ms (%s)" % (
             outcome["p50"] * 1000, outcome["p99"] * 1000,
-            "from a message sent to its echo read" if args.stage == 1
+            "from a message sent to its echo read" if args.echo
             else "from MSG sent to its FROM read by the recipient"))
     busy = outcome["busy"]
     tool = "this tool's %d worker process%s: busy %s of the time" % (

@@ -65,14 +65,14 @@ class Link:
     __slots__ = ("sender", "recipient", "next_seq", "pending", "expected_seq", "unacked",
                  "ack", "prefix_out", "prefix_in")
 
-    def __init__(self, sender: "Client", recipient: "Client", stage: int) -> None:
+    def __init__(self, sender: "Client", recipient: "Client", echo: bool) -> None:
         self.sender = sender
         self.recipient = recipient
         self.next_seq = 0             # the number of the next message sent
         self.pending = {}             # number -> (the payload the recipient must get, time sent)
         self.expected_seq = 0         # the number the recipient should see next
         self.unacked = 0              # MSG sent whose SENT has not come back yet (stages 3-4)
-        if stage == 1:
+        if echo:
             self.prefix_out = self.prefix_in = b""
             self.ack = None
         else:
@@ -110,7 +110,7 @@ class Worker:
     def __init__(self, conn, spec: dict) -> None:
         self.conn = conn
         self.address = (spec["host"], spec["port"])
-        self.stage = spec["stage"]
+        self.echo = spec["echo"]      # the traffic: echoes (stage 1), or MSG between clients
         self.in_flight = spec["in_flight"]
         self.seconds = spec["seconds"]
         self.clients = [Client(name.encode()) for name in spec["names"]]
@@ -166,7 +166,7 @@ class Worker:
         # Our own small writes must go at once: Nagle's algorithm would hold them.
         client.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.selector.modify(client.sock, selectors.EVENT_READ, client)
-        if self.stage == 1:
+        if self.echo:
             client.state = "ready"
             return
         client.state = "naming"
@@ -250,15 +250,15 @@ class Worker:
     # --- phase 3: the run ----------------------------------------------------
     def build_links(self) -> None:
         ready = [c for c in self.clients if c.state == "ready"]
-        if self.stage == 1:
+        if self.echo:
             for client in ready:
-                client.out_link = Link(client, client, 1)
+                client.out_link = Link(client, client, True)
             return
         if len(ready) < 2:
             return   # nobody to talk to
         for i, client in enumerate(ready):
             recipient = ready[(i + 1) % len(ready)]
-            link = Link(client, recipient, self.stage)
+            link = Link(client, recipient, False)
             client.out_link = link
             recipient.in_links[client.name] = link
 
@@ -344,7 +344,7 @@ class Worker:
             self.note_wrong(client, "bytes that are not a message header: %s" % show(error.args[0]))
             self.lose(client, "the server sent bytes that are not a message")
             return
-        if self.stage == 1:
+        if self.echo:
             for payload in payloads:
                 self.delivery(client, client.out_link, payload, payload)
             return

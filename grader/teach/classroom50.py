@@ -209,9 +209,9 @@ def main(argv: list[str] | None = None) -> int:
                     "chat kit's grader it runs.")
     parser.add_argument("--out", metavar="DIR", help="the folder to write (a new one)")
     parser.add_argument("--stage", action="append", default=[], metavar="N",
-                        help="the stage this assignment grades (1-4 or a name); repeat for "
+                        help="the stage this assignment grades (1-%d or a name); repeat for "
                              "several (default: all, whose later skeletons hold the earlier "
-                             "answers)")
+                             "answers)" % len(STAGES))
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
                         help="time limit for grading one submission (default %(default).0f; "
                              "the runner's job stops at 15 minutes)")

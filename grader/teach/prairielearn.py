@@ -212,8 +212,8 @@ def main(argv: list[str] | None = None) -> int:
                     "question per stage under questions/chatkit/.")
     parser.add_argument("--out", metavar="DIR", help="the folder to write (a new one)")
     parser.add_argument("--stage", action="append", default=[], metavar="N",
-                        help="a stage to write a question for (1-4 or a name); repeat for "
-                             "several (default: one question grading all four)")
+                        help="a stage to write a question for (1-%d or a name); repeat for "
+                             "several (default: one question grading them all)" % len(STAGES))
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
                         help="time limit for grading one submission (default %%(default).0f; "
                              "the question's timeout is %d s more, at most %d)" % (MARGIN, MOST))

@@ -26,7 +26,7 @@ import os
 import re
 import signal
 import sysconfig
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 GUIDE = "docs/students.md"
@@ -48,11 +48,10 @@ TODOS = {
     "2.5": ("Return the reply to GET_NAMES", "Stage 2"),
     "3.1": ("Deliver a private message", "Stage 3"),
     "3.2": ("Limit what waits for one client", "Stage 3"),
-    "4.1": ("Nothing after EXIT", "Stage 4"),
-    "4.2": ("Say goodbye", "Stage 4"),
-    "4.3": ("Stop cleanly on Ctrl-C", "Stage 4"),
-    "4.4": ("BYE is the server's last word", "Stage 4"),
-    "4.5": ("Leave politely", "Stage 4"),
+    "4.1": ("Say goodbye", "Stage 4"),
+    "4.2": ("Stop cleanly on Ctrl-C", "Stage 4"),
+    "4.3": ("BYE is the server's last word", "Stage 4"),
+    "4.4": ("Leave politely", "Stage 4"),
 }
 
 STAND_IN_REPLY = re.compile(rb"not implemented yet: .*\(TODO (\d+\.\d+)\)")
@@ -90,6 +89,7 @@ class Crash:
     line: int = 0
     function: str = ""      # '' when the traceback names none (a SyntaxError)
     code: str = ""          # that line's code, as the traceback shows it
+    path: str = field(default="", compare=False)   # that file's path, as the traceback names it
 
     def where(self) -> str:
         if not self.file:
@@ -131,7 +131,7 @@ def read_traceback(stderr: bytes) -> Crash | None:
     text = stderr.decode("utf-8", "replace")
     at = text.rfind("Traceback (most recent call last):")
     if at < 0:
-        return None
+        return syntax_error(text)
     lines = text[at:].splitlines()[1:]
     frames = []       # [file, line, function, code]
     exception = None
@@ -155,9 +155,24 @@ def read_traceback(stderr: bytes) -> Crash | None:
     crash = Crash(exception["name"], (exception["message"] or "").strip())
     own = [frame for frame in frames if not not_the_students(frame[0])]
     if own:
-        path, crash.line, crash.function, crash.code = own[-1]
-        crash.file = Path(path.replace("\\", "/")).name
+        crash.path, crash.line, crash.function, crash.code = own[-1]
+        crash.file = Path(crash.path.replace("\\", "/")).name
     return crash
+
+
+SYNTAX_ERROR = re.compile(r'^ *File "[^"]+", line \d+\n(?:(?!Traceback).*\n){0,6}?'
+                          r'(?:SyntaxError|IndentationError|TabError)\b.*$', re.M)
+
+
+def syntax_error(text: str) -> Crash | None:
+    """A SyntaxError in the file Python was told to run, which it prints with no
+    'Traceback' line above it; None if there is none."""
+    found = None
+    for found in SYNTAX_ERROR.finditer(text):
+        pass
+    if found is None:
+        return None
+    return read_traceback(("Traceback (most recent call last):\n" + found.group(0)).encode())
 
 
 # --- what an exception usually means here -----------------------------------------------
@@ -200,18 +215,178 @@ EXCEPTION_HINTS = {
     "MemoryError": "it ran out of memory: does it keep everything it receives?",
 }
 
-GENERIC_CRASH = ("the line named above raised it, and nothing caught it: read the %s's "
-                 "traceback below, from the bottom up.")
+# Hints keyed by what happened: the exception's type, its message and the code of the
+# student's line, each a regular expression ('' matches anything), with the first stage
+# each is right for and the program ('' either). The first that matches is the hint; they come before
+# EXCEPTION_HINTS, which a type alone chooses.
+CAUSE_HINTS = [
+    ("KeyError", r"already registered", "", 1, "",
+     "selector.register() was given a socket the selector already holds: its number (the "
+     "FD in the message) is still registered. A socket closed without "
+     "selector.unregister() stays in the selector, and the next socket accept() returns "
+     "gets the same number. Unregister a client's socket first, then close it "
+     "(docs/students.md § Stage 1)."),
+    ("KeyError", r"is not registered", "", 1, "",
+     "selector.unregister() (or modify()) was given a socket the selector does not hold: "
+     "it was unregistered already (a client removed twice, once for b'' and once for an "
+     "error?), or never registered. Remove each client in one place, once "
+     "(docs/students.md § Stage 1)."),
+    ("ValueError", r"negative integer|file descriptor", "", 1, "",
+     "a socket that was closed is still used: a closed socket's fileno() is -1, and select() "
+     "or the selector refuses it. When a client leaves, take its socket out of what "
+     "select() watches (selector.unregister(), or the list given to select.select()) "
+     "before closing it, and use it no more "
+     "(docs/students.md § Stage 1)."),
+    ("ValueError|ProtocolError|AssertionError",
+     r"(payload|message|frame|push|long).*(at most|exceed|too long|too big|limit|1024)"
+     r"|(at most|exceed|limit).*\b1024\b", "", 1, "client",
+     "a message over 1024 bytes was framed: a line typed may be longer than a message may "
+     "hold. Measure the line in bytes, len(line) of the bytes (or of line.encode('utf-8')), "
+     "before framing it: past protocol.MAX_MSG_LENGTH, print an error, send nothing, and "
+     "go on reading lines (docs/students.md § The client)."),
+    ("ValueError|ProtocolError|AssertionError",
+     r"(payload|message|frame|push|long).*(at most|exceed|too long|too big|limit|1024)"
+     r"|(at most|exceed|limit).*\b1024\b", "", 3, "",
+     "a message over 1024 bytes was framed: the push 'FROM <sender> <text>' is longer than "
+     "the text the sender sent, so with a long name in front it may not fit a message. "
+     "Measure the push in bytes, len(push.encode('utf-8')), before framing it: past "
+     "protocol.MAX_MSG_LENGTH, reply 'ERROR <reason>' to the sender, deliver nothing, and "
+     "carry on (docs/students.md § Stage 3)."),
+    ("BlockingIOError|OSError", r"Resource temporarily unavailable|Errno 11\b|Errno 35\b"
+     r"|WSAEWOULDBLOCK|10035", r"\.send(all)?\(", 1, "",
+     "send() or sendall() on a socket that never waits, whose buffer is full, raises "
+     "BlockingIOError (Resource temporarily unavailable): the client is not reading as fast "
+     "as it is sent to. Never send a reply or a push straight away, to that client or to "
+     "another: put it in that client's queue, send() only what the socket takes, and send "
+     "the rest when select() reports the socket writable (docs/students.md § Stage 3)."),
+    ("BlockingIOError|OSError", r"Resource temporarily unavailable|Errno 11\b|Errno 35\b"
+     r"|WSAEWOULDBLOCK|10035", r"\.recv\(", 1, "",
+     "recv() with nothing to read, on a socket that never waits (made so after accept()), "
+     "raises BlockingIOError (Resource temporarily unavailable): recv() was called on a "
+     "socket select() did not "
+     "report readable, or called again in a loop. Call recv() once for each socket select() "
+     "reports readable, keep what came in that client's buffer, and go back to select() "
+     "(docs/students.md § Stage 1)."),
+    ("BlockingIOError|OSError", r"Resource temporarily unavailable|Errno 11\b|Errno 35\b"
+     r"|WSAEWOULDBLOCK|10035", r"\.accept\(", 1, "",
+     "accept() with no client waiting, on a listening socket that never waits, raises "
+     "BlockingIOError: call accept() once each time select() reports the listening socket "
+     "readable (docs/students.md § Stage 1)."),
+    ("TypeError", r"bytes|str", "", 1, "",
+     "bytes and str were mixed: what recv() returns, and what a socket sends, are bytes; "
+     "text is str. Decode a whole payload with .decode('utf-8') before working on it as "
+     "text, and encode text with .encode('utf-8') (or frame it) before sending it "
+     "(docs/students.md § Framing)."),
+]
+
+# Stage 1 has no names: a KeyError there gets no hint about a names dictionary.
+KEY_ERROR_STAGE_1 = ("a dict was asked for a key it does not hold (the key is in the message "
+                     "above): look the key up with .get() or 'in' first, or make sure it was "
+                     "put there before it is used (docs/students.md § Stage 1).")
+
+PLAIN_CRASH = ("%s was raised at the line named above and nothing caught it, so the %s "
+               "ended. Its traceback is in the %s's standard error, at the end of this "
+               "check's story: read it from the bottom up.")
+TRACEBACK_SHOWN = (" Its traceback is in the %s's standard error, at the end of this check's "
+                   "story.")
 
 
-def crash_hint(crash: Crash, label: str) -> str:
+def crash_hint(crash: Crash, label: str, stage: int = 0) -> str:
+    """The hint for a crash, chosen by what happened: its exception's type and message,
+    the code at the student's line, and the stage (`stage` 0: not known)."""
     if crash.exception in CONNECTION_ERRORS:
-        hint = VANISHED if label == "server" else SERVER_GONE
-    else:
-        hint = EXCEPTION_HINTS.get(crash.exception)
+        return (VANISHED if label == "server" else SERVER_GONE) + TRACEBACK_SHOWN % label
+    hint = None
+    exception = crash.exception.rsplit(".", 1)[-1]   # 'protocol.ProtocolError'
+    for kinds, message, code, first_stage, program, text in CAUSE_HINTS:
+        if (re.fullmatch(kinds, exception) and re.search(message, crash.message)
+                and re.search(code, crash.code) and (stage or first_stage) >= first_stage
+                and program in ("", label)):
+            hint = text
+            break
+    if hint is None and crash.exception == "KeyError" and stage == 1:
+        hint = KEY_ERROR_STAGE_1
     if hint is None:
-        return GENERIC_CRASH % label
-    return hint + " Its traceback is below."
+        hint = EXCEPTION_HINTS.get(exception)
+    if hint is None:
+        return PLAIN_CRASH % (crash.exception, label, label)
+    return hint + TRACEBACK_SHOWN % label
+
+
+def stage_of(program) -> int:
+    """The stage (1-4) whose program this is, read from its command line; 0 if not known."""
+    for arg in getattr(program, "argv", None) or []:
+        found = re.search(r"(?:^|[/\\])([1-4])_\w+[/\\]chat_(?:server|client)\.py$", str(arg))
+        if found:
+            return int(found.group(1))
+    return 0
+
+
+def shown_file(crash: Crash, program) -> None:
+    """Name the crash's file as the student knows it ('stages/1_echo/chat_server.py'), as
+    the Where: line does; a name alone when the program's folder is not known."""
+    if crash.path and getattr(program, "argv", None):
+        from grader.whereabouts import Files
+        files = Files(program)
+        if files.own(crash.path):
+            crash.file = files.shown(crash.path)
+
+
+# --- an exit without a traceback: where, and a comparison that is never true -------------
+
+# The line the grader's startup hook writes when a program ends itself with a status
+# other than 0 (grader/startup/sitecustomize.py, tell_where_it_exits).
+EXIT_CALL = re.compile(r"^\[chat kit\] (?P<call>[\w.]+)\((?P<status>[^)]*)\) at (?P<path>.+) "
+                       r"line (?P<line>\d+) in (?P<function>\S+)\(\): ?(?P<code>.*)$", re.M)
+# Python run with -b (programs.py) warns where bytes are compared with a str.
+BYTES_WARNING = re.compile(r"^(?P<path>.+?):(?P<line>\d+): BytesWarning: (?P<what>[^\n]*)\n"
+                           r"(?:[ \t]+(?P<code>[^\n]*))?", re.M)
+
+
+def exit_call(program) -> Crash | None:
+    """Where a program that ended itself with a status called sys.exit() (or exit(),
+    quit(), os._exit()), as a Crash whose exception is the call; None if not told."""
+    found = None
+    for found in EXIT_CALL.finditer(program.stderr().decode("utf-8", "replace")):
+        pass
+    if found is None:
+        return None
+    place = Crash(found["call"], found["status"], Path(found["path"].replace("\\", "/")).name,
+                  int(found["line"]), found["function"], found["code"].strip(),
+                  path=found["path"])
+    shown_file(place, program)
+    return place
+
+
+def exit_place(program, status) -> str:
+    """' (sys.exit(1) at stages/4_exit/chat_client.py line 57 in main(): `sys.exit(1)`)'
+    for a program that ended itself with that status, else ''."""
+    called = exit_call(program) if status else None
+    if called is None:
+        return ""
+    return " (%s(%s)%s)" % (called.exception, called.message, called.where())
+
+
+def bytes_compared(program) -> Crash | None:
+    """The student's line where Python warned that bytes were compared with a str (a
+    comparison that is never true), as a Crash; None if there is none."""
+    text = program.stderr().decode("utf-8", "replace")
+    for found in BYTES_WARNING.finditer(text):
+        if not_the_students(found["path"]) or "Comparison" not in found["what"]:
+            continue
+        place = Crash("BytesWarning", found["what"], Path(found["path"].replace("\\", "/")).name,
+                      int(found["line"]), "", (found["code"] or "").strip(), path=found["path"])
+        shown_file(place, program)
+        return place
+    return None
+
+
+def bytes_hint(place: Crash) -> str:
+    return ("%s line %d compares bytes with a str (`%s`): bytes are never equal to a str, so "
+            "that comparison is always False. What recv() returns is bytes: compare it with "
+            "bytes (b'BYE', protocol.REPLY_BYE.encode()), or decode the payload first "
+            "(payload.decode('utf-8') == protocol.REPLY_BYE) (docs/students.md § Framing)."
+            % (place.file, place.line, place.code or "?"))
 
 
 # --- the diagnosis -----------------------------------------------------------------------
@@ -238,8 +413,11 @@ def exit_story(program, conversation) -> str | None:
         return None
     crash = read_traceback(program.stderr())
     if crash is not None:
+        shown_file(crash, program)
         return "the %s crashed: %s" % (program.label, crash.story())
     story = "the %s exited with status %s" % (program.label, status)
+    if status > 0:
+        return story + exit_place(program, status)
     if status < 0:   # worded as exit_note words it
         try:
             return story + " (killed by signal %s)" % signal.Signals(-status).name
@@ -256,7 +434,7 @@ def exit_hint(program, conversation, hint) -> str:
     status = program.exit_status()
     crash = read_traceback(program.stderr())
     if crash is not None:
-        return crash_hint(crash, program.label)
+        return crash_hint(crash, program.label, stage_of(program))
     if isinstance(hint, OnExit):
         return hint
     if program.label == "server" and status == 0 and conversation.exit_sent_by:
@@ -266,10 +444,10 @@ def exit_hint(program, conversation, hint) -> str:
     if program.label == "server":
         return ("a server runs until it is stopped with Ctrl-C: something ended it (a return or "
                 "break out of the select loop, sys.exit(), an exit() call). Its output, if any, "
-                "is below (docs/students.md § Running).")
+                "is at the end of this check's story (docs/students.md § Running).")
     return ("the client ended before the check was over: it must run until the input ends (or, "
             "in stage 4, BYE comes) or the server closes the connection. Its output, if any, is "
-            "below (docs/students.md § The client).")
+            "at the end of this check's story (docs/students.md § The client).")
 
 
 def diagnose(conversation, got: str, hint) -> tuple[str, str]:
@@ -282,6 +460,13 @@ def diagnose(conversation, got: str, hint) -> tuple[str, str]:
             got = "%s; %s" % (story, got)
         hint = exit_hint(program, conversation, hint)
         break
+    crashed = any(read_traceback(program.stderr()) for program in conversation.programs
+                  if program.exit_status() is not None)
+    for program in conversation.programs if not crashed else []:
+        compared = bytes_compared(program)
+        if compared is not None:   # a comparison never true: the likeliest cause of all
+            hint = bytes_hint(compared) + (" Then: " + hint if hint else "")
+            break
     todo = stand_in_todo(conversation)
     if todo is not None:
         hint = todo_hint(todo) + (" Then: " + hint if hint else "")

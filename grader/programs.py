@@ -266,7 +266,9 @@ class Program:
         self.sandbox = sandbox
         self.limits = limits = sandbox.limits
         if argv and argv[0] == sys.executable:
-            argv = [limits.python] + argv[1:]   # a Python the programs' user can run
+            # A Python the programs' user can run; -b: it warns where bytes are compared
+            # with a str, a comparison never true (diagnosis.py names that line).
+            argv = [limits.python, "-b"] + argv[1:]
         self.argv = argv
         self.token = "%d-%d" % (os.getpid(), next(_serial))
         self.started = time.monotonic()

@@ -374,6 +374,79 @@ def call_of(frame: Frame) -> str | None:
     return None
 
 
+def zero_timeout(file: str, code: str) -> bool:
+    """Is the line's code a select() whose timeout is 0 (or less): a literal, or a name
+    the student's file sets to one at its top ('SELECT_TIMEOUT = 0')? Such a select()
+    never waits. False when it can't be told."""
+    call = None
+    for text in (code.strip(), code.strip() + " pass"):   # 'for key, ev in sel.select(0):'
+        try:
+            call = ast.parse(text)
+            break
+        except SyntaxError:
+            continue
+    if call is None:
+        return False
+    timeouts = []
+    for node in ast.walk(call):
+        if not isinstance(node, ast.Call):
+            continue
+        name = node.func.attr if isinstance(node.func, ast.Attribute) else \
+            getattr(node.func, "id", "")
+        if name not in ("select", "poll"):
+            continue
+        timeouts += [k.value for k in node.keywords if k.arg == "timeout"]
+        module_select = isinstance(node.func, ast.Attribute) and \
+            getattr(node.func.value, "id", "") == "select" or isinstance(node.func, ast.Name)
+        if module_select and len(node.args) >= 4:    # select.select(r, w, x, timeout)
+            timeouts.append(node.args[3])
+        elif not module_select and node.args:        # selector.select(timeout)
+            timeouts.append(node.args[0])
+    for timeout in timeouts:
+        if isinstance(timeout, ast.Name):
+            timeout = module_constant(file, timeout.id)
+        if isinstance(timeout, ast.UnaryOp) and isinstance(timeout.op, ast.USub):
+            return True
+        if isinstance(timeout, ast.Constant) and isinstance(timeout.value, (int, float)) \
+                and not isinstance(timeout.value, bool) and timeout.value <= 0:
+            return True
+    return False
+
+
+def module_constant(file: str, name: str):
+    """The value node last assigned to `name` at the top of the student's file, or None."""
+    try:
+        if os.path.getsize(file) > 1_000_000:
+            return None
+        with open(file, encoding="utf-8", errors="replace") as source:
+            tree = ast.parse(source.read())
+    except (OSError, SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    value = None
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == name
+                                                for t in node.targets):
+            value = node.value
+        elif isinstance(node, ast.AnnAssign) and getattr(node.target, "id", None) == name:
+            value = node.value
+    return value
+
+
+HINT_ZERO_TIMEOUT = ("this select() has a timeout of 0, so it never waits: it returns at "
+                     "once, with nothing ready, and the loop asks again and again, using a "
+                     "whole CPU. Give select() a timeout above 0 (the skeleton's 1.0 "
+                     "second), or None to wait until a socket is ready "
+                     "(docs/students.md § Stage 1).")
+
+
+def spin_hint(frame: Frame, files: Files) -> str | None:
+    """The hint for a program found spinning at `frame`, when its code tells the cause."""
+    if files.own(frame.file) and call_of(frame) == "select" and \
+            zero_timeout(frame.file, frame.code):
+        return HINT_ZERO_TIMEOUT
+    return None
+
+
 def in_a_loop_without_select(frame: Frame, files: Files) -> bool:
     """Is the frame's line inside a loop (in its own function) that does not go back to
     select()? Read from the student's file; False when it can't be told."""
@@ -565,8 +638,8 @@ def describe_stack(label: str, threads: list[Thread], files: Files, busy: float 
     for caller in frames[1:SHOWN_FRAMES]:
         lines.append("          called from %s() at line %d of %s" % (
             caller.function, caller.line, files.shown(caller.file)))
-    hint = HINT_BUSY[label] if busy is not None else hint_for(label, call, innermost, files,
-                                                             len(mine))
+    hint = (spin_hint(innermost, files) or HINT_BUSY[label]) if busy is not None else \
+        hint_for(label, call, innermost, files, len(mine))
     return lines[:MOST_WHERE_LINES], hint
 
 
@@ -603,6 +676,8 @@ def samples(program, conversation=None) -> list[str]:
             if listener.in_vain else []
     ranked = sorted(counts.items(), key=lambda item: (not files.own(item[0].file), -item[1],
                                                       item[0].file, item[0].line))
+    if conversation is not None:   # the cause, when the line where it spins most tells it
+        conversation.spin_hint = spin_hint(ranked[0][0], files)
     looks = max(len(process) for process in processes)
     lines = ["Where:    where the server was at %d looks, %d ms apart%s:" % (
         looks, SAMPLE_PAUSE_MS, "" if len(processes) == 1 else

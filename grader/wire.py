@@ -142,7 +142,8 @@ class Conversation:
         story = diagnosis.exit_story(program, self)   # a crash, told by its traceback
         if story:
             return story
-        note = "the %s exited with status %s" % (label, status)
+        note = "the %s exited with status %s%s" % (label, status,
+                                                    diagnosis.exit_place(program, status))
         if status < 0:
             try:
                 note += " (killed by signal %s)" % signal.Signals(-status).name
@@ -319,7 +320,8 @@ class Peer:
                            "is the server stuck somewhere (a blocking call, an endless loop)?")
         self.conv.fail("%s's message reaches the server" % self.label,
                        "%sthe connection failed: %s" % (died + "; " if died else "", error),
-                       "the server crashed: its error is below." if died else
+                       "the server crashed: its error is at the end of this check's story."
+                       if died else
                        "the server closed this connection while the client was still "
                        "sending to it.")
 

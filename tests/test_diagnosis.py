@@ -80,7 +80,9 @@ def test_a_syntax_error_names_its_line_and_no_function():
               b"    def accept_client(listener\n"
               b"                     ^\n"
               b"SyntaxError: '(' was never closed\n")
-    assert read_traceback(stderr) is None    # no "Traceback" header: Python prints none
+    crash = read_traceback(stderr)   # no "Traceback" header: Python prints none
+    assert (crash.exception, crash.message) == ("SyntaxError", "'(' was never closed")
+    assert crash.where() == " at chat_server.py line 12: `def accept_client(listener`"
     crash = read_traceback(b"Traceback (most recent call last):\n" + stderr)
     assert crash.where() == " at chat_server.py line 12: `def accept_client(listener`"
     assert read_traceback(b"TODO 1.1 not implemented yet: ...\n") is None
@@ -92,6 +94,8 @@ FAULTS = {   # fault -> the stage graded
     "exit_on_exit": "4",
     "crash_on_bad_header": "1",
     "crash_unnamed_leaves": "2",
+    "overlong_push_crash": "3",
+    "overlong_push_sent": "3",
 }
 
 @pytest.fixture(scope="module")
@@ -127,7 +131,7 @@ def assert_told(grade, lead, hint_start, at_least):
 def test_a_crash_on_a_reset_is_told_by_its_exception_and_line(graded):
     line = line_of("data = conn.sock.recv(65536)")
     assert_told(graded["crash_on_reset"],
-                "the server crashed: ConnectionResetError at faulty_chat.py line %d in read(): "
+                "the server crashed: ConnectionResetError at faulty/faulty_chat.py line %d in read(): "
                 "`data = conn.sock.recv(65536)`" % line,
                 "a client that vanishes (its connection reset", at_least=3)
 
@@ -143,7 +147,7 @@ def test_a_crash_on_a_bad_header_and_the_bytes_after_it(graded):
     the bad header ('abcd' then 'xyz')."""
     text, got, hint = failures(graded["crash_on_bad_header"])["1.7"]
     assert "(the bytes: 'abcdxyz')" in text, text
-    assert got.startswith("the server crashed: ValueError at faulty_chat.py line %d in "
+    assert got.startswith("the server crashed: ValueError at faulty/faulty_chat.py line %d in "
                           "take_messages(): `length = int(header)` (" % line_of(
                               "length = int(header)        # int(b\"abcd\") raises ValueError")), text
     assert hint.startswith("a conversion of what a client sent failed"), text
@@ -152,11 +156,29 @@ def test_an_unnamed_client_leaving_is_told_as_a_key_error(graded):
     failed = failures(graded["crash_unnamed_leaves"])
     assert failed, "crash_unnamed_leaves: nothing failed"
     for number, (text, got, hint) in failed.items():
-        assert got.startswith("the server crashed: KeyError at faulty_chat.py line %d in "
+        assert got.startswith("the server crashed: KeyError at faulty/faulty_chat.py line %d in "
                               "forget_name(): `del self.names[conn.name]` (None)" % line_of(
                                   "del self.names[conn.name]   # KeyError: None, for a client "
                                   "that never took a name")), text
         assert hint.startswith("a dict has no such key"), text
+
+
+def test_an_overlong_push_is_told_by_its_cause(graded):
+    """3.17: a server that frames the push 'FROM <long name> <text>' past 1024 bytes
+    crashes (frame() raises, as protocol.frame() does) or sends a frame announcing 1025
+    bytes; either way the hint names the push's length, not a header conversion."""
+    text, got, hint = failures(graded["overlong_push_crash"])["3.17"]
+    assert got.startswith("the server crashed: ValueError at faulty/faulty_chat.py line %d in "
+                          "frame(): " % line_of('raise ValueError("a payload is at most %d '
+                                                'bytes; this one is %d" % (MAX_MSG, '
+                                                'len(payload)))')), text
+    assert hint.startswith("a message over 1024 bytes was framed: the push 'FROM <sender> "
+                           "<text>' is longer than the text"), text
+    assert "int()" not in hint, text
+    text, got, hint = failures(graded["overlong_push_sent"])["3.17"]
+    assert got.startswith("max      ← server  'SENT bo'; meanwhile bo got a message whose "
+                          "header announces 1025 bytes"), text
+    assert hint.startswith("the push 'FROM <sender> <text>' is longer than the text"), text
 
 
 # --- the rule, on programs made up for it ---------------------------------------------
@@ -224,3 +246,87 @@ def test_a_stand_in_that_answered_comes_first():
     _, hint = told(Ended(status=None, stderr=b"TODO 1.2 not implemented yet: ...\n"
                                               b"TODO 1.3 not implemented yet: ...\n"))
     assert hint.startswith("TODO 1.2 is not done yet")
+
+
+# --- the hint by cause: the exception's type and message, the code, the stage -----------
+
+def hint_for_crash(exception, message, code, stage):
+    from grader.diagnosis import crash_hint
+    return crash_hint(Crash(exception, message, "chat_server.py", 9, "serve", code),
+                      "server", stage)
+
+
+@pytest.mark.parametrize("exception, message, code, stage, start", [
+    ("KeyError", '"<socket.socket fd=6, family=2, type=1, proto=0, laddr=(\'127.0.0.1\', '
+     '7777), raddr=(\'127.0.0.1\', 50112)> (FD 6) is already registered"',
+     "selector.register(client, selectors.EVENT_READ)", 1,
+     "selector.register() was given a socket the selector already holds"),
+    ("KeyError", "'<socket.socket [closed] fd=-1> is not registered'",
+     "selector.unregister(sock)", 1, "selector.unregister() (or modify()) was given"),
+    ("KeyError", "4", "del clients[fd]", 1, "a dict was asked for a key it does not hold"),
+    ("KeyError", "None", "del names[client.name]", 2, "a dict has no such key: a name nobody"),
+    ("BlockingIOError", "[Errno 11] Resource temporarily unavailable",
+     "recipient.sock.sendall(protocol.frame(push))", 3,
+     "send() or sendall() on a socket that never waits, whose buffer is full"),
+    ("BlockingIOError", "[Errno 11] Resource temporarily unavailable",
+     "data = sock.recv(4096)", 1, "recv() with nothing to read, on a socket that never waits"),
+    ("ProtocolError", "a payload is at most 1024 bytes; this one is 1025",
+     "queue_message(recipient, push)", 3, "a message over 1024 bytes was framed"),
+    ("ValueError", "file descriptor cannot be a negative integer (-1)",
+     "events = selector.select(timeout=SELECT_TIMEOUT)", 1,
+     "a socket that was closed is still used"),
+    ("ValueError", "invalid literal for int() with base 10: b'abcd'",
+     "length = int(header)", 1, "a conversion of what a client sent failed"),
+    ("TypeError", "can't concat str to bytes", "buffer += text", 1,
+     "bytes and str were mixed"),
+    ("ZeroDivisionError", "division by zero", "rate = sent / elapsed", 2,
+     "ZeroDivisionError was raised at the line named above and nothing caught it"),
+])
+def test_the_hint_is_chosen_by_what_happened(exception, message, code, stage, start):
+    hint = hint_for_crash(exception, message, code, stage)
+    assert hint.startswith(start), hint
+    assert hint.endswith("at the end of this check's story.") or hint.endswith(
+        "read it from the bottom up."), hint
+    assert "below" not in hint, hint
+
+
+def test_no_hint_about_names_in_stage_1():
+    """Stage 1 has no names: whatever the KeyError, its hint speaks of none."""
+    for message in ["None", "'bob'", "6", '"(FD 6) is already registered"']:
+        hint = hint_for_crash("KeyError", message, "x = table[key]", 1)
+        assert "name" not in hint.replace("FD in the message", ""), hint
+
+
+def test_the_crash_names_the_file_as_where_does():
+    """A crash in the student's file is told by its path from the graded folder, as the
+    Where: line names it ('stages/1_echo/chat_server.py'), not by its bare name."""
+    from grader.diagnosis import exit_story
+
+    class Crashed(Ended):
+        argv = ["python", "/home/zoe/kit/stages/1_echo/chat_server.py", "--port", "5"]
+
+    stderr = (b"Traceback (most recent call last):\n"
+              b'  File "/home/zoe/kit/stages/1_echo/chat_server.py", line 143, in serve\n'
+              b"    selector.register(client, selectors.EVENT_READ)\n"
+              b'KeyError: "<socket.socket fd=6> (FD 6) is already registered"\n')
+    from grader.wire import Conversation
+    story = exit_story(Crashed(status=1, stderr=stderr), Conversation())
+    assert story.startswith("the server crashed: KeyError at stages/1_echo/chat_server.py "
+                            "line 143 in serve(): `selector.register("), story
+
+
+def test_bytes_compared_with_a_str_is_named_first():
+    """Python run with -b warns where bytes are compared with a str: that line leads the
+    hint of whatever failed, before the check's own, unless a crash explains it."""
+    warned = (b"/k/stages/4_exit/chat_client.py:100: BytesWarning: Comparison between "
+              b"bytes and string\n  if payload == protocol.REPLY_BYE:\n")
+    got, hint = told(Ended(label="client", status=1, asked=True, stderr=warned),
+                     "after BYE the client is done")
+    assert hint.startswith("chat_client.py line 100 compares bytes with a str (`if payload "
+                           "== protocol.REPLY_BYE:`)"), hint
+    assert hint.endswith("Then: after BYE the client is done"), hint
+    crashed = warned + b"Traceback (most recent call last):\n" \
+                       b'  File "/k/chat_client.py", line 7, in main\n    x[1]\n' \
+                       b"IndexError: list index out of range\n"
+    _, hint = told(Ended(label="client", status=1, stderr=crashed))
+    assert hint.startswith("an index past the end"), hint

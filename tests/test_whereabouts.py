@@ -418,3 +418,65 @@ def test_a_stranger_with_a_wrong_token_is_turned_away(tmp_path):
 def test_the_call_a_line_waits_in(call, code, expected):
     frame = whereabouts.Frame("/x/a.py", 1, "f", code, call)
     assert whereabouts.call_of(frame) == expected
+
+
+# --- a select() that never waits; where a program ended itself ---------------------------
+
+@pytest.mark.parametrize("code, never_waits", [
+    ("for key, events in selector.select(timeout=SELECT_TIMEOUT):", True),
+    ("for key, events in selector.select(timeout=WAKE_UP):", False),
+    ("readable, writable, _ = select.select(readers, writers, [], 0)", True),
+    ("readable, writable, _ = select.select(readers, writers, [], 0.5)", False),
+    ("readable, _, _ = select.select(readers, [], [])", False),
+    ("events = selector.select(0)", True),
+    ("events = selector.select(-1)", True),
+    ("events = selector.select()", False),
+    ("data = sock.recv(0)", False),
+])
+def test_a_select_with_a_timeout_of_0_is_told(tmp_path, code, never_waits):
+    """The spinning server's line is read with the file's own constants: a select()
+    whose timeout is 0 (or less) never waits, and its hint says so."""
+    source = tmp_path / "chat_server.py"
+    source.write_text("SELECT_TIMEOUT = 0   # so the loop never waits\nWAKE_UP = 1.0\n",
+                      encoding="utf-8")
+    assert whereabouts.zero_timeout(str(source), code) is never_waits
+
+
+def test_an_exit_with_a_status_names_the_line_that_called_it(tmp_path):
+    """The startup hook writes where sys.exit(), exit() or os._exit() was called with a
+    status other than 0; the diagnosis names that line in the failure (its path as the
+    student knows it). sys.exit(0) and a plain end write nothing."""
+    from grader.diagnosis import exit_story
+    program = tmp_path / "impl" / "4_exit" / "chat_client.py"
+    program.parent.mkdir(parents=True)
+    program.write_text("import os, sys\n\ndef main(status):\n    if status == 9:\n"
+                       "        os._exit(9)\n    sys.exit(status)\n\n"
+                       "main(int(sys.argv[1]))\n", encoding="utf-8")
+    env = dict(os.environ, PYTHONPATH=str(KIT / "grader" / "startup"))
+    env.pop("CHATKIT_WHERE", None)
+    told = {}
+    for status in (0, 3, 9):
+        import subprocess
+        run = subprocess.run([sys.executable, str(program), str(status)], env=env,
+                             capture_output=True, timeout=30)
+        assert run.returncode == status
+        told[status] = run.stderr.decode()
+    assert told[0] == ""
+    assert told[3] == ("[chat kit] sys.exit(3) at %s line 6 in main(): sys.exit(status)\n"
+                       % program)
+    assert told[9].startswith("[chat kit] os._exit(9) at %s line 5 in main(): os._exit(9)"
+                              % program)
+
+    class Exited:
+        label, asked_to_end, limit_note = "client", False, ""
+        argv = [sys.executable, "-b", str(program), "--port", "5"]
+
+        def exit_status(self):
+            return 3
+
+        def stderr(self):
+            return told[3].encode()
+
+    assert exit_story(Exited(), Conversation()) == (
+        "the client exited with status 3 (sys.exit(3) at impl/4_exit/chat_client.py line 6 "
+        "in main(): `sys.exit(status)`)")

@@ -46,7 +46,7 @@ from grader.programs import TAIL_BYTES
 from grader.serverside import START_TIMEOUT, ServerUnderTest
 from grader.system import WINDOWS
 from grader.stages import STAGES
-from grader.wire import Conversation
+from grader.wire import WAIT, Conversation
 
 PATIENCE = 300          # attached: waits for what must come are this many times longer
 ATTACHED_TIME_LIMIT = 3600   # an attached check's time limit: its normal one (conftest's
@@ -240,13 +240,13 @@ class Attach:
                          "reads what it prints): python -m grader.keyboard %d "
                          "stages/%s/chat_client.py" % (host, port, port, check.stage))
             lines.append("  The grader waits up to %s for each thing your client must do, so "
-                         "you can stop at a breakpoint and step." % minutes(1.0 * self.patience))
+                         "you can stop at a breakpoint and step." % minutes(WAIT * self.patience))
         elif runs:
             lines.append("  Start it first, fresh (no names held), in your debugger: "
                          "python stages/%s/chat_server.py --port %d" % (check.stage, port))
             lines.append("  The grader connects to %s:%d and waits up to %s for each "
                          "reply, so you can stop at a breakpoint and step."
-                         % (host, port, minutes(2.0 * self.patience)))
+                         % (host, port, minutes(WAIT * self.patience)))
         lines += ["  " + line for line in self.describe(check)]
         if runs:
             lines.append("  The conversation, as it happens:")

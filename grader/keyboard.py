@@ -150,6 +150,14 @@ def run_client(port: int, script: str, extra: list[str]) -> None:
         # The terminal is yours again (pdb may run the program once more).
         sys.stdin, sys.stdout, sys.stderr = sys.__stdin__, sys.__stdout__, sys.__stderr__
         builtins.input, sys.breakpointhook = terminal_input, sys.__breakpointhook__
+        threading.excepthook = quiet_once_ended
+
+    def quiet_once_ended(args) -> None:
+        """The client has ended, but this process may go on (pdb restarts the program):
+        a thread of the ended client that still wakes up finds its connections closed.
+        That is no error of the client's: no traceback for it."""
+        if not issubclass(args.exc_type, OSError):
+            threading.__excepthook__(args)
 
     real_exit = os._exit
 

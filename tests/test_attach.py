@@ -359,3 +359,67 @@ def test_a_client_started_on_its_own_is_told_to_use_the_keyboard():
     assert grader.returncode == 1, text[-3000:]
     assert "did not say it came from grader/keyboard.py" in text
     assert "python -m grader.keyboard %d stages/1_echo/chat_client.py" % port in text
+    # the banner's wait is a normal wait (2 s) times the patience, as for the server's checks
+    assert "The grader waits up to 2 s for each thing your client must do" in text, text[-3000:]
+
+
+def test_the_banner_says_the_wait_the_guide_says():
+    """With the default patience a wait is 10 minutes, for a client check as for a
+    server check, as docs/students.md § Debugging a failing check says."""
+    from grader.attach import PATIENCE, minutes
+    from grader.wire import WAIT
+    guide = (KIT / "docs" / "students.md").read_text(encoding="utf-8")
+    assert minutes(WAIT * PATIENCE) == "10 minutes"
+    assert "waits up to 10 minutes for each reply" in guide
+
+
+# A client whose thread wakes after the client ended (under pdb, which runs the program
+# again in the same process): it writes to the socket the ended client closed.
+LATE_THREAD_CLIENT = """
+import socket, threading, time
+ours, theirs = socket.socketpair()
+def wake_later():
+    time.sleep(0.3)
+    ours.sendall(b"!")   # the main thread closed both ends: an OSError
+threading.Thread(target=wake_later, daemon=True).start()
+ours.close()
+theirs.close()
+"""
+# The process going on after the client, as pdb's does: it waits for the client's threads.
+AS_PDB_DOES = """
+import sys, threading
+import grader.keyboard
+try:
+    grader.keyboard.main(sys.argv[1:])
+except SystemExit:
+    pass
+for thread in threading.enumerate():
+    if thread is not threading.main_thread():
+        thread.join(5)
+print("went on", file=sys.stderr)
+"""
+
+
+def test_a_client_thread_waking_after_the_end_shows_no_traceback(tmp_path):
+    """Under `python -m pdb -m grader.keyboard ...` the process outlives the client; a
+    thread of the ended client that then fails on its closed sockets (the stdin reader's
+    doorbell: a BrokenPipeError) prints no traceback."""
+    script = tmp_path / "chat_client.py"
+    script.write_text(LATE_THREAD_CLIENT, encoding="utf-8")
+    with socket.socket() as grader_end:
+        grader_end.bind(("127.0.0.1", 0))
+        grader_end.listen()
+        port = grader_end.getsockname()[1]
+        run = subprocess.Popen([sys.executable, "-c", AS_PDB_DOES, str(port), str(script)],
+                               cwd=KIT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+        grader_end.settimeout(30)
+        connection, _ = grader_end.accept()
+        with connection:
+            connection.settimeout(30)
+            while connection.recv(4096):   # the client's records, up to its exit
+                pass
+            _, stderr = run.communicate(timeout=30)
+    text = stderr.decode("utf-8", "replace")
+    assert "went on" in text, text
+    assert "Traceback" not in text, text

@@ -37,7 +37,7 @@ WAKE_UP = 0.5       # seconds: the longest select() waits (see chat())
 
 # What this stage's server understands, one example each: greet() shows them.
 COMMANDS = [
-    ("NAME alice", "take the name alice"),
+    ("NAME <name>", "take a name: 1 to 16 characters, no spaces"),
     ("GET_NAMES", "list who has a name"),
     ("MSG bob hello there", "send bob the text: hello there"),
 ]

@@ -44,7 +44,7 @@ BYE_TIMEOUT = 5.0   # seconds to wait for BYE after sending EXIT
 
 # What this stage's server understands, one example each: greet() shows them.
 COMMANDS = [
-    ("NAME alice", "take the name alice"),
+    ("NAME <name>", "take a name: 1 to 16 characters, no spaces"),
     ("GET_NAMES", "list who has a name"),
     ("MSG bob hello there", "send bob the text: hello there"),
     ("EXIT", "say goodbye and leave"),

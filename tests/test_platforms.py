@@ -208,13 +208,15 @@ def run_classroom50(folder: Path, files: dict, stage: str, report=None) -> tuple
         (checkout / "grader").mkdir()                   # the student's own grader: never used
         (checkout / "grader" / "__init__.py").write_text("raise SystemExit('the student grader')\n")
         (checkout / ".classroom50.yaml").write_text("classroom: net\n")
+        sha = commit(checkout)                          # the submitted commit, checked out
         hand_over(root, uid)
         env = dict(bare_environment(python), CLASSROOM="net", ASSIGNMENT="week1",
                    SUBMISSION_TAG="submit/2026-12-07T10-00-00Z-abc1234", OWNER="ann",
                    USERNAME="ann", COMMIT_URL="https://github.com/c/net-week1-ann/commit/abc",
                    RELEASE_URL="https://github.com/c/net-week1-ann/releases/tag/submit",
                    REVIEW_URL="https://github.com/c/net-week1-ann/compare/a...abc",
-                   CLASSROOM50_BUNDLE_DIR=str(runtime / "week1"), GITHUB_ACTIONS="true")
+                   CLASSROOM50_BUNDLE_DIR=str(runtime / "week1"), GITHUB_ACTIONS="true",
+                   GITHUB_SHA=sha, GITHUB_REPOSITORY="c/net-week1-ann")
         code, log, seconds = run_as([python, str(runtime / "week1" / "autograder.py")], uid,
                                     checkout, env, SIMULATION_LIMIT)
         assert code == 0, "autograder.py exited %s (an infrastructure error):\n%s" % (code, log)
@@ -226,6 +228,20 @@ def run_classroom50(folder: Path, files: dict, stage: str, report=None) -> tuple
         return result, body, log
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def commit(checkout: Path) -> str:
+    """The checkout as a repository at the commit the student submitted (its .git/ is
+    there, as in the runner's checkout); its hash, or '' without git."""
+    if not shutil.which("git"):
+        return ""
+    env = dict(os.environ, GIT_AUTHOR_NAME="ann", GIT_AUTHOR_EMAIL="ann@uni.example",
+               GIT_COMMITTER_NAME="ann", GIT_COMMITTER_EMAIL="ann@uni.example")
+    for command in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "my chat server"]):
+        subprocess.run(["git", *command], cwd=checkout, env=env, check=True, timeout=60,
+                       capture_output=True)
+    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=checkout, capture_output=True,
+                          text=True, check=True, timeout=60).stdout.strip()
 
 
 def check_contract(result: dict) -> None:

@@ -144,7 +144,7 @@ def canvas(out: Path) -> tuple[list[str], list[str], dict]:
 def test_a_regrade_keeps_the_exports(tmp_path):
     subs = tmp_path / "subs"
     stage_folder(subs / "ann" / FIRST)
-    stage_folder(subs / "bob" / FIRST, buggy=True)
+    stage_folder(subs / "bob" / FIRST)
     roster = tmp_path / "roster.csv"
     roster.write_text(ROSTER, encoding="utf-8")
     out = tmp_path / "out"
@@ -163,6 +163,7 @@ def test_a_regrade_keeps_the_exports(tmp_path):
     assert "1 to grade" in stderr, "--regrade bob graded more than bob: %s" % stderr
     assert "--weights 1=100" in stderr and '--assignment "Chat server (final)"' in stderr \
         and "--stage %s" % FIRST in stderr, "the kept settings are not said: %s" % stderr
+    assert "--timeout" not in stderr, "the default time limit is said as if it were given"
     assert canvas(out) == first, "the regrade changed canvas.csv"
 
     # A late submission, and no option at all: graded on the same stage, same exports.

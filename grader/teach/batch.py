@@ -176,7 +176,7 @@ def parse(argv: list[str]) -> Options:
     options.assignment = args.assignment or gradebook.default_assignment(options.stages)
     options.regrade = args.regrade
     options.kept = kept
-    options.settings = {"stages": stages, "timeout": args.timeout, "roster":
+    options.settings = {"stages": stages, "timeout": args.timeout_given, "roster":
                         str(Path(args.roster).resolve()) if args.roster else None,
                         "weights": args.weights, "assignment": args.assignment}
     return options
@@ -210,6 +210,7 @@ def keep_settings(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
             keep("weights", "--weights")
             keep("assignment", "--assignment", lambda v: '"%s"' % v)
     args.stage = args.stage or []
+    args.timeout_given = args.timeout   # given or kept: kept again; the default is not
     args.timeout = DEFAULT_TIMEOUT if args.timeout is None else args.timeout
     return kept
 

@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 
 from grader import attach, catalog, naming, whereabouts
+from grader.moving_on import missing_modules, not_started_message
 from grader.checks import ANSWERING, BASIC
 from grader.stages import DECLARED, STAGES, label, order, stage_of_module, stages_named
 from grader.clientside import spare_client
@@ -99,6 +100,7 @@ def pytest_configure(config):
                     results_path(config.getoption("--results")),
                     results_path(config.getoption("--classroom-results"), "--classroom-results"))
     grader.spelling = naming.spelled(config.getoption("--impl"))   # its files, as given
+    grader.find_stages_not_started()
     grader.sandbox = config.stash[SANDBOX] = Sandbox(set_limits(config, grader))
     set_up_signals(config)
     config.stash[GRADER] = grader          # the run's state: the checks and their scores
@@ -218,6 +220,16 @@ class Grader:
         self.shares_server: dict[str, bool] = {}   # see _sharing
         self.keeps_server: dict[str, bool] = {}
         self.started = time.time()
+        self.not_started: dict[str, list[str]] = {}   # stage -> the modules its folder lacks
+
+    def find_stages_not_started(self) -> None:
+        """The stages whose folder lacks the code of the stage before it (grader/moving_on.py):
+        their checks are not run, and say how to start the stage."""
+        for stage in self.stages:
+            folder = self.impl / stage
+            missing = missing_modules(folder) if folder.is_dir() else []
+            if missing:
+                self.not_started[stage] = missing
 
     # --- collection: find the checks, keep the chosen stages, order them ----
     def pytest_collection_modifyitems(self, config, items):
@@ -265,19 +277,34 @@ class Grader:
     def pytest_collection_finish(self, session):
         """Start each stage's first server and client now, all at once (programs.py § spares),
         so that a program that never starts costs its 5 s once per run, not once per stage.
-        (Not for --collect-only, which runs no check.)"""
+        (Not for --collect-only, which runs no check.)
+
+        The checks of a stage not started are not run at all: each is scored 0 with the
+        reason (how to start the stage), and pytest shows no failure for each of them."""
+        self._park_stages_not_started(session)
         order = [item.nodeid for item in session.items if item.nodeid in self.checks]
         self.spares_unwanted = self._spares_unwanted(order)
         self.shares_server, self.keeps_server = self._sharing(order)
         if session.config.option.collectonly:
             return
         for stage in self.stages if self.starts_spares else []:
+            if stage in self.not_started:
+                continue   # nothing of it runs
             tested = {c.tests for c in self.checks.values() if c.stage == stage}
             for script, program, start in (("chat_server.py", "server", spare_server),
                                            ("chat_client.py", "client", spare_client)):
                 path = self.run_from / stage / script
                 if path.is_file() and program in tested:
                     self.sandbox.keep_spare(path, start(path, self.sandbox))
+
+    def _park_stages_not_started(self, session) -> None:
+        parked = {item.nodeid for item in session.items if item.nodeid in self.checks
+                  and self.checks[item.nodeid].stage in self.not_started}
+        for nodeid in parked:
+            check = self.checks[nodeid]
+            check.status = "failed"
+            check.output = not_started_message(check.stage, self.not_started[check.stage])
+        session.items[:] = [item for item in session.items if item.nodeid not in parked]
 
     def _spares_unwanted(self, order: list[str]) -> dict[str, set[Path]]:
         """For each check (by node id, in the order they run), the programs no check
@@ -433,6 +460,10 @@ class Grader:
             if not checks:
                 continue
             tr.write_line(stage)
+            if stage in self.not_started:   # nothing of it ran: one line, not a list of zeros
+                tr.write_line("  · not started: its %d checks are not run (`python -m grader "
+                              "next` starts it)" % len(checks))
+                checks = []
             for c in checks:
                 mark = {"passed": "✓", "failed": "✗", "skipped": "-"}.get(c.status, "·")
                 earned = c.points if c.status == "passed" else 0
@@ -450,13 +481,27 @@ class Grader:
         for stage, got, out_of in rows:
             tr.write_line("%-14s %3d / %d" % (stage, got, out_of))
         tr.write_line("%-14s %3d / %d" % ("total", total, maximum), bold=True)
+        self._say_which_stage(tr)
         self._recall_first_failure(tr)
+
+    def _say_which_stage(self, tr) -> None:
+        """With a stage not started, the stage the student is on: the last one started."""
+        if not self.not_started:
+            return
+        started = [stage for stage in self.stages if stage not in self.not_started
+                   and (self.impl / stage).is_dir()]
+        waiting = [stage for stage in self.stages if stage in self.not_started]
+        if started:
+            tr.write_line("You are on stage %s. Not started yet: %s (`python -m grader next` "
+                          "starts the next one from your %s)."
+                          % (started[-1], ", ".join(waiting), started[-1]))
 
     def _recall_first_failure(self, tr) -> None:
         """Below the table, the essentials of the first failed check (what was expected,
         what came, the hint), so a student's last screen holds both."""
         failed = [c for c in sorted(self.checks.values(), key=lambda c: (order(c.stage), c.number))
-                  if c.status == "failed" and not c.output.startswith(NOT_THE_STUDENTS)]
+                  if c.status == "failed" and not c.output.startswith(NOT_THE_STUDENTS)
+                  and c.stage not in self.not_started]   # the line above the table says
         if not failed:
             return
         first = failed[0]

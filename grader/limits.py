@@ -186,12 +186,14 @@ def only_the_hook(found: dict) -> bool:
 
 
 def _program_files(impl: Path, stages: list[str], hook: Path = STARTUP_HOOK) -> list[str]:
-    """The files the programs must read: theirs, protocol.py, and the startup hook (a
-    copy has its own, next to the implementation: isolation.readable_copy)."""
-    files = [str(impl / stage / name) for stage in stages
-             for name in ("chat_server.py", "chat_client.py") if (impl / stage / name).is_file()]
-    return files + [str(path) for path in (impl / "protocol.py", impl.parent / "protocol.py")
-                    if path.is_file()] + [str(hook)]   # last: a refusal names the student's file
+    """The files the programs must read: theirs (each stage's modules), protocol.py and
+    todo.py, and the startup hook (a copy has its own, next to the implementation:
+    isolation.readable_copy)."""
+    files = [str(path) for stage in stages for path in sorted((impl / stage).glob("*.py"))]
+    kit = [impl / name for name in ("protocol.py", "todo.py")] + \
+        [impl.parent / name for name in ("protocol.py", "todo.py")]
+    # The hook comes last: a refusal names the student's own file first.
+    return files + [str(path) for path in kit if path.is_file()] + [str(hook)]
 
 
 def _find_python(limits: Limits, files: list[str], results: Path | None) -> dict | None:

@@ -311,6 +311,32 @@ def stage_maximum(stage: str) -> tuple[int, int]:
     return catalog.stage_maximum(stage)
 
 
+def started_skeletons(root: Path) -> Path:
+    """The skeletons as a student meets each, under root/stages: stage 1 as unpacked,
+    every later stage started from the solution of the stage before it (as `python -m
+    grader next --from` makes it); protocol.py and todo.py in root, as in the kit."""
+    if str(KIT) not in sys.path:
+        sys.path.insert(0, str(KIT))
+    from grader.moving_on import carry
+    for name in ("protocol.py", "todo.py"):
+        shutil.copy(KIT / name, root / name)
+    impl = root / "stages"
+    for before, stage in zip([None] + STAGES, STAGES):
+        shutil.copytree(KIT / "stages" / stage, impl / stage,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        if before is not None:
+            carry(KIT / "solutions" / before, impl / stage)
+    return impl
+
+
+def imported_modules(program: Path) -> set[str]:
+    """The modules a program imports (grader/moving_on.py reads them the same way)."""
+    if str(KIT) not in sys.path:
+        sys.path.insert(0, str(KIT))
+    from grader.moving_on import imported_modules as read
+    return read(program)
+
+
 def check_points(label: str) -> int:
     """What check `label` ('2.9') earns, as the grader declares it (0 for a kept check)."""
     if str(KIT) not in sys.path:

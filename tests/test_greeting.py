@@ -25,7 +25,7 @@ import time
 
 import pytest
 
-from gradekit import KIT, POSIX, STAGES, wait_until
+from gradekit import KIT, POSIX, STAGES, started_skeletons, wait_until
 
 WAIT = 5.0   # seconds: the longest we wait for any one thing (each takes milliseconds)
 IMPLS = ["solutions", "stages"]
@@ -96,11 +96,12 @@ class Client:
     """A stage's chat_client.py; its standard output and error go to files of their own."""
 
     def __init__(self, folder, impl, stage, port, stdin):
+        impl = SKELETONS[0] if impl == "stages" else KIT / impl
         self.out_path, self.err_path = folder / "stdout", folder / "stderr"
         env = dict(os.environ, PYTHONIOENCODING="utf-8", PYTHONDONTWRITEBYTECODE="1")
         with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, str(KIT / impl / stage / "chat_client.py"),
+                [sys.executable, str(impl / stage / "chat_client.py"),
                  "--host", "127.0.0.1", "--port", str(port)],
                 stdin=stdin, stdout=out, stderr=err, env=env, start_new_session=POSIX)
 
@@ -125,6 +126,14 @@ class Client:
             else:
                 self.proc.kill()
         self.proc.wait(WAIT)
+
+
+SKELETONS = []   # the skeletons as a student meets each (gradekit.started_skeletons)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def skeletons(tmp_path_factory):
+    SKELETONS[:] = [started_skeletons(tmp_path_factory.mktemp("started"))]
 
 
 @pytest.fixture

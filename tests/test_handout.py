@@ -49,7 +49,8 @@ def test_handout_has_no_solutions_and_a_students_readme(tmp_path):
     handout(out, "--stages", "2", "--classroom")
     top = sorted(p.name for p in out.iterdir())
     assert top == sorted([".github", ".gitignore", "LICENSE", "README.md", "docs", "grader",
-                          "protocol.py", "pyproject.toml", "requirements.txt", "stages"])
+                          "protocol.py", "pyproject.toml", "requirements.txt", "stages",
+                          "todo.py"])
     assert sorted(p.name for p in (out / "stages").iterdir()) == STAGES[:2]
     assert sorted(p.name for p in (out / "docs").iterdir()) == ["students.md"]
     readme = (out / "README.md").read_text(encoding="utf-8")
@@ -66,7 +67,8 @@ def test_handout_has_no_solutions_and_a_students_readme(tmp_path):
         assert absent not in readme, "the handout README mentions %r" % absent
     note = " ".join(readme.split())
     assert "This copy holds stages 1_echo and 2_naming." in note
-    assert "the answers of 1_echo are in this copy" in note
+    assert "starts from your own code of the stage before it" in note
+    assert "python -m grader next" in note and "reference solutions" not in note
     kit_readme = (KIT / "README.md").read_text(encoding="utf-8")
     assert "python -m pip install -r requirements.txt" in kit_readme
     assert "python -m pytest tests" in kit_readme and len(kit_readme.splitlines()) <= 80
@@ -159,29 +161,49 @@ def test_handout_as_a_zip_and_bad_paths(tmp_path):
         assert code == 2 and phrase in output and "Traceback" not in output, output
 
 
-def test_each_handout_says_what_it_holds_and_gives_away(tmp_path):
-    """Week by week: the README of the copy holding stages 1..N names them and the stages
-    whose answers are in it (1..N-1); the command says so too, and with --classroom
-    which stage its workflow grades (N alone, unless --grade says otherwise)."""
+def solution_files(folder: Path) -> dict[str, bytes]:
+    """Every .py file of a folder of stage folders: {stage/name: bytes}."""
+    return {path.relative_to(folder).as_posix(): path.read_bytes()
+            for path in folder.glob("*/*.py")}
+
+
+def test_each_handout_says_what_it_holds_and_gives_nothing_away(tmp_path):
+    """Week by week: the README of the copy holding stages 1..N names them; no file of it
+    is a solution's file holding the work of a TODO (each later stage starts from the
+    student's own: python -m grader next); with --reference it holds the solutions of
+    stages 1..N-1 under reference/ and says so, in the README and in what the command
+    says; with --classroom, its workflow grades N alone, unless --grade says otherwise."""
+    kits = solution_files(KIT / "stages")
+    answers = {name: data for name, data in solution_files(KIT / "solutions").items()
+               if kits.get(name) != data}   # a TODO's work, or a stage's carried code
     for stages in range(1, len(STAGES) + 1):
         out = tmp_path / ("week%d" % stages)
         said = " ".join(handout(out, "--stages", str(stages), "--classroom").split())
         note = " ".join((out / "README.md").read_text(encoding="utf-8").split())
-        held, given = STAGES[:stages], STAGES[:stages - 1]
+        held, before = STAGES[:stages], STAGES[:stages - 1]
         assert sorted(p.name for p in (out / "stages").iterdir()) == held
+        given = set(answers.values()) & set(solution_files(out / "stages").values())
+        assert not given and not (out / "reference").exists(), "week %d gives away" % stages
         for stage in STAGES[stages:]:
             assert stage not in note.split("## Start here")[1].split("## ")[0]
-        if given:
-            assert "so the answers of %s are in this copy" % (
-                given[0] if len(given) == 1 else
-                ", ".join(given[:-1]) + " and " + given[-1]) in note, note[:1500]
-            assert "Its skeletons hold the answers of %s" % ", ".join(given) in said, said
+        if before:
+            assert "starts from your own code of the stage before it" in note, note[:1500]
         else:
             assert "This copy holds the first stage, 1_echo." in note
-            assert "answers" not in said and "answers of" not in note
+        assert "reference solutions" not in said and "reference solutions" not in note
         workflow = (out / ".github" / "workflows" / "classroom.yml").read_text(encoding="utf-8")
         assert [s["id"] for s in graders(workflow)] == ["stage%d" % stages]
         assert "workflow grades %s, with the student's own copy of grader/" % held[-1] in said
+        if before:
+            out = tmp_path / ("week%d-reference" % stages)
+            said = " ".join(handout(out, "--stages", str(stages), "--reference").split())
+            note = " ".join((out / "README.md").read_text(encoding="utf-8").split())
+            assert sorted(p.name for p in (out / "reference").iterdir()) == before
+            assert solution_files(out / "reference") == {
+                name: data for name, data in solution_files(KIT / "solutions").items()
+                if name.split("/")[0] in before}
+            assert "reference solutions of %s in reference/" % ", ".join(before) in said
+            assert "python -m grader next --from reference/%s" % before[-1] in note, note[:1500]
     out = tmp_path / "cumulative"
     said = handout(out, "--stages", "3", "--classroom", "--grade", "1,2,3",
                    "--grader-from", "my-course/chat-kit@1a2b3c4")

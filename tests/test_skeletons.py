@@ -1,12 +1,17 @@
 """The skeletons in stages/: they run, and they leave each stage's new work to the student.
 
-A stage's skeleton is its solution with the stage's new capability cut out and
+A stage's folder in stages/ holds only what the stage adds: its chat_server.py
+and chat_client.py, and its modules, whose new capability is cut out and
 replaced by numbered TODOs, each with a stand-in that keeps the program running.
-Graded as handed out (the real grader, `pytest grader`, judged by its
-results.json), every skeleton must start, listen and never crash; it scores
-zero in every stage (a stage's points reward what its TODOs build) and passes
-its kept checks (what it carries over from earlier stages); and the first check
-a student meets says "not implemented".
+It holds no answer of an earlier stage: a student starts it from their own
+stage before (`python -m grader next`). So the kit as unpacked has stage 1 to
+do and stages 2 to 4 not started; and each later skeleton is graded here as a
+student who finished the stage before it meets it: started from the solution
+of the stage before, as `python -m grader next --from` does. Graded (the real
+grader, `pytest grader`, judged by its results.json), every skeleton must start,
+listen and never crash; it scores zero in every stage (a stage's points reward
+what its TODOs build) and passes its kept checks (what it carries over from
+earlier stages); and the first check a student meets says "not implemented".
 """
 
 import filecmp
@@ -20,10 +25,11 @@ import sys
 
 import pytest
 
-from gradekit import KIT, STAGES, grade
+from gradekit import KIT, STAGES, grade, started_skeletons
 
 sys.path.insert(0, str(KIT))
 from grader import catalog  # noqa: E402
+from grader.moving_on import missing_modules  # noqa: E402
 
 STAGES_DIR = KIT / "stages"
 SOLUTIONS = KIT / "solutions"
@@ -70,23 +76,68 @@ def first_checks_met(stage, tests):
 
 
 @pytest.fixture(scope="module")
-def graded():
-    """All four skeletons graded once, as a student would right after unpacking the kit."""
+def started(tmp_path_factory):
+    """The skeletons as a student meets each: stage 1 as unpacked, every later stage
+    started from the solution of the stage before it (gradekit.started_skeletons)."""
+    impl = started_skeletons(tmp_path_factory.mktemp("started"))
+    for stage in STAGES:
+        assert missing_modules(impl / stage) == [], stage
+    return impl
+
+
+@pytest.fixture(scope="module")
+def graded(started):
+    """All four skeletons graded once, each with the stages before it done."""
+    return grade(started, limit=2 * GRADING_LIMIT)
+
+
+@pytest.fixture(scope="module")
+def unpacked():
+    """The kit's stages/ graded as a student does right after unpacking the kit."""
     return grade(STAGES_DIR, limit=2 * GRADING_LIMIT)
 
 
-@pytest.mark.parametrize("program", PROGRAMS)
+def test_the_kit_as_unpacked_starts_at_stage_1(unpacked):
+    """Stage 1 is there to do; stages 2 to 4 are not started, each of their checks says
+    how to start them, and the grader says which stage the student is on."""
+    assert unpacked.score == 0 and unpacked.max_score > 0
+    first, *later = STAGES
+    assert missing_modules(STAGES_DIR / first) == []
+    assert "You are on stage %s." % first in unpacked.output, unpacked.output[-2000:]
+    for stage in later:
+        assert missing_modules(STAGES_DIR / stage), stage
+        tests = unpacked.tests(stage)
+        assert tests and all("is not started" in t["output"] and "python -m grader next"
+                             in t["output"] for t in tests), stage
+        assert "  · not started: its %d checks are not run" % len(tests) in unpacked.output
+
+
 @pytest.mark.parametrize("stage", STAGES)
-def test_skeleton_compiles(stage, program, tmp_path):
-    py_compile.compile(str(STAGES_DIR / stage / program), cfile=str(tmp_path / "out.pyc"),
+def test_a_stage_folder_holds_no_answer_of_an_earlier_stage(stage):
+    """What a stage builds on is the student's own: its folder in the kit holds only
+    its own programs and the modules it adds, none of an earlier stage's solution."""
+    earlier = {path.name for before in STAGES[:STAGES.index(stage)]
+               for path in (SOLUTIONS / before).glob("*.py")} - set(PROGRAMS)
+    own = {path.name for path in (STAGES_DIR / stage).glob("*.py")}
+    assert not own & earlier, "stages/%s holds %s" % (stage, sorted(own & earlier))
+
+
+def python_files():
+    return [(stage, path.name) for stage in STAGES
+            for path in sorted((STAGES_DIR / stage).glob("*.py"))]
+
+
+@pytest.mark.parametrize("stage, name", python_files())
+def test_skeleton_compiles(stage, name, tmp_path):
+    py_compile.compile(str(STAGES_DIR / stage / name), cfile=str(tmp_path / "out.pyc"),
                        doraise=True)
 
 
 @pytest.mark.parametrize("program", PROGRAMS)
 @pytest.mark.parametrize("stage", STAGES)
-def test_skeleton_runs_from_its_own_folder(stage, program):
+def test_skeleton_runs_from_its_own_folder(started, stage, program):
     """`import protocol` must work from inside the stage folder too (docs/students.md § Running)."""
-    done = subprocess.run([sys.executable, program, "--help"], cwd=STAGES_DIR / stage,
+    done = subprocess.run([sys.executable, program, "--help"], cwd=started / stage,
                           env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"),
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 0 and "usage:" in done.stdout, done.stderr
@@ -94,10 +145,12 @@ def test_skeleton_runs_from_its_own_folder(stage, program):
 
 @pytest.mark.parametrize("program", PROGRAMS)
 @pytest.mark.parametrize("stage", STAGES)
-def test_skeleton_runs_next_to_protocol(stage, program, tmp_path):
-    """A hand-in of the stage folders plus protocol.py in one folder finds protocol.py."""
-    shutil.copytree(STAGES_DIR / stage, tmp_path / stage)
-    shutil.copy(KIT / "protocol.py", tmp_path / "protocol.py")
+def test_skeleton_runs_next_to_protocol(started, stage, program, tmp_path):
+    """A hand-in of the stage folders plus protocol.py in one folder finds protocol.py
+    (and todo.py, the stand-ins' helper)."""
+    shutil.copytree(started / stage, tmp_path / stage)
+    for name in ("protocol.py", "todo.py"):
+        shutil.copy(KIT / name, tmp_path / name)
     done = subprocess.run([sys.executable, str(tmp_path / stage / program), "--help"],
                           cwd=tmp_path, env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"),
                           capture_output=True, text=True, timeout=30)
@@ -106,30 +159,34 @@ def test_skeleton_runs_next_to_protocol(stage, program, tmp_path):
 
 @pytest.mark.parametrize("program", PROGRAMS)
 @pytest.mark.parametrize("stage", STAGES)
-def test_skeleton_refuses_a_port_out_of_range_in_one_line(stage, program):
-    done = subprocess.run([sys.executable, str(STAGES_DIR / stage / program), "--port", "99999"],
+def test_skeleton_refuses_a_port_out_of_range_in_one_line(started, stage, program):
+    done = subprocess.run([sys.executable, str(started / stage / program), "--port", "99999"],
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert [line for line in done.stderr.splitlines() if "error:" in line] == [
         "%s: error: argument --port: 99999 is not a port number (0 to 65535)" % program]
 
 
+def todo_numbers(path):
+    text = path.read_text(encoding="utf-8")
+    return [int(k) for k in re.findall(r"^\s*# TODO \d+\.(\d+)\b", text, re.MULTILINE)]
+
+
 @pytest.mark.parametrize("stage", STAGES)
 def test_todos_come_in_reading_order(stage):
-    """Within a stage, TODO numbers run in file order, the server's first, then the
-    client's (a TODO in two places, "also in ...", may come twice)."""
-    seen = []
-    for program in PROGRAMS:
-        text = (STAGES_DIR / stage / program).read_text(encoding="utf-8")
-        seen += [int(k) for k in re.findall(r"^\s*# TODO \d+\.(\d+)\b", text, re.MULTILINE)]
-    assert seen and seen == sorted(seen), "%s: TODOs in the order %s" % (stage, seen)
+    """Within a stage, each file's TODO numbers run in file order, and each file's TODOs
+    follow on from the last file's: a student reads them 1, 2, 3 ... file by file."""
+    per_file = [numbers for numbers in (todo_numbers(path) for path in
+                                        sorted((STAGES_DIR / stage).glob("*.py"))) if numbers]
+    seen = [n for numbers in sorted(per_file) for n in numbers]
+    assert seen and seen == sorted(seen), "%s: TODOs in the order %s" % (stage, per_file)
 
 
 @pytest.mark.parametrize("stage", STAGES)
 def test_todos_are_numbered_for_their_stage_and_point_to_the_readme(stage):
     """'# TODO 2.1: ...' blocks: numbered within their stage, each naming a section of docs/students.md."""
     numbers = set()
-    for program in PROGRAMS:
+    for program in sorted(path.name for path in (STAGES_DIR / stage).glob("*.py")):
         lines = (STAGES_DIR / stage / program).read_text(encoding="utf-8").splitlines()
         for i, line in enumerate(lines):
             todo = re.match(r"\s*# TODO (\d+)\.(\d+)\b", line)
@@ -143,10 +200,12 @@ def test_todos_are_numbered_for_their_stage_and_point_to_the_readme(stage):
     assert numbers and numbers == set(range(1, len(numbers) + 1)), sorted(numbers)  # 1, 2, ...
 
 
-@pytest.mark.parametrize("stage", ["2_naming", "3_messaging"])
-def test_stages_without_client_work_hand_out_the_complete_client(stage):
-    assert filecmp.cmp(STAGES_DIR / stage / "chat_client.py",
-                       SOLUTIONS / stage / "chat_client.py", shallow=False)
+@pytest.mark.parametrize("stage, name", python_files())
+def test_a_file_without_todos_is_the_solutions_own(stage, name):
+    """A skeleton's file with no TODO (a stage's chat_server.py from stage 2 on, say) is
+    the solution's, byte for byte: the skeleton differs only where the student works."""
+    if not todo_numbers(STAGES_DIR / stage / name):
+        assert filecmp.cmp(STAGES_DIR / stage / name, SOLUTIONS / stage / name, shallow=False)
 
 
 def test_grading_the_skeletons_is_bounded(graded, report):

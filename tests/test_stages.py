@@ -168,6 +168,17 @@ def test_twenty_first(server):
     assert listed.returncode == 0, listed.stdout + listed.stderr
 
 
+def test_the_classroom_workflow_has_a_step_per_declared_stage():
+    """classroom/classroom.yml is what the handout makes of it for every stage declared:
+    one grading step and one reporter line each (a teacher's own stage gets its own)."""
+    from grader.teach.handout import WORKFLOW, workflow_for
+    text = WORKFLOW.read_text(encoding="utf-8")
+    assert workflow_for(text, [stage.number for stage in DECLARED]) == text
+    for stage in DECLARED:
+        assert "- name: Stage %d (%s)\n      id: stage%d\n" % (
+            stage.number, stage.title, stage.number) in text
+
+
 # --- the docs --------------------------------------------------------------------------
 
 DOCS = [KIT / "README.md", *sorted((KIT / "docs").glob("*.md"))]

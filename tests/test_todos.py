@@ -1,22 +1,25 @@
 """Every TODO is graded: leave exactly one TODO undone, and the grader notices.
 
-The skeletons in stages/ are the solutions with each TODO's code cut out and
-replaced by a `# TODO N.k:` block and a stand-in.  So the program with exactly
-one TODO left undone is derived from the skeleton itself: line by line, the
-solution and the skeleton differ in places (difflib), and each place belongs
-to one TODO (its `# TODO N.k` line is there) or is a pure addition with no TODO
-(the not_implemented() helper, the "Your part" paragraph), which changes
-nothing while nothing calls it.  The variant for TODO N.k is the solution with
-that TODO's places and the pure additions taken from the skeleton.
+A stage's folder in stages/ holds the files the stage adds (its chat_server.py
+and chat_client.py, and its modules): each is the solution's file of that name
+with each TODO's code cut out and replaced by a `# TODO N.k:` block and a
+stand-in.  So the program with exactly one TODO left undone is derived from the
+skeleton itself: line by line, the solution's file and the skeleton's differ in
+places (difflib), and each place belongs to one TODO (its `# TODO N.k` line is
+there) or is a pure addition with no TODO (the import of the stand-ins'
+helper, the "Your part" paragraph), which changes nothing while nothing calls
+it.  The variant for TODO N.k is the solution's stage folder (what the stage
+carries from the stages before it included, as `python -m grader next` brings
+it) with that TODO's places and the pure additions taken from the skeleton.
 
 TODO_MAP names, for every TODO, the checks that must fail when it is left
 undone.  Each variant is graded by the real grader (only its stage, and only
-the server's or the client's checks, whichever file the TODO is in); the named
-checks must fail and the stage must lose points.  With no TODO undone, the
-program must be the solution's code once docstrings and the unused stand-in
-helper are taken out (compared as syntax trees): the pure additions are inert.
-And the map's keys must be exactly the TODO numbers in stages/: a new TODO
-without a check that catches it fails here.
+the server's or the client's checks, whichever program the TODO's file is
+part of); the named checks must fail and the stage must lose points.  With no
+TODO undone, each file must be the solution's code once docstrings and the
+stand-ins' helper are taken out (compared as syntax trees): the pure additions
+are inert.  And the map's keys must be exactly the TODO numbers in stages/: a
+new TODO without a check that catches it fails here.
 """
 
 import ast
@@ -26,10 +29,26 @@ import shutil
 
 import pytest
 
-from gradekit import KIT, STAGES, grade_many
+from gradekit import KIT, STAGES, grade_many, imported_modules
 from verdicts import compare
 
 PROGRAMS = {"server": "chat_server.py", "client": "chat_client.py"}
+
+
+def stage_files(stage):
+    """The files a stage adds (its skeleton folder's .py files), in order."""
+    return sorted(path.name for path in (KIT / "stages" / stage).glob("*.py"))
+
+
+def program_of(stage, name):
+    """'server' or 'client': the program a file of the stage is part of (a module is the
+    client's when the solution's chat_client.py imports it)."""
+    client = KIT / "solutions" / stage / PROGRAMS["client"]
+    return "client" if name == PROGRAMS["client"] or name[:-3] in imported_modules(client) \
+        else "server"
+
+
+FILES = [(stage, name) for stage in STAGES for name in stage_files(stage)]
 TODO_LINE = re.compile(r"^\s*# TODO (\d+\.\d+)\b", re.MULTILINE)
 WORKERS = 3   # gradings at once
 
@@ -48,11 +67,10 @@ TODO_MAP = {
     "2.5": ["2.2"],            # GET_NAMES not answered
     "3.1": ["3.1", "3.17"],    # MSG not delivered (nor a push of exactly 1024 bytes)
     "3.2": ["3.14"],           # no 1 MiB limit: the lagging client is never disconnected
-    "4.1": ["4.12"],           # commands after EXIT (same write) still handled
-    "4.2": ["4.1"],            # EXIT not answered
-    "4.3": ["4.8"],            # Ctrl-C: a traceback, sockets left open
-    "4.4": ["4.26", "4.27", "4.29"],   # client: BYE does not end it
-    "4.5": ["4.27"],           # client: end of input leaves without EXIT
+    "4.1": ["4.1", "4.12"],    # EXIT not answered (nor what comes after it ignored)
+    "4.2": ["4.8"],            # Ctrl-C: a traceback, sockets left open
+    "4.3": ["4.26", "4.27", "4.29"],   # client: BYE does not end it
+    "4.4": ["4.27"],           # client: end of input leaves without EXIT
 }
 
 
@@ -62,20 +80,20 @@ def read_lines(path):
     return path.read_text(encoding="utf-8").splitlines(keepends=True)
 
 
-def places(stage, program):
+def places(stage, name):
     """The places where skeleton and solution differ: [(todo or None, solution, skeleton)].
 
     Equal stretches come as (None, lines, lines).  A place with no TODO must be a
     pure addition to the solution; a place may not hold two TODOs.
     """
-    solution = read_lines(KIT / "solutions" / stage / PROGRAMS[program])
-    skeleton = read_lines(KIT / "stages" / stage / PROGRAMS[program])
+    solution = read_lines(KIT / "solutions" / stage / name)
+    skeleton = read_lines(KIT / "stages" / stage / name)
     matcher = difflib.SequenceMatcher(None, solution, skeleton, autojunk=False)
     found = []
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         ours, theirs = solution[i1:i2], skeleton[j1:j2]
         todos = set(TODO_LINE.findall("".join(theirs)))
-        where = "stages/%s/%s, lines %d-%d" % (stage, PROGRAMS[program], j1 + 1, j2)
+        where = "stages/%s/%s, lines %d-%d" % (stage, name, j1 + 1, j2)
         assert len(todos) <= 1, "%s: one change holds TODOs %s; keep them apart" % (
             where, sorted(todos))
         assert todos or tag in ("equal", "insert"), (
@@ -85,24 +103,23 @@ def places(stage, program):
     return found
 
 
-def variant(stage, program, undone):
-    """The program's text with TODO `undone` (None: no TODO) left as in the skeleton."""
+def variant(stage, name, undone):
+    """The file's text with TODO `undone` (None: no TODO) left as in the skeleton."""
     text = []
-    for todo, ours, theirs in places(stage, program):
+    for todo, ours, theirs in places(stage, name):
         pure_addition = todo is None and not ours
         text += theirs if pure_addition or (todo is not None and todo == undone) else ours
     return "".join(text)
 
 
-def todos_in(stage, program):
+def todos_in(stage, name):
     return sorted(set(TODO_LINE.findall(
-        (KIT / "stages" / stage / PROGRAMS[program]).read_text(encoding="utf-8"))))
+        (KIT / "stages" / stage / name).read_text(encoding="utf-8"))))
 
 
 def all_todos():
-    """{todo: (stage, program)} for every TODO in stages/."""
-    return {todo: (stage, program)
-            for stage in STAGES for program in PROGRAMS for todo in todos_in(stage, program)}
+    """{todo: (stage, file)} for every TODO in stages/."""
+    return {todo: (stage, name) for stage, name in FILES for todo in todos_in(stage, name)}
 
 
 def todo_key(todo):
@@ -116,8 +133,8 @@ def batches():
     start-up, so the server's 1.1, 2.1, 3.1 and 4.1 are graded in one run.
     """
     todos = {}   # (program, stage) -> its TODOs, in order
-    for todo, (stage, program) in sorted(all_todos().items(), key=lambda kv: todo_key(kv[0])):
-        todos.setdefault((program, stage), []).append(todo)
+    for todo, (stage, name) in sorted(all_todos().items(), key=lambda kv: todo_key(kv[0])):
+        todos.setdefault((program_of(stage, name), stage), []).append(todo)
     grouped = []
     for program in PROGRAMS:
         lists = {stage: found for (p, stage), found in todos.items() if p == program}
@@ -131,14 +148,16 @@ def batches():
 def graded(tmp_path_factory):
     """Every variant graded: {todo: (Grade, stage)}."""
     root = tmp_path_factory.mktemp("todos")
-    shutil.copy(KIT / "protocol.py", root / "protocol.py")   # two folders up, as in the kit
+    for name in ("protocol.py", "todo.py"):   # two folders up, as in the kit
+        shutil.copy(KIT / name, root / name)
     jobs, contents = [], []
     for n, (program, batch) in enumerate(batches()):
         impl = root / ("%s-%d" % (program, n))
         for stage, todo in batch.items():
-            (impl / stage).mkdir(parents=True)
-            for other, name in PROGRAMS.items():
-                text = variant(stage, other, todo if other == program else None)
+            shutil.copytree(KIT / "solutions" / stage, impl / stage,
+                            ignore=shutil.ignore_patterns("__pycache__"))
+            for name in stage_files(stage):
+                text = variant(stage, name, todo if all_todos()[todo][1] == name else None)
                 (impl / stage / name).write_text(text, encoding="utf-8")
         only = "test_client_" if program == "client" else "not test_client_"
         stages = ",".join(stage[0] for stage in batch)
@@ -164,41 +183,37 @@ def test_the_map_names_every_todo_in_the_skeletons():
             todo, checks)
 
 
-@pytest.mark.parametrize("stage", STAGES)
-@pytest.mark.parametrize("program", PROGRAMS)
-def test_every_change_belongs_to_one_todo_or_adds_code(stage, program):
+@pytest.mark.parametrize("stage, name", FILES)
+def test_every_change_belongs_to_one_todo_or_adds_code(stage, name):
     """The derivation holds: each place holds one TODO at most, and a place with none
     only adds lines (places() checks both); the solutions hold no TODO."""
-    solution = (KIT / "solutions" / stage / PROGRAMS[program]).read_text(encoding="utf-8")
+    solution = (KIT / "solutions" / stage / name).read_text(encoding="utf-8")
     assert not TODO_LINE.search(solution)
-    found = {todo for todo, _, _ in places(stage, program)} - {None}
-    assert found == set(todos_in(stage, program))
+    found = {todo for todo, _, _ in places(stage, name)} - {None}
+    assert found == set(todos_in(stage, name))
 
 
 def without_additions(tree):
-    """The module with docstrings and the stand-in helper (not_implemented) taken out."""
-    helper = {"not_implemented", "todos_reported"}
+    """The module with docstrings and the import of the stand-ins' helper taken out."""
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
         if not isinstance(body, list):
             continue
         if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
             body = body[1:]   # the docstring
-        node.body = [n for n in body if not (
-            isinstance(n, ast.FunctionDef) and n.name in helper
-            or isinstance(n, ast.Assign) and {getattr(t, "id", None) for t in n.targets} & helper)]
+        node.body = [n for n in body
+                     if not (isinstance(n, ast.ImportFrom) and n.module == "todo")]
     return ast.dump(tree)
 
 
-@pytest.mark.parametrize("stage", STAGES)
-@pytest.mark.parametrize("program", PROGRAMS)
-def test_the_pure_additions_change_nothing(stage, program):
-    """With no TODO undone, the program is the solution plus docstrings and the unused
-    stand-in helper: the same code once those are taken out."""
-    solution = (KIT / "solutions" / stage / PROGRAMS[program]).read_text(encoding="utf-8")
-    assert without_additions(ast.parse(variant(stage, program, None))) == without_additions(
+@pytest.mark.parametrize("stage, name", FILES)
+def test_the_pure_additions_change_nothing(stage, name):
+    """With no TODO undone, each file is the solution's plus docstrings and the import of
+    the stand-ins' helper: the same code once those are taken out."""
+    solution = (KIT / "solutions" / stage / name).read_text(encoding="utf-8")
+    assert without_additions(ast.parse(variant(stage, name, None))) == without_additions(
         ast.parse(solution))
-    assert "not_implemented(" not in solution
+    assert "not_implemented(" not in solution and "import todo" not in solution
 
 
 @pytest.mark.parametrize("todo", sorted(TODO_MAP, key=todo_key))
@@ -219,10 +234,10 @@ def test_each_todo_left_undone_is_caught(graded, todo):
 
 # --- the hint names the TODO whose stand-in answered ------------------------------------
 
-def todo_blocks(stage, program):
+def todo_blocks(stage, name):
     """{todo: [the text of each of its '# TODO N.k' blocks, comment marks taken out]}."""
     blocks = {}
-    lines = read_lines(KIT / "stages" / stage / PROGRAMS[program])
+    lines = read_lines(KIT / "stages" / stage / name)
     for number, line in enumerate(lines):
         found = TODO_LINE.match(line)
         if not found:
@@ -241,10 +256,10 @@ def test_the_grader_knows_what_each_todo_asks_and_where_the_guide_explains_it():
     the lead of one of its blocks, up to the section of the students' guide it names."""
     from grader.diagnosis import TODOS
     assert set(TODOS) == set(all_todos())
-    for todo, (stage, program) in all_todos().items():
+    for todo, (stage, name) in all_todos().items():
         what, section = TODOS[todo]
         leads = [re.sub(r"^TODO [\d.]+( \(also in \w+\))?: ", "", block)
-                 for block in todo_blocks(stage, program)[todo]]
+                 for block in todo_blocks(stage, name)[todo]]
         assert any(lead.startswith("%s (docs/students.md § %s" % (what, section))
                    for lead in leads), (todo, what, section, [lead[:120] for lead in leads])
 
@@ -253,11 +268,10 @@ STAND_IN_RAN = re.compile(r"\(TODO (\d+\.\d+)\)|^\s*\| TODO (\d+\.\d+) not imple
                           re.M)
 
 
-def stand_in_runs(stage, program, todo):
-    """Whether the skeleton has a stand-in for `todo` that runs when it is left undone
-    (4.3's stand-in sits in close_everything(), which only 4.3's own code calls)."""
-    text = (KIT / "stages" / stage / PROGRAMS[program]).read_text(encoding="utf-8")
-    return 'not_implemented("%s"' % todo in text and todo != "4.3"
+def stand_in_runs(stage, name, todo):
+    """Whether the skeleton has a stand-in for `todo` that runs when it is left undone."""
+    text = (KIT / "stages" / stage / name).read_text(encoding="utf-8")
+    return 'not_implemented("%s"' % todo in text
 
 
 @pytest.mark.parametrize("todo", sorted(TODO_MAP, key=todo_key))

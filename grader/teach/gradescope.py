@@ -46,7 +46,7 @@ STUDENT = "student"
 VENV = "/opt/chatkit-venv"
 # The teachers' tools the bundle runs: itself, and how a submission becomes a copy to grade.
 TEACH_FILES = ["__init__.py", "gradescope.py", "submissions.py"]
-KIT_FILES = ["protocol.py", "requirements.txt", "pyproject.toml", "LICENSE"]
+KIT_FILES = ["protocol.py", "todo.py", "requirements.txt", "pyproject.toml", "LICENSE"]
 
 SETUP_SH = """#!/usr/bin/env bash
 # Gradescope runs this once, as root, while it builds the autograder's image
@@ -117,9 +117,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
                     "run_autograder at its root).")
     parser.add_argument("--out", metavar="ZIP", help="the zip to write, e.g. autograder.zip")
     parser.add_argument("--stage", action="append", default=[], metavar="N",
-                        help="grade only this stage (1-4 or a name), the stage of this "
-                             "assignment; repeat for several (default: all four, whose "
-                             "later skeletons hold the earlier answers)")
+                        help="grade only this stage (its number or name), the stage of "
+                             "this assignment; repeat for several (default: every stage)")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
                         help="time limit for grading one submission (default %(default).0f; "
                              "Gradescope stops everything at 10 minutes)")
@@ -293,13 +292,6 @@ def main(argv: list[str] | None = None) -> int:
     print("Wrote %s (%d files): upload it as the autograder of a Gradescope programming "
           "assignment. It grades %s, at most %d s per submission."
           % (out, len(names), ", ".join(args.stages or STAGES), args.timeout))
-    graded = args.stages or STAGES
-    if len(graded) > 1:
-        carried = [s for s in graded if STAGES.index(s) < STAGES.index(graded[-1])]
-        print("The skeleton of %s holds the answers of %s: a student handed it out scores "
-              "those by copying files. One bundle per stage (--stage N), each due before "
-              "the next stage is handed out, grades only work not yet given away."
-              % (graded[-1], ", ".join(carried)))
     return 0
 
 

@@ -7,14 +7,16 @@ README.md. Never solutions/ or tests/ (which holds working variants of the
 solutions), nor the teachers' and developers' guides. PATH is a new folder, or
 a .zip when it ends in .zip.
 
---stages N hands out the first N stages only. Each stage's skeleton starts from
-a working copy of the stage before it, so a copy that holds stage N holds the
-answers of stages 1 to N-1: its README says so. --classroom adds the GitHub
-Classroom workflow (classroom/classroom.yml) as .github/workflows/classroom.yml;
-it grades stage N only (the one stage whose answers the copy does not carry),
-or the stages --grade names. --grader-from OWNER/NAME@COMMIT makes the workflow
-take the grader from that repository at that commit instead of the student's
-own copy of grader/, which the student can change.
+--stages N hands out the first N stages only. A stage's folder holds only what
+that stage adds (a student starts it from their own stage before it: `python -m
+grader next`), so no copy holds the answers of a stage. --reference adds, under
+reference/, the reference solutions of the stages before stage N, for students
+whose own stage failed (`python -m grader next --from reference/<stage>`): its
+README says so. --classroom adds the GitHub Classroom workflow
+(classroom/classroom.yml) as .github/workflows/classroom.yml; it grades stage N
+only, or the stages --grade names. --grader-from OWNER/NAME@COMMIT makes the
+workflow take the grader from that repository at that commit instead of the
+student's own copy of grader/, which the student can change.
 """
 
 from __future__ import annotations
@@ -29,29 +31,31 @@ import time
 import zipfile
 from pathlib import Path
 
-from grader.stages import STAGES, stages_named
+from grader.stages import DECLARED, STAGES, stages_named
 from grader.teach.submissions import KIT, is_junk
 
-TOP_FILES = ["LICENSE", "protocol.py", "requirements.txt", "pyproject.toml", ".gitignore"]
+TOP_FILES = ["LICENSE", "protocol.py", "todo.py", "requirements.txt", "pyproject.toml",
+             ".gitignore"]
 GUIDE = "docs/students.md"
 WORKFLOW = KIT / "classroom" / "classroom.yml"
 WORKFLOW_IN_HANDOUT = ".github/workflows/classroom.yml"
 
 
-def holding_note(stages: int) -> str:
+def holding_note(stages: int, reference: bool = False) -> str:
     """What a copy holding the first `stages` stages says about itself: which stages,
-    and whose answers its skeletons carry."""
+    that each starts from the student's own stage before it, and the reference it holds."""
     held = STAGES[:stages]
     if stages == 1:
         text = "This copy holds the first stage, %s." % held[0]
     else:
-        text = ("This copy holds stages %s %s %s. Each stage's skeleton starts from a "
-                "working copy of the stage before it, so the answers of %s are in this copy "
-                "(%s)."
-                % (held[0], "and" if stages == 2 else "to", held[-1],
-                   held[0] if stages == 2 else ", ".join(held[:-2]) + " and " + held[-2],
-                   "in the skeleton of " + held[1] if stages == 2 else
-                   "each in the skeleton of the stage after it"))
+        text = ("This copy holds stages %s %s %s. Each stage after the first starts from "
+                "your own code of the stage before it: `python -m grader next` starts it "
+                "(§ Moving on)." % (held[0], "and" if stages == 2 else "to", held[-1]))
+    if reference and stages > 1:
+        text += (" Your teacher added the reference solutions of %s in reference/: if your "
+                 "own %s does not work, start %s from the reference instead "
+                 "(`python -m grader next --from reference/%s`)."
+                 % (", ".join(held[:-1]), held[-2], held[-1], held[-2]))
     if stages < len(STAGES):
         text += (" The next stages come later. Until then, grade what you have with "
                  "`--stage`: without it the grader also lists the later stages, whose "
@@ -59,19 +63,20 @@ def holding_note(stages: int) -> str:
     return text
 
 
-def guide_for_students(text: str, stages: int) -> str:
+def guide_for_students(text: str, stages: int, reference: bool = False) -> str:
     """The students' guide as the handout carries it: a note at the end of its 'Start
-    here' section says which stages the copy holds, and whose answers are in it."""
-    note = textwrap.fill(holding_note(stages), 76)
+    here' section says which stages the copy holds, and the reference it holds."""
+    note = textwrap.fill(holding_note(stages, reference), 76)
     start = text.index("## Start here")
     end = text.index("\n## ", start + 1)
     return text[:end].rstrip("\n") + "\n\n" + note + "\n" + text[end:]
 
 
 def workflow_for(text: str, graded: list[int], grader_from: str = "") -> str:
-    """The Classroom workflow with only the steps (and reporter lines) of the stages
-    `graded` (numbers), taking its grader from `grader_from` (OWNER/NAME@COMMIT; empty:
-    the student's own copy)."""
+    """The Classroom workflow with a grading step (and a reporter line) for each stage
+    `graded` (numbers), made from its first stage's step as the stages are declared
+    (grader/stages.py: a teacher's own stage gets its step too), taking its grader from
+    `grader_from` (OWNER/NAME@COMMIT; empty: the student's own copy)."""
     blocks, current = [], []
     for line in text.splitlines(keepends=True):
         if line.startswith("    - name: ") and current:
@@ -80,13 +85,20 @@ def workflow_for(text: str, graded: list[int], grader_from: str = "") -> str:
         current.append(line)
     blocks.append(current)
 
-    def wanted(block):
+    def stage_of(block):
         found = re.search(r"^\s+id: stage(\d+)\s*$", "".join(block), re.M)
-        return found is None or int(found.group(1)) in graded
+        return int(found.group(1)) if found else None
 
-    text = "".join(line for block in blocks if wanted(block) for line in block)
-    text = re.sub(r"^\s+STAGE(\d+)_RESULTS: .*\n",
-                  lambda m: m.group(0) if int(m.group(1)) in graded else "", text, flags=re.M)
+    template = "".join(next(block for block in blocks if stage_of(block) is not None))
+    first = DECLARED[0]
+    steps = [step_for(template, first, stage) for stage in DECLARED if stage.number in graded]
+    at = next(i for i, block in enumerate(blocks) if stage_of(block) is not None)
+    kept = ["".join(block) for block in blocks if stage_of(block) is None]
+    text = "".join(kept[:at] + steps + kept[at:])
+    results = re.search(r"^(\s+)STAGE\d+_RESULTS: .*\n", text, re.M)
+    lines = "".join('%sSTAGE%d_RESULTS: "${{steps.stage%d.outputs.result}}"\n'
+                    % (results.group(1), k, k) for k in graded)
+    text = re.sub(r"(^\s+STAGE\d+_RESULTS: .*\n)+", lambda m: lines, text, count=1, flags=re.M)
     text = re.sub(r"^(\s+runners: ).*$",
                   lambda m: m.group(1) + ",".join("stage%d" % k for k in graded),
                   text, flags=re.M)
@@ -97,27 +109,40 @@ def workflow_for(text: str, graded: list[int], grader_from: str = "") -> str:
                   text, count=1, flags=re.M)
 
 
+def step_for(template: str, first, stage) -> str:
+    """The first stage's grading step, made the step of `stage`."""
+    step = template.replace("Stage %d (%s)" % (first.number, first.title),
+                            "Stage %d (%s)" % (stage.number, stage.title))
+    step = re.sub(r"\bstage%d\b" % first.number, "stage%d" % stage.number, step)
+    return re.sub(r"--stage %d\b" % first.number, "--stage %d" % stage.number, step)
+
+
 def handout_files(stages: int, classroom: bool, graded: list[int] | None = None,
-                  grader_from: str = "") -> dict[str, bytes]:
+                  grader_from: str = "", reference: bool = False) -> dict[str, bytes]:
     """Every file of the handout: {path inside it: contents}."""
     files: dict[str, bytes] = {}
     for name in TOP_FILES:
         path = KIT / name
         if path.is_file():
             files[name] = path.read_bytes()
-    guide = guide_for_students((KIT / GUIDE).read_text(encoding="utf-8"), stages)
+    guide = guide_for_students((KIT / GUIDE).read_text(encoding="utf-8"), stages, reference)
     files["README.md"] = files[GUIDE] = guide.encode("utf-8")
     for path in sorted((KIT / "grader").glob("*.py")) + sorted(
             (KIT / "grader" / "startup").glob("*.py")):   # not grader/teach/: teachers' tools
         files[path.relative_to(KIT).as_posix()] = path.read_bytes()
-    for stage in STAGES[:stages]:
-        folder = KIT / "stages" / stage
+    folders = [KIT / "stages" / stage for stage in STAGES[:stages]]
+    if reference:   # the solutions of the stages before the last, as reference/<stage>/
+        folders += [KIT / "solutions" / stage for stage in STAGES[:stages - 1]]
+    for folder in folders:
         for root, dirs, names in os.walk(folder):
             dirs[:] = sorted(d for d in dirs if not is_junk(d))
             for name in sorted(names):
                 if not is_junk(name):
                     path = Path(root) / name
-                    files[path.relative_to(KIT).as_posix()] = path.read_bytes()
+                    inside = path.relative_to(KIT).as_posix()
+                    if inside.startswith("solutions/"):
+                        inside = "reference/" + inside[len("solutions/"):]
+                    files[inside] = path.read_bytes()
     if classroom:
         files[WORKFLOW_IN_HANDOUT] = workflow_for(
             WORKFLOW.read_text(encoding="utf-8"), graded or [stages], grader_from
@@ -162,22 +187,23 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m grader handout",
         description="Write the student copy of the kit: everything but solutions/, tests/ "
-                    "and the teachers' tools, with the students' guide as its README. Each "
-                    "stage's skeleton holds a working copy of the stages before it: hand out "
-                    "one stage at a time (--stages N), once the stages before it are due.")
+                    "and the teachers' tools, with the students' guide as its README. A "
+                    "stage's folder holds only what it adds: students start each stage from "
+                    "their own stage before it (python -m grader next).")
     parser.add_argument("--out", required=True, metavar="PATH",
                         help="a new folder, or a .zip file name")
     parser.add_argument("--stages", type=int, default=len(STAGES), metavar="N",
-                        help="hand out the first N stages only (default: all %d); stage N's "
-                             "skeleton holds the answers of the stages before it"
+                        help="hand out the first N stages only (default: all %d)"
                              % len(STAGES))
+    parser.add_argument("--reference", action="store_true",
+                        help="add the reference solutions of the stages before stage N, "
+                             "as reference/<stage>/, for students whose own stage failed")
     parser.add_argument("--classroom", action="store_true",
                         help="add the GitHub Classroom workflow as %s; it grades stage N "
                              "only" % WORKFLOW_IN_HANDOUT)
     parser.add_argument("--grade", action="append", default=[], metavar="STAGES",
                         help="with --classroom: the stages the workflow grades, e.g. 1,2,3 "
-                             "(default: stage N only, the one whose answers this copy does "
-                             "not hold)")
+                             "(default: stage N only)")
     parser.add_argument("--grader-from", default="", metavar="OWNER/NAME@COMMIT",
                         help="with --classroom: grade with the grader of this public GitHub "
                              "repository at this commit, not the student's own copy")
@@ -209,7 +235,8 @@ def main(argv: list[str] | None = None) -> int:
         print("python -m grader handout: %s" % problem, file=sys.stderr)
         return 2
     try:
-        files = handout_files(args.stages, args.classroom, graded, args.grader_from)
+        files = handout_files(args.stages, args.classroom, graded, args.grader_from,
+                              args.reference)
         (write_zip if as_zip else write_folder)(out, files)
     except OSError as error:
         print("python -m grader handout: %s" % error, file=sys.stderr)
@@ -217,9 +244,10 @@ def main(argv: list[str] | None = None) -> int:
     held = STAGES[:args.stages]
     print("Wrote %s: %d files, stages %s. No solutions/, no tests/."
           % (out, len(files), ", ".join(held)))
-    if len(held) > 1:
-        print("Its skeletons hold the answers of %s: hand it out once %s due."
-              % (", ".join(held[:-1]), "that stage is" if len(held) == 2 else "those are"))
+    if args.reference and len(held) > 1:
+        print("It holds the reference solutions of %s in reference/: hand it out once %s "
+              "due." % (", ".join(held[:-1]), "that stage is" if len(held) == 2 else
+                        "those are"))
     if args.classroom:
         print("Its GitHub Classroom workflow grades %s, with %s."
               % (", ".join(STAGES[k - 1] for k in graded),

@@ -287,6 +287,8 @@ def arrange(base: Path, folder: Path, stages: list[str]) -> Prepared:
                      "the kit's protocol.py was used.")
     shutil.copyfile(folder / "protocol.py", impl / "protocol.py")
     names.update({impl / "protocol.py": protocol, folder / "protocol.py": protocol})
+    for place in (folder, impl):   # the skeletons' stand-ins, for a TODO left undone
+        shutil.copyfile(KIT / "todo.py", place / "todo.py")
     return Prepared(folder, impl, found, notes,
                     names={str(copy): original for copy, original in names.items()})
 

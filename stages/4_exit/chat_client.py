@@ -5,30 +5,13 @@ printed on a line of its own, the moment it arrives.  The line EXIT, or the
 end of input (Ctrl-D, or Ctrl-Z Enter on Windows), says goodbye: the client
 sends EXIT, waits for BYE, and exits with status 0.  If the server closes the
 connection, the client says so and exits with status 1.  Ctrl-C: status 130.
-
-The difficulty: input() blocks until the user presses Enter, but messages
-must show up while the user types nothing.  And select() cannot watch the
-keyboard on Windows.  So a helper thread does nothing but wait for lines and
-queue them; after each one it rings a "doorbell", a byte on a socket pair.
-The main thread then needs only select() on two sockets: the server and the
-doorbell.
-
-Your part: TODO 4.4 and 4.5 below (docs/students.md § Stage 4, § The client).
-Everything from stages 1 to 3 works: lines are sent, messages are printed,
-and the end of input ends the client (without a goodbye, for now).  Until a
-TODO is done, the client says so once on standard error.
+client.py is the loop (yours, from stage 1); goodbye.py, what this stage adds.
 
     python chat_client.py [--host HOST] [--port PORT]
 """
 
-import argparse
 import os
-import queue
-import select
-import socket
 import sys
-import threading
-import time
 
 # `import protocol` must find protocol.py from any working directory.  In the kit
 # it is two folders up (kit/protocol.py, for kit/stages/1_echo/); a hand-in may
@@ -36,180 +19,17 @@ import time
 STAGE_FOLDER = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.dirname(STAGE_FOLDER), os.path.dirname(os.path.dirname(STAGE_FOLDER))]
 
-import protocol  # noqa: E402  (must come after the sys.path lines)
+import client  # noqa: E402  (the client's loop, next to this file: client.py)
+import goodbye  # noqa: E402
 
-RECV_SIZE = 4096    # the most bytes we take from a socket in one recv()
-WAKE_UP = 0.5       # seconds: the longest select() waits (see chat())
-BYE_TIMEOUT = 5.0   # seconds to wait for BYE after sending EXIT
-
-# What this stage's server understands, one example each: greet() shows them.
-COMMANDS = [
+STAGE = 4
+EXAMPLES = [   # what this stage's server understands, one example each: the greeting
     ("NAME <name>", "take a name: 1 to 16 characters, no spaces"),
     ("GET_NAMES", "list who has a name"),
     ("MSG bob hello there", "send bob the text: hello there"),
     ("EXIT", "say goodbye and leave"),
 ]
 
-
-def strip_line_ending(line):
-    """Remove the line ending: "\\n", or "\\r\\n" as Windows writes it."""
-    if line.endswith(b"\n"):
-        line = line[:-1]
-    if line.endswith(b"\r"):
-        line = line[:-1]
-    return line
-
-
-def read_lines(stdin, lines, doorbell):
-    """Run in a helper thread: queue every line typed, None at end of input.
-
-    We read bytes (stdin.buffer), not text, so the payload is exactly what
-    was typed, whatever the console's encoding is.  `stdin` is sys.stdin,
-    passed in so that this thread holds on to it: when the program ends while
-    this thread still waits for a line, Python then leaves stdin alone instead
-    of aborting with "could not acquire lock ... possibly due to daemon threads".
-    """
-    for line in stdin.buffer:
-        lines.put(strip_line_ending(line))
-        doorbell.send(b"!")   # wake up the main thread's select()
-    lines.put(None)
-    doorbell.send(b"!")
-
-
-todos_reported = set()   # the TODOs not_implemented() has already reported
-
-
-def not_implemented(todo, what):
-    """The stand-in for a TODO not done yet: say so, once, on standard error.
-
-    Once every TODO is done, nothing calls it any more: delete it.
-    """
-    if todo not in todos_reported:
-        todos_reported.add(todo)
-        print("TODO %s not implemented yet: %s (docs/students.md § Stage 4)" % (todo, what),
-              file=sys.stderr, flush=True)
-
-
-def show(payload):
-    """Print one received payload on its own line, byte for byte."""
-    sys.stdout.buffer.write(payload + b"\n")
-    sys.stdout.buffer.flush()
-
-
-def send_line(server, line):
-    """Send one typed line as a message, unless it is too long for one."""
-    if len(line) > protocol.MAX_MSG_LENGTH:
-        print("error: line is %d bytes; the limit is %d. Not sent."
-              % (len(line), protocol.MAX_MSG_LENGTH), file=sys.stderr, flush=True)
-        return
-    server.sendall(protocol.frame(line))
-
-
-def receive_messages(server, decoder):
-    """The server's socket is readable: print every whole message that arrived.
-
-    Returns the exit status once the conversation is over, else None.
-    """
-    data = server.recv(RECV_SIZE)   # if the connection failed, this raises: see main()
-    if not data:   # b"": the server closed the connection
-        print("The server closed the connection.", file=sys.stderr)
-        return 1
-    for payload in decoder.feed(data):
-        show(payload)
-        # TODO 4.4: BYE is the server's last word (docs/students.md § Stage 4).  Once it is
-        #   shown, the client is done: return 0, the exit status for "all went well".
-        #   Pitfall: payloads are bytes, and b"BYE" == "BYE" is False: compare with
-        #   protocol.REPLY_BYE encoded.
-        not_implemented("4.4", "BYE does not end the client")
-    if decoder.error is not None:   # a bad header: nothing after it can be read
-        print("The server broke the framing rules: %s." % decoder.error, file=sys.stderr)
-        return 1
-    return None
-
-
-def chat(server):
-    """Show what the server sends and send what the user types; return the exit status."""
-    lines = queue.Queue()
-    doorbell_receiver, doorbell = socket.socketpair()
-    threading.Thread(target=read_lines, args=(sys.stdin, lines, doorbell), daemon=True).start()
-    decoder = protocol.Decoder()
-    bye_deadline = None   # once EXIT is sent: when we stop waiting for BYE
-    while True:
-        # Wake up at least every WAKE_UP seconds, even when nothing happens: on
-        # Windows, Ctrl-C is noticed only once select() returns.
-        ready, _, _ = select.select([server, doorbell_receiver], [], [], WAKE_UP)
-        if not ready and bye_deadline is not None and time.monotonic() >= bye_deadline:
-            print("The server did not answer EXIT with BYE.", file=sys.stderr)
-            return 1
-        if server in ready:
-            status = receive_messages(server, decoder)
-            if status is not None:
-                return status
-        if doorbell_receiver in ready:
-            doorbell_receiver.recv(RECV_SIZE)   # empty the doorbell; the lines are in the queue
-            while not lines.empty():
-                line = lines.get()
-                # TODO 4.5: Leave politely (docs/students.md § Stage 4).  The line EXIT, or the
-                #   end of input (line is None), sends EXIT, framed, and starts the
-                #   wait for BYE: bye_deadline, BYE_TIMEOUT seconds after
-                #   time.monotonic().  From then on, send nothing more.
-                #   Pitfall: returning right after sending EXIT loses what is still on
-                #   its way, BYE among it.  Keep looping: TODO 4.4 ends the loop at
-                #   BYE, and the loop gives up at bye_deadline.
-                if line is None:   # end of input: for now, we leave without a goodbye
-                    not_implemented("4.5", "the end of input closes without EXIT")
-                    return 0
-                elif line:   # empty lines are not sent
-                    send_line(server, line)
-
-
-def greet(host, port):
-    """Tell the person at the keyboard where the client is connected and what to type.
-
-    Only when standard input is a terminal: when it is a pipe (a script, the
-    grader), nobody reads a greeting, so the client stays as quiet as it was.
-    It goes to standard error, as everything the client says itself does:
-    standard output holds nothing but what the server sends.
-    """
-    if not sys.stdin.isatty():
-        return
-    print("Connected to %s:%d. Type a line and press Enter to send it. Try:" % (host, port),
-          file=sys.stderr)
-    for example, what_it_does in COMMANDS:
-        print("  %-20s %s" % (example, what_it_does), file=sys.stderr)
-    print("To leave: end of input (Ctrl-D, or Ctrl-Z then Enter on Windows), or Ctrl-C.",
-          file=sys.stderr, flush=True)
-
-
-def parse_arguments():
-    """Read --host and --port from the command line."""
-    parser = argparse.ArgumentParser(description="Chat client, stage 4.")
-    parser.add_argument("--host", default=protocol.SERVER_IP, help="the server's address")
-    parser.add_argument("--port", type=int, default=protocol.SERVER_PORT, help="the server's port")
-    arguments = parser.parse_args()
-    if not 0 <= arguments.port <= 65535:   # else connecting would fail with a traceback
-        parser.error("argument --port: %d is not a port number (0 to 65535)" % arguments.port)
-    return arguments
-
-
-def main():
-    """Connect, chat, and exit with the right status, never with a traceback."""
-    arguments = parse_arguments()
-    try:
-        server = socket.create_connection((arguments.host, arguments.port))
-    except OSError as error:
-        sys.exit("Cannot connect to %s:%d: %s" % (arguments.host, arguments.port, error))
-    greet(arguments.host, arguments.port)
-    try:
-        status = chat(server)
-    except OSError:   # recv() or send() failed, e.g. ConnectionResetError: it is gone
-        print("The server closed the connection.", file=sys.stderr)
-        status = 1
-    except KeyboardInterrupt:   # Ctrl-C
-        status = 130            # what shells report for a program stopped by Ctrl-C
-    server.close()
-    sys.exit(status)
-
-
 if __name__ == "__main__":
-    main()
+    client.main(STAGE, EXAMPLES, typed=goodbye.say_exit, received=goodbye.show_until_bye,
+                idle=goodbye.give_up_waiting)

@@ -21,18 +21,10 @@ if not SOLUTIONS.is_dir():
 LOG_LINE = 1000   # characters of each line, on each stream
 
 
-def load_reference(stage: str):
-    """The reference server of `stage` as a module (its main() not yet run)."""
-    path = SOLUTIONS / stage / "chat_server.py"
-    sys.path.insert(0, str(path.parent))
-    spec = importlib.util.spec_from_file_location("reference_server", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def server_main(stage: str) -> None:
-    server = load_reference(stage)
+    """The reference server of `stage`, its event loop (server.py) logging each payload."""
+    sys.path.insert(0, str(SOLUTIONS / stage))
+    server = importlib.import_module("server")   # the one its chat_server.py imports
     handle_payload = server.handle_payload
 
     def logged(client, payload):
@@ -42,9 +34,10 @@ def server_main(stage: str) -> None:
         return handle_payload(client, payload)
 
     server.handle_payload = logged
-    server.main()
+    runpy.run_path(str(SOLUTIONS / stage / "chat_server.py"), run_name="__main__")
 
 
 def client_main(stage: str) -> None:
     """The reference client, unchanged."""
+    sys.path.insert(0, str(SOLUTIONS / stage))
     runpy.run_path(str(SOLUTIONS / stage / "chat_client.py"), run_name="__main__")

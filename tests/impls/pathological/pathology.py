@@ -152,6 +152,7 @@ def reference(role, stage, extra=()):
     """Become the reference program of this stage, with our command line."""
     path = os.path.join(SOLUTIONS, stage, "chat_%s.py" % role)
     sys.argv = [path] + sys.argv[1:] + list(extra)
+    sys.path.insert(0, os.path.dirname(path))   # its modules: server.py, client.py, ...
     runpy.run_path(path, run_name="__main__")
 
 

@@ -59,8 +59,10 @@ MISTAKES = [
             r"1024", "the client sends lines over 1024 bytes"),
     # --- stage 2 ----------------------------------------------------------------------------
     Mistake("release_without_check", "2_naming", SERVER,
-            "    if client.name is not None:\n        del names[client.name]",
-            "    if hasattr(client, \"name\"):\n        del names[client.name]",
+            ("    if client.name is not None:\n        del names[client.name]",
+             "    if client in name_of:\n        del names[name_of.pop(client)]"),
+            ("    if hasattr(client, \"name\"):\n        del names[client.name]",
+             "    if names:\n        del names[name_of.pop(client)]"),
             r"never took a name|no such key",
             "'del names[client.name]' for a client that never took a name"),
     Mistake("decode_without_try", "2_naming", SERVER,
@@ -119,8 +121,10 @@ MISTAKES = [
             "        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n", "",
             r"indentation", "a line deleted leaves an if with nothing in it: IndentationError"),
     Mistake("ctrl_c_traceback", "4_exit", SERVER,
-            "    except KeyboardInterrupt:\n        # Ctrl-C: not an error",
-            "    except SystemExit:\n        # Ctrl-C: not an error",
+            ("    except KeyboardInterrupt:\n        # Ctrl-C: not an error",
+             "    except KeyboardInterrupt:\n        if stop is None:"),
+            ("    except SystemExit:\n        # Ctrl-C: not an error",
+             "    except SystemExit:\n        if stop is None:"),
             r"KeyboardInterrupt|Ctrl-C", "Ctrl-C is not caught: a traceback"),
 ]
 

@@ -279,10 +279,20 @@ CAUSE_HINTS = [
      "(docs/students.md § Framing)."),
 ]
 
-# Stage 1 has no names: a KeyError there gets no hint about a names dictionary.
-KEY_ERROR_STAGE_1 = ("a dict was asked for a key it does not hold (the key is in the message "
-                     "above): look the key up with .get() or 'in' first, or make sure it was "
-                     "put there before it is used (docs/students.md § Stage 1).")
+# Stage 1 has no names and no commands: its hints speak of neither.
+STAGE_1_HINTS = {
+    "KeyError": ("a dict was asked for a key it does not hold (the key is in the message "
+                 "above): look the key up with .get() or 'in' first, or make sure it was put "
+                 "there before it is used (docs/students.md § Stage 1)."),
+    "IndexError": ("an index past the end: of a buffer shorter than expected (one recv() may "
+                   "return fewer bytes, even b''), or of a list. Check the length first "
+                   "(docs/students.md § Framing)."),
+    "vanished": ("a client that vanishes (its connection reset, or closed while the server "
+                 "was still sending) makes recv() or send() raise ConnectionResetError or "
+                 "BrokenPipeError: catch OSError around every call on a client's socket and "
+                 "remove that client (unregister, close): the others carry on, and nothing a "
+                 "client does may stop the server (docs/students.md § Stage 1)."),
+}
 
 PLAIN_CRASH = ("%s was raised at the line named above and nothing caught it, so the %s "
                "ended. Its traceback is in the %s's standard error, at the end of this "
@@ -295,7 +305,8 @@ def crash_hint(crash: Crash, label: str, stage: int = 0) -> str:
     """The hint for a crash, chosen by what happened: its exception's type and message,
     the code at the student's line, and the stage (`stage` 0: not known)."""
     if crash.exception in CONNECTION_ERRORS:
-        return (VANISHED if label == "server" else SERVER_GONE) + TRACEBACK_SHOWN % label
+        vanished = STAGE_1_HINTS["vanished"] if stage == 1 else VANISHED
+        return (vanished if label == "server" else SERVER_GONE) + TRACEBACK_SHOWN % label
     hint = None
     exception = crash.exception.rsplit(".", 1)[-1]   # 'protocol.ProtocolError'
     for kinds, message, code, first_stage, program, text in CAUSE_HINTS:
@@ -304,8 +315,8 @@ def crash_hint(crash: Crash, label: str, stage: int = 0) -> str:
                 and program in ("", label)):
             hint = text
             break
-    if hint is None and crash.exception == "KeyError" and stage == 1:
-        hint = KEY_ERROR_STAGE_1
+    if hint is None and stage == 1:
+        hint = STAGE_1_HINTS.get(exception)
     if hint is None:
         hint = EXCEPTION_HINTS.get(exception)
     if hint is None:

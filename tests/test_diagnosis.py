@@ -291,10 +291,19 @@ def test_the_hint_is_chosen_by_what_happened(exception, message, code, stage, st
 
 
 def test_no_hint_about_names_in_stage_1():
-    """Stage 1 has no names: whatever the KeyError, its hint speaks of none."""
-    for message in ["None", "'bob'", "6", '"(FD 6) is already registered"']:
-        hint = hint_for_crash("KeyError", message, "x = table[key]", 1)
-        assert "name" not in hint.replace("FD in the message", ""), hint
+    """Stage 1 has no names (nor commands): whatever the crash, its hint speaks of none;
+    from stage 2 on, a KeyError's hint speaks of the names table."""
+    crashes = [("KeyError", message, "x = table[key]") for message in
+               ["None", "'bob'", "6", '"(FD 6) is already registered"']]
+    crashes += [("IndexError", "index out of range", "kind = data[0]"),
+                ("ConnectionResetError", "[Errno 104] Connection reset by peer",
+                 "data = client.sock.recv(4096)"),
+                ("BrokenPipeError", "[Errno 32] Broken pipe", "client.sock.send(data)")]
+    for exception, message, code in crashes:
+        hint = hint_for_crash(exception, message, code, 1)
+        assert not re.search(r"\bnames?\b|NAME", hint.replace("FD in the message", "")), hint
+    assert "names" in hint_for_crash("KeyError", "None", "del names[client.name]", 2)
+    assert "free its name" in hint_for_crash("ConnectionResetError", "", "x.recv(1)", 4)
 
 
 def test_the_crash_names_the_file_as_where_does():

@@ -240,3 +240,38 @@ def test_a_client_reading_a_pipe_greets_nobody(run, impl, stage):
         assert stderr == ""
     else:                                # only the TODOs not done yet speak
         assert all(line.startswith("TODO ") for line in stderr.splitlines()), stderr
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason=NO_PTY)
+@pytest.mark.parametrize("stage", ["1_echo", "4_exit"])
+def test_at_a_terminal_what_arrives_is_set_off_from_what_is_typed(stage):
+    """Standard input and output both a terminal, as in a terminal window: the line typed
+    shows as typed (the terminal's echo), the server's reply after '< ', so 'NAME alice'
+    and 'HELLO alice' do not look alike. (Output to a file or a pipe carries no mark: the
+    test above and every client check of the grader.)"""
+    import select
+    server = ScriptedServer()
+    terminal, its_side = os.openpty()
+    client = subprocess.Popen(
+        [sys.executable, str(KIT / "solutions" / stage / "chat_client.py"),
+         "--host", "127.0.0.1", "--port", str(server.port)],
+        stdin=its_side, stdout=its_side, stderr=subprocess.DEVNULL,
+        env=dict(os.environ, PYTHONIOENCODING="utf-8"), start_new_session=POSIX)
+    os.close(its_side)
+    seen = b""
+    try:
+        server.accept()
+        os.write(terminal, b"hello there\n")
+        server.expect("hello there")
+        server.send("a reply")
+        deadline = time.monotonic() + WAIT
+        while b"< a reply" not in seen and time.monotonic() < deadline:
+            if select.select([terminal], [], [], 0.1)[0]:
+                seen += os.read(terminal, 4096)
+    finally:
+        client.kill()
+        client.wait(WAIT)
+        os.close(terminal)
+        server.close()
+    lines = seen.replace(b"\r\n", b"\n").split(b"\n")
+    assert b"hello there" in lines and b"< a reply" in lines, seen

@@ -189,7 +189,11 @@ def _program_files(impl: Path, stages: list[str], hook: Path = STARTUP_HOOK) -> 
     """The files the programs must read: theirs (each stage's modules), protocol.py and
     todo.py, and the startup hook (a copy has its own, next to the implementation:
     isolation.readable_copy)."""
-    files = [str(path) for stage in stages for path in sorted((impl / stage).glob("*.py"))]
+    programs = ("chat_server.py", "chat_client.py")   # first: a refusal names the first
+    files = [str(impl / stage / name) for stage in stages for name in programs
+             if (impl / stage / name).is_file()]
+    files += [str(path) for stage in stages for path in sorted((impl / stage).glob("*.py"))
+              if path.name not in programs]
     kit = [impl / name for name in ("protocol.py", "todo.py")] + \
         [impl.parent / name for name in ("protocol.py", "todo.py")]
     # The hook comes last: a refusal names the student's own file first.

@@ -71,10 +71,10 @@ def stage_folder(target: Path, buggy: bool = False) -> None:
         server = target / "chat_server.py"
         code = server.read_text(encoding="utf-8")
         planted = code.replace(
-            "    queue_message(client, payload)\n\n\n",
-            "    if payload:\n        queue_message(client, payload)\n\n\n", 1)
+            "    server.queue_message(client, payload)\n\n\n",
+            "    if payload:\n        server.queue_message(client, payload)\n\n\n", 1)
         importing = next(line for line in planted.splitlines(keepends=True)
-                         if line.startswith("import protocol"))
+                         if line.startswith("import server"))
         planted = planted.replace(
             importing, importing + "print(%r, file=sys.stderr, flush=True)\n" % SCRIPT, 1)
         assert planted.count("if payload:") == 1 and SCRIPT in planted, "the bug was not planted"

@@ -129,6 +129,7 @@ idle = threading.Event()
 for _ in range(2100):
     threading.Thread(target=idle.wait, daemon=True).start()
 sys.argv[0] = {reference!r}
+sys.path.insert(0, {folder!r})   # its modules: server.py
 runpy.run_path({reference!r}, run_name="__main__")
 """
 
@@ -139,7 +140,8 @@ def test_a_server_may_reserve_a_thread_stack_per_client(tmp_path):
     impl = tmp_path / "impl"
     (impl / "1_echo").mkdir(parents=True)
     (impl / "1_echo" / "chat_server.py").write_text(MANY_THREADS_SERVER.format(
-        reference=str(SOLUTIONS / "1_echo" / "chat_server.py")))
+        reference=str(SOLUTIONS / "1_echo" / "chat_server.py"),
+        folder=str(SOLUTIONS / "1_echo")))
     result = run_load("--impl", str(impl), "--stage", "1", "--clients", "10",
                       "--seconds", "0.5", "--json", str(tmp_path / "load.json"))
     no_server_left(impl)

@@ -23,7 +23,8 @@ LOG_LINE = 1000   # characters of each line, on each stream
 
 def server_main(stage: str) -> None:
     """The reference server of `stage`, its event loop (server.py) logging each payload."""
-    sys.path.insert(0, str(SOLUTIONS / stage))
+    folder = SOLUTIONS / stage   # where its chat_server.py looks for its modules
+    sys.path[:0] = [str(folder), str(folder.parent), str(folder.parent.parent)]
     server = importlib.import_module("server")   # the one its chat_server.py imports
     handle_payload = server.handle_payload
 

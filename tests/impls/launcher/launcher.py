@@ -35,7 +35,8 @@ def launch() -> int:
 def run_child() -> None:
     """The real server: the reference, spinning if told to."""
     sys.argv = [sys.argv[0]] + sys.argv[2:]
-    sys.path.insert(0, str(REFERENCE.parent))
+    folder = REFERENCE.parent   # where its chat_server.py looks for its modules
+    sys.path[:0] = [str(folder), str(folder.parent), str(folder.parent.parent)]
     server = importlib.import_module("server")   # its event loop, as chat_server.py imports it
     if os.environ.get("CHATKIT_LAUNCHED_SPINS") == "1":
         waits = server.selector.select

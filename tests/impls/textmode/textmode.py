@@ -34,7 +34,8 @@ def server_main():
 
 def client_main():
     """The reference client, its loop (client.py) reading text."""
-    sys.path.insert(0, str(REFERENCE.parent))
+    folder = REFERENCE.parent   # where its chat_client.py looks for its modules
+    sys.path[:0] = [str(folder), str(folder.parent), str(folder.parent.parent)]
     client = importlib.import_module("client")   # the one its chat_client.py imports
     client.read_lines = read_lines_as_text
     runpy.run_path(str(REFERENCE), run_name="__main__")

@@ -20,11 +20,13 @@ from grader.stages import STAGES
 
 
 def spelled(option: str | None) -> str | None:
-    """`--impl` as given, tidied (`subs/frank/` and `subs/./frank` are `subs/frank`);
-    None when no folder was given (the kit's own `stages/`, named as it is)."""
+    """`--impl` as given, tidied (`subs/frank/` and `subs/./frank` are `subs/frank`, in
+    the system's spelling: `subs\\frank` on Windows, where the folder given to `batch`'s
+    grader is named back the same way); None when no folder was given (the kit's own
+    `stages/`, named as it is)."""
     if not option:
         return None
-    return os.path.normpath(option).replace(os.sep, "/")
+    return os.path.normpath(option)
 
 
 def given(text: str, impl_name: str, spelling: str | None) -> str:

@@ -482,6 +482,16 @@ class Grader:
             tr.write_line("%-14s %3d / %d" % (stage, got, out_of))
         tr.write_line("%-14s %3d / %d" % ("total", total, maximum), bold=True)
         self._say_which_stage(tr)
+        regressions = [c.label for c in self.checks.values() if c.kept and c.status == "failed"
+                       and c.stage not in self.not_started]
+        if regressions:
+            tr.write_line("REGRESSION: %s, %s what an earlier stage built, %s: no points "
+                          "lost here, but fix %s first." % (
+                              ", ".join(sorted(regressions, key=lambda n: tuple(
+                                  int(p) for p in n.split(".")))),
+                              "a check of" if len(regressions) == 1 else "checks of",
+                              "fails" if len(regressions) == 1 else "fail",
+                              "it" if len(regressions) == 1 else "them"), bold=True)
         self._recall_first_failure(tr)
 
     def _say_which_stage(self, tr) -> None:

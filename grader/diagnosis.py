@@ -369,6 +369,31 @@ def exit_call(program) -> Crash | None:
     return place
 
 
+# The line the startup hook writes when a server ends by itself (tell_where_a_server_ends).
+END_NOTE = re.compile(r"^\[chat kit\] it ended after (?P<steps>.*)$", re.M)
+END_STEP = re.compile(r"(?P<function>\w+)\(\) returned at (?P<path>.+?) line (?P<line>\d+): "
+                      r"(?P<code>.*?)(?=, then \w+\(\) returned at |$)")
+
+
+def end_place(program) -> str:
+    """'; it ended after serve_forever() returned at stages/1_echo/chat_server.py line
+    225: `break`, then main() …' for a server that ended by itself, else ''."""
+    found = None
+    for found in END_NOTE.finditer(program.stderr().decode("utf-8", "replace")):
+        pass
+    if found is None:
+        return ""
+    steps = []
+    for step in END_STEP.finditer(found["steps"]):
+        place = Crash("", "", Path(step["path"].replace("\\", "/")).name, int(step["line"]),
+                      "", step["code"].strip(), path=step["path"])
+        shown_file(place, program)
+        steps.append("%s() returned at %s line %d%s" % (
+            step["function"], place.file, place.line,
+            ": `%s`" % place.code if place.code else ""))
+    return "; it ended after %s" % ", then ".join(steps) if steps else ""
+
+
 def exit_place(program, status) -> str:
     """' (sys.exit(1) at stages/4_exit/chat_client.py line 57 in main(): `sys.exit(1)`)'
     for a program that ended itself with that status, else ''."""
@@ -438,6 +463,7 @@ def exit_story(program, conversation) -> str | None:
         story += " (no error: it ended itself)"
         if program.label == "server" and conversation.exit_sent_by:
             story += " after %s's EXIT" % conversation.exit_sent_by
+        story += end_place(program)
     return story
 
 

@@ -480,3 +480,46 @@ def test_an_exit_with_a_status_names_the_line_that_called_it(tmp_path):
     assert exit_story(Exited(), Conversation()) == (
         "the client exited with status 3 (sys.exit(3) at impl/4_exit/chat_client.py line 6 "
         "in main(): `sys.exit(status)`)")
+
+
+def test_a_server_that_ends_by_itself_names_the_lines_it_returned_from(tmp_path):
+    """A chat_server.py whose loop is left by a break ends with status 0 and no
+    traceback: the startup hook writes the line its loop's function (the one that made
+    the most calls) returned from, and the last of its own to return; the diagnosis puts
+    them in the exit's story, paths as the student knows them."""
+    from grader.diagnosis import exit_story
+    program = tmp_path / "impl" / "1_echo" / "chat_server.py"
+    program.parent.mkdir(parents=True)
+    program.write_text("def step():\n    return 1\n\n\ndef serve():\n    clients = 3\n"
+                       "    while True:\n        step()\n        clients -= 1\n"
+                       "        if not clients:\n            break\n\n\n"
+                       "def main():\n    serve()\n\n\nmain()\n", encoding="utf-8")
+    env = dict(os.environ, PYTHONPATH=str(KIT / "grader" / "startup"))
+    env.pop("CHATKIT_WHERE", None)
+    import subprocess
+    run = subprocess.run([sys.executable, str(program)], env=env, capture_output=True,
+                         timeout=30)
+    assert run.returncode == 0
+    stderr = run.stderr.decode()
+    assert stderr == ("[chat kit] it ended after serve() returned at {0} line 11: break, then "
+                      "main() returned at {0} line 15: serve()\n".format(program)), stderr
+
+    class Ended:
+        label, asked_to_end, limit_note = "server", False, ""
+        argv = [sys.executable, "-b", str(program), "--port", "5"]
+
+        def exit_status(self):
+            return 0
+
+        def stderr(self):
+            return run.stderr
+
+    story = exit_story(Ended(), Conversation())
+    assert story == ("the server exited with status 0 (no error: it ended itself); it ended "
+                     "after serve() returned at impl/1_echo/chat_server.py line 11: `break`, "
+                     "then main() returned at impl/1_echo/chat_server.py line 15: `serve()`"), story
+    # A client, or any program not named chat_server.py, writes nothing of the kind.
+    client = program.with_name("chat_client.py")
+    client.write_text(program.read_text(encoding="utf-8"), encoding="utf-8")
+    assert subprocess.run([sys.executable, str(client)], env=env, capture_output=True,
+                          timeout=30).stderr == b""

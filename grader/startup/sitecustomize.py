@@ -30,6 +30,12 @@ first, "[chat kit] sys.exit(1) at FILE line N in FUNCTION(): CODE", so that an
 exit with no traceback still names the line that ended it (grader/diagnosis.py
 reads it). Nothing else changes: the call then runs as it would have.
 
+A server (chat_server.py) that ends by itself writes, as it ends, the line its
+loop's function returned from and the last of its own to return ("[chat kit]
+it ended after serve_forever() returned at FILE line 225: break, then main()
+..."), so that an exit with no traceback and no sys.exit() still names where
+its loop was left.
+
 Then any other sitecustomize further along the path runs, as it would have.
 """
 
@@ -251,8 +257,68 @@ def tell_where_it_exits():
             setattr(builtins, name, wrapped(name, getattr(builtins, name)))
 
 
+END_NOTE = "[chat kit] it ended after %s\n"
+
+
+def tell_where_a_server_ends():
+    """A server runs until it is stopped; one that ends by itself, its loop left by a
+    break or a return, names where: the line its loop's function returned from (of its
+    own functions that returned, the one that had made the most calls: the loop's),
+    and the last of its own lines to return ("[chat kit] it ended after
+    serve_forever() returned at FILE line 225: break, then main() returned at ...").
+    Only chat_server.py, only its main thread, and only its own files' calls and
+    returns are counted (sys.settrace, with no line events)."""
+    script = os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    if not script.endswith("chat_server.py"):
+        return
+    root = os.path.dirname(os.path.dirname(script)) + os.sep
+    here = __file__   # this file's own calls (the sys.exit() wrapper) are not the program's
+    calls = {}        # id of a running frame of its own -> the calls it has made
+    ends = [None, None, -1]   # the loop's return, the last return, the loop's calls
+
+    def returned(frame, event, arg):   # a frame of its own: its return is kept
+        if event == "return":
+            made = calls.pop(id(frame), 0)
+            place = (frame.f_code.co_filename, frame.f_lineno or 0, frame.f_code.co_name)
+            if made >= ends[2]:
+                ends[0], ends[2] = place, made
+            ends[1] = place
+        return returned
+
+    def called(frame, event, arg):   # every call of a Python function
+        code = frame.f_code
+        if code.co_filename == here:
+            return None
+        caller = frame.f_back
+        if caller is not None and id(caller) in calls:
+            calls[id(caller)] += 1
+        if not code.co_filename.startswith(root) or code.co_name == "<module>":
+            return None      # not its own: nothing more of this frame
+        calls[id(frame)] = 0
+        frame.f_trace_lines = False   # its calls and return only, not each line
+        return returned
+
+    def tell():
+        sys.settrace(None)
+        if ends[0] is None or hasattr(sys, "last_value"):   # none, or a traceback tells it
+            return
+        steps = ["%s() returned at %s line %d: %s" % (name, path, number,
+                                                      _source_line(path, number).strip())
+                 for path, number, name in dict.fromkeys(ends[:2])]
+        try:
+            sys.stderr.write(END_NOTE % ", then ".join(steps))
+            sys.stderr.flush()
+        except Exception:   # no stderr any more: nothing to tell
+            pass
+
+    import atexit   # built in: no file to read
+    atexit.register(tell)
+    sys.settrace(called)
+
+
 take_the_graders_hard_limits()
 read_lines_as_windows_does()
 tell_where_it_exits()
+tell_where_a_server_ends()
 answer_where_asked()
 run_the_next_sitecustomize()

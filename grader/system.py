@@ -11,6 +11,7 @@ import sys
 POSIX = os.name == "posix"                 # Linux, macOS, BSD: signals, process groups
 WINDOWS = os.name == "nt"
 LINUX = sys.platform.startswith("linux")   # /proc tells of processes and sockets
+PLATFORM, OS_NAME = sys.platform, os.name   # as pip's environment markers name them
 
 
 def speak_utf8_off_the_console() -> None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grader.stages import STAGES
+from grader.system import OS_NAME, PLATFORM
 from grader.teach.submissions import (KIT, SubmissionProblem, error_explanation, grade, prepare,
                                       score_table, timeout_explanation, zero_results)
 
@@ -61,8 +62,8 @@ def evaluate(marker: str) -> bool:
     `sys_platform` and `python_version` comparisons, joined by `and`."""
     import platform
     import sys
-    values = {"extra": "", "sys_platform": sys.platform, "platform_system": platform.system(),
-              "os_name": os.name,
+    values = {"extra": "", "sys_platform": PLATFORM, "platform_system": platform.system(),
+              "os_name": OS_NAME,
               "python_version": "%d.%d" % sys.version_info[:2]}
     for clause in re.split(r"\s+and\s+", marker):
         found = re.fullmatch(r"""\s*(\w+)\s*(==|!=|<=|>=|<|>)\s*["']([^"']*)["']\s*""", clause)

@@ -43,6 +43,8 @@ PRINT_WAIT = 2.0        # how long a received message may take to show on the sc
 POLL = 0.01             # how often a silent client is looked at again (has it exited?)
 INPUT_LOOK = 0.002      # how often, while it starts, whether it waits for input yet
 STRAY_WAIT = 1.0        # a connection whose other end is gone: how long to wait for another
+PRINTING_CONNECT = 20.0  # a client still printing its start-up may take this long to connect
+PRINT_QUIET = 0.5       # ... as long as its output grew within this many seconds
 TRACEBACK = b"Traceback (most recent call last)"
 # What CPython says when it exits while a daemon thread holds the stdin lock.
 STDIN_LOCK_CRASH = b"could not acquire lock for <_io.BufferedReader name='<stdin>'>"
@@ -217,6 +219,11 @@ class ClientUnderTest:
             time.sleep(INPUT_LOOK)
         time.sleep(max(0.0, deadline - time.monotonic()))
 
+    def _printed(self) -> int:
+        """How many bytes the client has printed so far (both streams)."""
+        return sum(getattr(getattr(self.program, name, None), "total", 0)
+                   for name in ("out", "err"))
+
     def _accept(self, port: int) -> socket.socket:
         """The client's connection. Not any connection: on a machine grading several
         submissions at once, another grading's program may knock on this port (see
@@ -224,6 +231,7 @@ class ClientUnderTest:
         deadline = self.program.started + CONNECT_TIMEOUT   # a spare may have started earlier
         closed = None   # a connection whose other end is already gone: the client's, or not
         self._listener.settimeout(0.05)
+        printed, grew_at = self._printed(), time.monotonic()
         while True:
             try:
                 sock, _ = self._listener.accept()
@@ -243,7 +251,14 @@ class ClientUnderTest:
                 closed = sock
                 deadline = max(deadline, time.monotonic() + STRAY_WAIT)
             status = self.program.exit_status()
-            if (status is not None or time.monotonic() >= deadline) and closed is not None:
+            now = time.monotonic()
+            if self._printed() != printed:
+                printed, grew_at = self._printed(), now
+            # Late: past the deadline, unless it is still printing its start-up (busy, not
+            # stuck: a long log before connecting), for a bounded while.
+            late = now >= deadline and not (now - grew_at < PRINT_QUIET
+                                             and now < self.program.started + PRINTING_CONNECT)
+            if (status is not None or late) and closed is not None:
                 closed.settimeout(WAIT)
                 return closed   # the client connected and closed: the check judges that
             if status is not None:
@@ -253,7 +268,7 @@ class ClientUnderTest:
                                       "on its command line (argparse; defaults 127.0.0.1 and "
                                       "7777). Its error is at the end of this check's story "
                                       "(docs/students.md § Running)."))
-            if time.monotonic() >= deadline:
+            if late:
                 self.conv.waited_on = "client"
                 self.conv.fail("the client connects to 127.0.0.1:%d" % port,
                                "no connection within %.0f s" % CONNECT_TIMEOUT,

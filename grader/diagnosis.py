@@ -347,7 +347,7 @@ def shown_file(crash: Crash, program) -> None:
 
 # The line the grader's startup hook writes when a program ends itself with a status
 # other than 0 (grader/startup/sitecustomize.py, tell_where_it_exits).
-EXIT_CALL = re.compile(r"^\[chat kit\] (?P<call>[\w.]+)\((?P<status>[^)]*)\) at (?P<path>.+) "
+EXIT_CALL = re.compile(r"^\[chat kit\] (?P<call>(?:raise )?[\w.]+)\((?P<status>[^)]*)\) at (?P<path>.+) "
                        r"line (?P<line>\d+) in (?P<function>\S+)\(\): ?(?P<code>.*)$", re.M)
 # Python run with -b (programs.py) warns where bytes are compared with a str.
 BYTES_WARNING = re.compile(r"^(?P<path>.+?):(?P<line>\d+): BytesWarning: (?P<what>[^\n]*)\n"
@@ -356,7 +356,8 @@ BYTES_WARNING = re.compile(r"^(?P<path>.+?):(?P<line>\d+): BytesWarning: (?P<wha
 
 def exit_call(program) -> Crash | None:
     """Where a program that ended itself with a status called sys.exit() (or exit(),
-    quit(), os._exit()), as a Crash whose exception is the call; None if not told."""
+    quit(), os._exit()) or raised SystemExit, as a Crash whose exception is the call;
+    None if not told."""
     found = None
     for found in EXIT_CALL.finditer(program.stderr().decode("utf-8", "replace")):
         pass

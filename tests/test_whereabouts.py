@@ -482,6 +482,52 @@ def test_an_exit_with_a_status_names_the_line_that_called_it(tmp_path):
         "in main(): `sys.exit(status)`)")
 
 
+def test_a_raised_system_exit_names_the_line_that_raised_it(tmp_path):
+    """`raise SystemExit(4)` written by the student has no traceback and no sys.exit() to
+    wrap: the startup hook writes the line of its own that raised it, in a client and
+    in a server, once, and the diagnosis names it. A SystemExit(0), one the program
+    catches, and a sys.exit() (told by its own wrapper) write no such line."""
+    from grader.diagnosis import exit_story
+    import subprocess
+    env = dict(os.environ, PYTHONPATH=str(KIT / "grader" / "startup"))
+    env.pop("CHATKIT_WHERE", None)
+    source = ("import sys\n\ndef leave(status):\n    if status == 5:\n"
+              "        sys.exit(5)\n    raise SystemExit(status)\n\n"
+              "def main(status):\n    try:\n        leave(7)\n    except SystemExit:\n"
+              "        pass\n    leave(status)\n\nmain(int(sys.argv[1]))\n")
+    for name in ("chat_client.py", "chat_server.py"):
+        program = tmp_path / "impl" / "4_exit" / name
+        program.parent.mkdir(parents=True, exist_ok=True)
+        program.write_text(source, encoding="utf-8")
+        told = {}
+        for status in (0, 4, 5):
+            run = subprocess.run([sys.executable, str(program), str(status)], env=env,
+                                 capture_output=True, timeout=30)
+            assert run.returncode == status
+            told[status] = run.stderr.decode()
+        assert told[4] == ("[chat kit] raise SystemExit(4) at %s line 6 in leave(): "
+                           "raise SystemExit(status)\n" % program), told[4]
+        assert told[5] == ("[chat kit] sys.exit(5) at %s line 5 in leave(): sys.exit(5)\n"
+                           % program), told[5]
+        assert "SystemExit" not in told[0], told[0]
+
+    class Exited:
+        label, asked_to_end, limit_note = "client", False, ""
+        argv = [sys.executable, "-b", str(tmp_path / "impl" / "4_exit" / "chat_client.py")]
+
+        def exit_status(self):
+            return 4
+
+        def stderr(self):
+            return ("[chat kit] raise SystemExit(4) at %s line 6 in leave(): "
+                    "raise SystemExit(status)\n" % argv_file).encode()
+
+    argv_file = tmp_path / "impl" / "4_exit" / "chat_client.py"
+    assert exit_story(Exited(), Conversation()) == (
+        "the client exited with status 4 (raise SystemExit(4) at impl/4_exit/chat_client.py "
+        "line 6 in leave(): `raise SystemExit(status)`)")
+
+
 def test_a_server_that_ends_by_itself_names_the_lines_it_returned_from(tmp_path):
     """A chat_server.py whose loop is left by a break ends with status 0 and no
     traceback: the startup hook writes the line its loop's function (the one that made

@@ -28,7 +28,10 @@ Where it ends itself. A program that calls sys.exit(), exit(), quit() or
 os._exit() with a status other than 0 writes one line on its standard error
 first, "[chat kit] sys.exit(1) at FILE line N in FUNCTION(): CODE", so that an
 exit with no traceback still names the line that ended it (grader/diagnosis.py
-reads it). Nothing else changes: the call then runs as it would have.
+reads it). Nothing else changes: the call then runs as it would have. A
+chat_server.py or chat_client.py that writes `raise SystemExit(1)` itself gets
+the same line ("[chat kit] raise SystemExit(1) at ..."), written as the
+exception leaves the script's own lines.
 
 A server (chat_server.py) that ends by itself writes, as it ends, the line its
 loop's function returned from and the last of its own to return ("[chat kit]
@@ -227,6 +230,7 @@ def _json(value):
 
 
 EXIT_NOTE = "[chat kit] %s(%s) at %s line %d in %s(): %s\n"
+EXITS_TOLD = []   # the exits told with their line: nothing more is said of where it ended
 
 
 def tell_where_it_exits():
@@ -238,6 +242,7 @@ def tell_where_it_exits():
             status = args[0] if args else kwargs.get("status", kwargs.get("code"))
             if status is not None and status != 0:
                 try:
+                    EXITS_TOLD.append(status)
                     caller = sys._getframe(1)
                     path, number = caller.f_code.co_filename, caller.f_lineno or 0
                     sys.stderr.write(EXIT_NOTE % (name, status if isinstance(status, int)
@@ -260,30 +265,22 @@ def tell_where_it_exits():
 END_NOTE = "[chat kit] it ended after %s\n"
 
 
-def tell_where_a_server_ends():
-    """A server runs until it is stopped; one that ends by itself, its loop left by a
-    break or a return, names where: the line its loop's function returned from (of its
-    own functions that returned, the one that had made the most calls: the loop's),
-    and the last of its own lines to return ("[chat kit] it ended after
-    serve_forever() returned at FILE line 225: break, then main() returned at ...").
-    Only chat_server.py, only its main thread, and only its own files' calls and
-    returns are counted (sys.settrace, with no line events)."""
+def tell_where_it_ends():
+    """Trace the program's own calls (sys.settrace, with no line events): a chat_server.py
+    or chat_client.py that raises SystemExit itself names that line, and a server that
+    ends by itself names where its loop was left."""
     script = os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else ""
-    if not script.endswith("chat_server.py"):
+    if not script.endswith(("chat_server.py", "chat_client.py")):
         return
     root = os.path.dirname(os.path.dirname(script)) + os.sep
+    leaving = tell_where_it_raises(script, root)
+    returned = tell_where_a_server_ends(root) if script.endswith("chat_server.py") else None
     here = __file__   # this file's own calls (the sys.exit() wrapper) are not the program's
     calls = {}        # id of a running frame of its own -> the calls it has made
-    ends = [None, None, -1]   # the loop's return, the last return, the loop's calls
 
-    def returned(frame, event, arg):   # a frame of its own: its return is kept
-        if event == "return":
-            made = calls.pop(id(frame), 0)
-            place = (frame.f_code.co_filename, frame.f_lineno or 0, frame.f_code.co_name)
-            if made >= ends[2]:
-                ends[0], ends[2] = place, made
-            ends[1] = place
-        return returned
+    def own(frame, event, arg):   # a function of its own: its return is counted
+        returned(frame, event, calls)
+        return own
 
     def called(frame, event, arg):   # every call of a Python function
         code = frame.f_code
@@ -292,16 +289,75 @@ def tell_where_a_server_ends():
         caller = frame.f_back
         if caller is not None and id(caller) in calls:
             calls[id(caller)] += 1
-        if not code.co_filename.startswith(root) or code.co_name == "<module>":
-            return None      # not its own: nothing more of this frame
+        if code.co_name == "<module>":   # the script's own lines: only its exception
+            if code.co_filename != script:
+                return None
+            frame.f_trace_lines = False
+            return leaving
+        if returned is None or not code.co_filename.startswith(root):
+            return None      # a client's, or not its own: nothing more of this frame
         calls[id(frame)] = 0
         frame.f_trace_lines = False   # its calls and return only, not each line
-        return returned
+        return own
+
+    sys.settrace(called)
+
+
+def tell_where_it_raises(script, root):
+    """A program that ends with `raise SystemExit(1)` has no traceback and no sys.exit()
+    to name the line: when a SystemExit with a status other than 0 leaves the script's
+    own lines, write the line of its own that raised it, as sys.exit() does
+    ("[chat kit] raise SystemExit(1) at FILE line N in FUNCTION(): CODE")."""
+    def leaving(frame, event, arg):   # the script's <module> frame: its exception only
+        if event != "exception" or not issubclass(arg[0], SystemExit):
+            return leaving
+        status, told, place = arg[1].code, False, None
+        trace = arg[2]
+        while trace is not None:   # the innermost line of its own, and who raised it
+            path = trace.tb_frame.f_code.co_filename
+            told = told or path == __file__   # sys.exit(): the wrapper told it already
+            if path.startswith(root):
+                place = trace.tb_frame, trace.tb_lineno
+            trace = trace.tb_next
+        if status is None or status == 0 or told or place is None:
+            return leaving
+        EXITS_TOLD.append(status)
+        try:
+            caller, number = place
+            path = caller.f_code.co_filename
+            sys.stderr.write(EXIT_NOTE % ("raise SystemExit",
+                                          status if isinstance(status, int) else "…",
+                                          path, number, caller.f_code.co_name,
+                                          _source_line(path, number).strip()))
+            sys.stderr.flush()
+        except Exception:   # no stderr any more: nothing to tell
+            pass
+        return leaving
+    return leaving
+
+
+def tell_where_a_server_ends(root):
+    """A server runs until it is stopped; one that ends by itself, its loop left by a
+    break or a return, names where: the line its loop's function returned from (of its
+    own functions that returned, the one that had made the most calls: the loop's),
+    and the last of its own lines to return ("[chat kit] it ended after
+    serve_forever() returned at FILE line 225: break, then main() returned at ...").
+    Only its main thread's calls and returns are counted. Gives the tracer of a
+    frame of its own, which is handed the calls each running frame has made."""
+    ends = [None, None, -1]   # the loop's return, the last return, the loop's calls
+
+    def returned(frame, event, calls):   # a frame of its own: its return is kept
+        if event == "return":
+            made = calls.pop(id(frame), 0)
+            place = (frame.f_code.co_filename, frame.f_lineno or 0, frame.f_code.co_name)
+            if made >= ends[2]:
+                ends[0], ends[2] = place, made
+            ends[1] = place
 
     def tell():
         sys.settrace(None)
-        if ends[0] is None or hasattr(sys, "last_value"):   # none, or a traceback tells it
-            return
+        if ends[0] is None or hasattr(sys, "last_value") or EXITS_TOLD:
+            return   # nothing returned, or a traceback or an exit's line tells it
         steps = ["%s() returned at %s line %d: %s" % (name, path, number,
                                                       _source_line(path, number).strip())
                  for path, number, name in dict.fromkeys(ends[:2])]
@@ -313,12 +369,12 @@ def tell_where_a_server_ends():
 
     import atexit   # built in: no file to read
     atexit.register(tell)
-    sys.settrace(called)
+    return returned
 
 
 take_the_graders_hard_limits()
 read_lines_as_windows_does()
 tell_where_it_exits()
-tell_where_a_server_ends()
+tell_where_it_ends()
 answer_where_asked()
 run_the_next_sitecustomize()

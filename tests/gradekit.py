@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -133,6 +134,8 @@ def grade(impl: Path | str, *args: str, env: dict | None = None, limit: float = 
         proc = subprocess.Popen(command, cwd=KIT, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 env=grader_environment(env), start_new_session=POSIX)
+        with RUNNING_LOCK:
+            RUNNING.add(proc)
         try:
             output, _ = proc.communicate(timeout=limit)
         except subprocess.TimeoutExpired:
@@ -140,6 +143,12 @@ def grade(impl: Path | str, *args: str, env: dict | None = None, limit: float = 
             output, _ = proc.communicate()
             raise AssertionError("the grader did not finish within %d s on %s:\n%s"
                                  % (limit, impl, output.decode("utf-8", "replace")[-3000:]))
+        except BaseException:   # interrupted (Ctrl-C, a test's timeout): no grading outlives it
+            _kill_group(proc)
+            raise
+        finally:
+            with RUNNING_LOCK:
+                RUNNING.discard(proc)
         seconds = time.monotonic() - started
         text = output.decode("utf-8", "replace")
         if not results_path.exists():
@@ -158,11 +167,28 @@ def grader_environment(extra: dict | None) -> dict:
     return env
 
 
+# The gradings running, each in a session of its own (so a terminal's Ctrl-C does not
+# reach them): an interrupted test stops them itself, or they run on as orphans.
+RUNNING: set[subprocess.Popen] = set()
+RUNNING_LOCK = threading.Lock()
+
+
 def grade_many(jobs: list[tuple], workers: int = 3) -> list[Grade]:
-    """Run several gradings in parallel: jobs are (impl, args, env) tuples."""
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    """Run several gradings in parallel: jobs are (impl, args, env) tuples. Interrupted
+    (Ctrl-C, a test's timeout), it starts no more of them and stops those running."""
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
         futures = [pool.submit(grade, impl, *args, env=env) for impl, args, env in jobs]
         return [f.result() for f in futures]
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        with RUNNING_LOCK:
+            running = list(RUNNING)
+        for proc in running:
+            _kill_group(proc)
+        raise
+    finally:
+        pool.shutdown(wait=True)
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

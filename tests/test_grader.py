@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -223,3 +224,34 @@ def test_a_students_screen_ends_with_the_table_and_what_to_fix(tmp_path):
     assert "Expected: alice    ← server  'HELLO alice'" in tail and "Hint:" in tail
     assert "short test summary" not in out
     assert "timeout:" not in out.split("collected", 1)[0], "pytest-timeout's banner is shown"
+
+
+def test_an_interrupted_batch_of_gradings_leaves_none_running(tmp_path):
+    """Ctrl-C (or a test's timeout) while grade_many waits stops the gradings already
+    running (each runs in a session of its own, out of the terminal's reach) and starts
+    no more: none runs on as an orphan."""
+    import _thread
+    import threading
+    import gradekit
+    copy = tmp_path / "interrupted"
+    shutil.copytree(SOLUTIONS, copy)
+    jobs = [(copy, ("--stage", "3"), None)] * 4
+    started = []
+
+    def interrupt_once_two_run():
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with gradekit.RUNNING_LOCK:
+                running = list(gradekit.RUNNING)
+            if len(running) >= 2:
+                started.extend(running)
+                break
+            time.sleep(0.05)
+        _thread.interrupt_main()
+
+    threading.Thread(target=interrupt_once_two_run, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        grade_many(jobs, workers=2)
+    assert len(started) == 2, "two gradings were to be running when Ctrl-C came"
+    assert all(proc.poll() is not None for proc in started)
+    assert left_running(lambda: processes_mentioning(str(copy))) == []

@@ -120,6 +120,25 @@ def test_correct_submission_gets_full_marks(bundles, tmp_path, report):
     assert "1_echo          %d / %d" % (STAGE1_POINTS, STAGE1_POINTS) in results["output"]
 
 
+def test_feedback_names_the_students_files_as_in_their_repository(bundles, tmp_path):
+    """A crash is named at the student's file as their repository holds it
+    (stages/1_echo/server.py), never at Gradescope's /autograder/submission/... nor at
+    the grader's private copy."""
+    unpack_like_gradescope(bundles["stage1"], tmp_path)
+    repo = tmp_path / "submission"
+    shutil.copytree(KIT / "solutions" / "1_echo", repo / "stages" / "1_echo")
+    shutil.copy(KIT / "protocol.py", repo / "protocol.py")
+    server = repo / "stages" / "1_echo" / "server.py"
+    server.write_text(server.read_text(encoding="utf-8") + "\nraise KeyError('planted')\n",
+                      encoding="utf-8")
+    results, _, _ = run_autograder(tmp_path)
+    failed = [t["output"] for t in results["tests"] if t["status"] == "failed"]
+    assert failed, results.get("output")
+    assert "KeyError at stages/1_echo/server.py line" in failed[0], failed[0]
+    everything = json.dumps(results)
+    assert str(tmp_path) not in everything and "/autograder" not in everything
+
+
 def test_empty_submission_gets_zero_and_why(bundles, tmp_path):
     unpack_like_gradescope(bundles["stage1"], tmp_path)
     results, _, seconds = run_autograder(tmp_path, limit=60)

@@ -37,8 +37,9 @@ from pathlib import Path
 
 from grader import isolation
 from grader.stages import STAGES, stages_named
-from grader.teach.submissions import (KIT, SubmissionProblem, error_explanation, grade, prepare,
-                                score_table, timeout_explanation, zero_results)
+from grader.teach.submissions import (KIT, SubmissionProblem, error_explanation, grade,
+                                      prepare_named_within, score_table,
+                                      timeout_explanation, zero_results)
 
 DEFAULT_TIMEOUT = 300.0     # seconds for one grading; Gradescope's own limit is 10 minutes
 OUTER_MARGIN = 60           # run_autograder's last-resort limit: the timeout plus this
@@ -213,7 +214,8 @@ def grade_submission(root: Path, started: float) -> tuple[dict, str]:
     run_as, who = who_runs_programs()
     submission = root / "submission"
     try:
-        prepared = prepare(submission, stages or None, readable=bool(run_as))
+        prepared = prepare_named_within(submission, stages or None,
+                                        readable=bool(run_as))
     except SubmissionProblem as problem:
         return zero_results(problem.message, time.monotonic() - started, stages or None), ""
     try:

@@ -22,8 +22,9 @@ from pathlib import Path
 
 from grader.stages import STAGES
 from grader.system import OS_NAME, PLATFORM
-from grader.teach.submissions import (KIT, SubmissionProblem, error_explanation, grade, prepare,
-                                      score_table, timeout_explanation, zero_results)
+from grader.teach.submissions import (KIT, SubmissionProblem, error_explanation, grade,
+                                      prepare_named_within, score_table,
+                                      timeout_explanation, zero_results)
 
 KIT_FILES = ["requirements.txt", "pyproject.toml", "LICENSE"]   # and the kit's own modules
 VENDOR = "vendor"
@@ -134,15 +135,11 @@ def grade_folder(folder: Path, stages: list[str], timeout: float) -> Graded:
     `timeout` seconds. The student's files are named as they are in `folder`
     (`stages/1_echo/chat_server.py`); whatever happens, a result comes back."""
     started = time.monotonic()
-    here = os.getcwd()
     try:
-        os.chdir(folder)   # so that the student's files are named from their own folder
-        prepared = prepare(Path("."), stages or None)
+        prepared = prepare_named_within(folder, stages or None)
     except SubmissionProblem as problem:
         return Graded(zero_results(problem.message, time.monotonic() - started, stages or None),
                       problem.message, "", False)
-    finally:
-        os.chdir(here)
     try:
         with tempfile.TemporaryDirectory(prefix="chatkit-platform-") as work:
             grading = grade(prepared.impl, stages, timeout, Path(work))

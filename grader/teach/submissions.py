@@ -293,6 +293,19 @@ def arrange(base: Path, folder: Path, stages: list[str]) -> Prepared:
                     names={str(copy): original for copy, original in names.items()})
 
 
+def prepare_named_within(folder: Path, stages: list[str] | None = None,
+                         readable: bool = False) -> Prepared:
+    """prepare() the submission in `folder`, its files named as they are within it
+    (`stages/1_echo/server.py`): how the student who submitted it knows them, where the
+    platform's own path of it (/autograder/submission/...) would mean nothing to them."""
+    here = os.getcwd()
+    os.chdir(folder)
+    try:
+        return prepare(Path("."), stages, readable)
+    finally:
+        os.chdir(here)
+
+
 def has_files(base: Path) -> bool:
     for root, dirs, files in os.walk(base):
         dirs[:] = [d for d in dirs if not is_junk(d)]

@@ -59,11 +59,40 @@ STAND_IN_SAID = re.compile(rb"^TODO (\d+\.\d+) not implemented yet", re.M)
 EXIT_FRAME = b"0004EXIT"
 
 
-def todo_hint(todo: str) -> str:
-    """'TODO 2.5 is not done yet ...: Return the reply to GET_NAMES (docs/students.md § Stage 2).'"""
-    what, section = TODOS.get(todo, ("look for '# TODO %s' in your program" % todo, None))
+# A skeleton's TODO line: "# TODO 5.1: Shout (docs/students.md § Stage 5).  ...".
+TODO_LINE = re.compile(r"#\s*TODO (?P<todo>\d+\.\d+):\s*(?P<what>[^(\n]+?)\s*"
+                       r"\(docs/students\.md § (?P<section>[^)\n]+)\)")
+
+
+def todo_hint(todo: str, folders=()) -> str:
+    """'TODO 2.5 is not done yet ...: Return the reply to GET_NAMES (docs/students.md § Stage 2).'
+    A TODO of the kit's stages is told from TODOS; another (a teacher's stage) from its
+    line in the programs' `folders`, as its skeleton wrote it."""
+    what, section = TODOS.get(todo) or todo_line(todo, folders) or (
+        "look for '# TODO %s' in your program" % todo, None)
     where = " (%s § %s)" % (GUIDE, section) if section else ""
     return "TODO %s is not done yet (its stand-in ran in its place): %s%s." % (todo, what, where)
+
+
+def todo_line(todo: str, folders) -> tuple[str, str] | None:
+    """(what, section) of '# TODO <todo>: ...' in a .py file of `folders`; None if none."""
+    for folder in folders:
+        for path in sorted(Path(folder).glob("*.py")):
+            try:
+                text = path.read_text(encoding="utf-8", errors="replace")[:200_000]
+            except OSError:
+                continue
+            for found in TODO_LINE.finditer(text):
+                if found["todo"] == todo:
+                    return found["what"].strip().rstrip("."), found["section"].strip()
+    return None
+
+
+def program_folders(conversation) -> list[Path]:
+    """The folders of the programs of a check (each one's script's)."""
+    scripts = (next((arg for arg in program.argv[1:] if arg.endswith(".py")), None)
+               for program in conversation.programs if getattr(program, "argv", None))
+    return list(dict.fromkeys(Path(script).parent for script in scripts if script))
 
 
 def stand_in_todo(conversation) -> str | None:
@@ -507,5 +536,6 @@ def diagnose(conversation, got: str, hint) -> tuple[str, str]:
             break
     todo = stand_in_todo(conversation)
     if todo is not None:
-        hint = todo_hint(todo) + (" Then: " + hint if hint else "")
+        hint = todo_hint(todo, program_folders(conversation)) + (
+            " Then: " + hint if hint else "")
     return got, str(hint) if hint else hint

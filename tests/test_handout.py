@@ -52,11 +52,14 @@ def test_handout_has_no_solutions_and_a_students_readme(tmp_path):
                           "protocol.py", "pyproject.toml", "requirements.txt", "stages",
                           "todo.py"])
     assert sorted(p.name for p in (out / "stages").iterdir()) == STAGES[:2]
-    assert sorted(p.name for p in (out / "docs").iterdir()) == ["students.md"]
+    assert sorted(p.name for p in (out / "docs").iterdir()) == ["grader-reference.md",
+                                                                "students.md"]
     readme = (out / "README.md").read_text(encoding="utf-8")
     assert readme == (out / "docs" / "students.md").read_text(encoding="utf-8")
     assert readme.index("## Start here") < readme.index("## For students")
     assert "python -m pytest grader --stage 1" in readme
+    assert "(/docs/grader-reference.md)" in readme, "the link works from README.md and docs/"
+    reference = (out / "docs" / "grader-reference.md").read_text(encoding="utf-8")
     debugging = readme[readme.index("### Debugging a failing check"):]   # students.md's
     for move in ("--show-exchange", "--check 1.9 --attach 7777", '"type": "debugpy"',
                  "PyCharm", "python -m pdb stages/1_echo/chat_server.py --port 7777",
@@ -65,6 +68,7 @@ def test_handout_has_no_solutions_and_a_students_readme(tmp_path):
     for absent in ("pytest tests", "kit-only", "handout-only", "## For instructors",
                    "## Layout", "solutions/", "teachers.md", "developing.md", "batch"):
         assert absent not in readme, "the handout README mentions %r" % absent
+        assert absent not in reference, "the handout's grader-reference.md mentions %r" % absent
     note = " ".join(readme.split())
     assert "This copy holds stages 1_echo and 2_naming." in note
     assert "starts from your own code of the stage before it" in note

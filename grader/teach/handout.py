@@ -3,7 +3,7 @@
 Everything a student needs and nothing else: protocol.py, the skeletons in
 stages/, the grader (without grader/teach/, the teachers' tools), the setup
 files, and the students' guide (docs/students.md), which is also the copy's
-README.md. Never solutions/ or tests/ (which holds working variants of the
+README.md, with the page on the grader it links to (docs/grader-reference.md). Never solutions/ or tests/ (which holds working variants of the
 solutions), nor the teachers' and developers' guides. PATH is a new folder, or
 a .zip when it ends in .zip.
 
@@ -37,6 +37,7 @@ from grader.teach.submissions import KIT, is_junk
 TOP_FILES = ["LICENSE", "protocol.py", "todo.py", "requirements.txt", "pyproject.toml",
              ".gitignore"]
 GUIDE = "docs/students.md"
+GRADER_REFERENCE = "docs/grader-reference.md"   # students.md links to it
 WORKFLOW = KIT / "classroom" / "classroom.yml"
 WORKFLOW_IN_HANDOUT = ".github/workflows/classroom.yml"
 
@@ -127,6 +128,7 @@ def handout_files(stages: int, classroom: bool, graded: list[int] | None = None,
             files[name] = path.read_bytes()
     guide = guide_for_students((KIT / GUIDE).read_text(encoding="utf-8"), stages, reference)
     files["README.md"] = files[GUIDE] = guide.encode("utf-8")
+    files[GRADER_REFERENCE] = (KIT / GRADER_REFERENCE).read_bytes()
     for path in sorted((KIT / "grader").glob("*.py")) + sorted(
             (KIT / "grader" / "startup").glob("*.py")):   # not grader/teach/: teachers' tools
         files[path.relative_to(KIT).as_posix()] = path.read_bytes()

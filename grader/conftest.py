@@ -43,6 +43,8 @@ from grader.wire import OWN_ERROR, CheckFailed, Conversation, essentials
 KIT_ROOT = Path(__file__).resolve().parent.parent
 PASSED = pytest.StashKey[bool]()   # a check's own call passed (set before its teardown)
 CHECK_TIMEOUT = 30   # pytest-timeout's outer safety net for one check, in seconds
+NO_TIMEOUT = ("the grader needs pytest-timeout (each check's time limit; without it a check "
+              "that hangs hangs the grading): python -m pip install -r requirements.txt")
 
 
 def pytest_addoption(parser):
@@ -89,6 +91,8 @@ def pytest_configure(config):
         "markers", "check(number, title, points, needs): a scored check of the chat kit grader")
     if config.pluginmanager.has_plugin("chatkit-grader"):
         return
+    if not config.pluginmanager.hasplugin("timeout"):   # no check would have a time limit
+        raise pytest.UsageError(NO_TIMEOUT)
     impl = Path(config.getoption("--impl") or KIT_ROOT / "stages").resolve()
     if not impl.is_dir():
         raise pytest.UsageError("--impl %s: no such directory" % impl)
@@ -106,9 +110,7 @@ def pytest_configure(config):
     config.stash[GRADER] = grader          # the run's state: the checks and their scores
     config.pluginmanager.register(grader, "chatkit-grader")   # its hooks
     attach.configure(config, grader)       # --check; a check against your own server
-    if config.pluginmanager.hasplugin("timeout"):
-        config.pluginmanager.register(CheckTimer(grader, grader.sandbox),
-                                      "chatkit-check-timer")
+    config.pluginmanager.register(CheckTimer(grader, grader.sandbox), "chatkit-check-timer")
 
 
 GRADER = pytest.StashKey["Grader"]()     # the checks, their statuses, the score

@@ -42,7 +42,8 @@ KIT_ROOT = Path(__file__).resolve().parent.parent
 PASSED = pytest.StashKey[bool]()   # a check's own call passed (set before its teardown)
 GRADER = pytest.StashKey[Grader]()       # the checks, their statuses, the score
 SANDBOX = pytest.StashKey[Sandbox]()     # the programs: limits, running, watchdog, spares
-GRADING: list[Grader] = []   # the run's Grader too, for the one hook given no config (logreport)
+GRADING: list[Grader] = []   # the run's Grader again, for pytest_runtest_logreport:
+                             # pytest hands that hook the report alone
 
 
 def pytest_addoption(parser):
@@ -129,15 +130,14 @@ def pytest_runtest_call(item):
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
-    outcome = yield
-    report = outcome.get_result()
-    if item.nodeid not in item.config.stash[GRADER].checks:
-        return
-    if call.when == "call":
-        item.stash[PASSED] = report.passed   # the server fixture's teardown asks
-    pytests_own = call.excinfo is not None and call.excinfo.errisinstance(
-        (pytest.fail.Exception, pytest.skip.Exception))
-    item.config.stash[GRADER].reported(item, call, report, outcome=pytests_own)
+    report = (yield).get_result()
+    grader = item.config.stash[GRADER]
+    if item.nodeid in grader.checks:
+        if call.when == "call":
+            item.stash[PASSED] = report.passed   # the server fixture's teardown asks
+        pytests_own = call.excinfo is not None and call.excinfo.errisinstance(
+            (pytest.fail.Exception, pytest.skip.Exception))   # not the grader's own error
+        grader.reported(item, call, report, pytests_own)
 
 
 def pytest_runtest_logreport(report):

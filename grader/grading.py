@@ -214,11 +214,11 @@ class Grader:
         return min((c for c in self.checks.values() if c.stage == stage and c.tests == tests),
                    key=lambda c: c.number, default=None)
 
-    def reported(self, item, call, report, outcome: bool) -> None:
+    def reported(self, item, call, report, pytests_own: bool) -> None:
         """Title a check's failure section with its number and title ('1.3 A message
         sent one byte at a time'), the names the table and 'Blocked by' use; a failure
-        is the check's own explanation, or (not a pytest `outcome`: fail, skip) the
-        grader's own error, told as such."""
+        tells the check's own explanation, or, unless it is `pytests_own` (pytest.fail,
+        pytest.skip), the grader's own error, as such."""
         check = self.checks[item.nodeid]
         conversation = item.funcargs.get("conversation")
         if call.when == "call" and conversation is not None:
@@ -229,7 +229,7 @@ class Grader:
         if report.failed and call.excinfo is not None:
             if call.excinfo.errisinstance(CheckFailed):   # the check's own explanation
                 report.longrepr = str(call.excinfo.value)
-            elif not outcome:
+            elif not pytests_own:
                 report.longrepr = own_error(call.excinfo, conversation)
 
     def given_names(self, text: str) -> str:

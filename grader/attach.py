@@ -25,9 +25,9 @@ scores nothing: a check that must watch or stop the server's process itself
 from one check to the next (docs/developing.md § Decisions).
 
 The options live here, and `--check` (select checks by number) serves normal
-gradings too; conftest.py calls in at four places: the options, the plugin,
-the conversation fixture and the server fixture (and test_client.py's
-client_program fixture, at one).
+gradings too; the plugin calls in at four places: the options (options.py),
+its set-up (conftest.py), the conversation fixture and the server fixture (and
+test_client.py's client_program fixture, at one).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ from grader.stages import STAGES
 from grader.wire import WAIT, Conversation
 
 PATIENCE = 300          # attached: waits for what must come are this many times longer
-ATTACHED_TIME_LIMIT = 3600   # an attached check's time limit: its normal one (conftest's
+ATTACHED_TIME_LIMIT = 3600   # an attached check's time limit: its normal one (timer.py's
                              # CHECK_TIMEOUT) times the patience, an hour at most
 PROBE_PAUSE = 0.2       # how often the grader tries your server until it listens
 

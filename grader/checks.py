@@ -27,7 +27,7 @@ by …" instead of waiting out its own timeouts. By default a check needs the
 stage's basic check of its program (its first server check, or its first client check);
 `needs=None` needs nothing; `needs=ANSWERING` needs only a server that answers:
 it is blocked when the stage's basic check failed before the server answered
-anything at all. The grader (conftest.py, Grader.blocker) is the one place that
+anything at all. The grader (grading.py, Grader.blocker) is the one place that
 decides, and words, "Blocked by".
 
 A server check may be given the server of the check before it, when that one passed

@@ -241,7 +241,7 @@ def readable_copy(impl: Path, stages: list[str]) -> Path:
     helper a program imports from there, as the stages' sys.path lines allow).
     Nothing else of the folder around it: that may be anyone's (a home folder).
     Same folder names, so every message reads the same once the copy's place is
-    replaced by the folder given (conftest.py: `given_names`). Symbolic links are
+    replaced by the folder given (grading.py: `given_names`). Symbolic links are
     copied as links: what they point to is read with the programs' own rights."""
     root = Path(tempfile.mkdtemp(prefix="copy-", dir=private_folder(HOME / "copies")))
     os.chmod(root, 0o755)

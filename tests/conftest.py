@@ -29,7 +29,7 @@ def pytest_configure(config):
 def pytest_collection_modifyitems(items):
     """The outer safety net for the kit's own tests. (It is set here, not in
     pyproject.toml, so that a student's `pytest grader` shows no timeout banner;
-    each grader check has its own 30 s limit, see grader/conftest.py.)"""
+    each grader check has its own 30 s limit, see grader/timer.py.)"""
     for item in items:
         if item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(SAFETY_NET))

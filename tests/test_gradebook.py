@@ -22,7 +22,8 @@ from gradekit import KIT, STAGES, stage_maximum
 from test_batch import read_csv, run_batch, stage_folder
 
 sys.path.insert(0, str(KIT))
-from grader.teach import batch, gradebook  # noqa: E402
+from grader.teach import batch, batch_page, gradebook  # noqa: E402
+from grader.teach.rows import Row  # noqa: E402
 from grader.teach.gradebook import GradebookProblem  # noqa: E402
 
 POINTS, CHECKS = stage_maximum("1_echo")
@@ -305,11 +306,11 @@ def page_for(students: int, stage_checks: dict, tmp_path) -> str:
     for i in range(students):
         failed = {"%s.%d" % (s[0], n) for s, count in stage_checks.items()
                   for n in range(1, count + 1) if (i * 7 + n * 3) % (n + 2) == 0}
-        rows.append(batch.Row("s%03d" % i, "s%03d" % i, "graded", 1.0,
+        rows.append(Row("s%03d" % i, "s%03d" % i, "graded", 1.0,
                               fake_results(stage_checks, failed)))
-    rows.append(batch.Row("late", "late", "no submission", 0.0, None, "Nothing"))
+    rows.append(Row("late", "late", "no submission", 0.0, None, "Nothing"))
     options = batch.Options(tmp_path, tmp_path, 1, 300, False, list(stage_checks), None)
-    return batch.report(rows, options)
+    return batch_page.report(rows, options)
 
 
 class Svg(html.parser.HTMLParser):
@@ -396,9 +397,9 @@ def test_exports_weigh_each_stage_and_leave_out_the_unidentifiable(tmp_path):
                     "ann,Ann,S1,,ann1\nbob,Bob,,77,bob1\neve,,S3,,\n", encoding="utf-8")
     roster = gradebook.read_roster(path)
     checks = {"1_echo": 3, "2_naming": 2}           # 6 and 4 points
-    ann = batch.Row("ann", "ann", "graded", 1.0, fake_results(checks, {"1.1"}))
-    bob = batch.Row("bob", "bob", "timeout", 300.0, None, "stopped")
-    eve = batch.Row("eve", "eve", "graded", 1.0, fake_results(checks, set()))
+    ann = Row("ann", "ann", "graded", 1.0, fake_results(checks, {"1.1"}))
+    bob = Row("bob", "bob", "timeout", 300.0, None, "stopped")
+    eve = Row("eve", "eve", "graded", 1.0, fake_results(checks, set()))
     rows = {1 + n: row for n, row in enumerate([ann, bob, eve], 1)}
     scale = gradebook.scale_for([ann, bob, eve], list(checks), {"1_echo": 90, "4_exit": 5})
     assert scale.possible() == 94, "1_echo worth 90, 2_naming its own 4, 4_exit not graded"

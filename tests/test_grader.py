@@ -210,6 +210,24 @@ def test_results_path_is_checked_before_grading(tmp_path):
     assert json.loads(nested.read_text(encoding="utf-8"))["score"] == 2
 
 
+def test_without_pytest_timeout_the_grader_refuses_in_one_line():
+    """Without pytest-timeout a hung check would hang the grading (no check has its time
+    limit, and pytest only warns of an unknown mark): the grader says so in one usage
+    line that names the fix, before any program is started, and grades nothing. Both
+    ways it can be missing: not installed (no plugin loads itself) and left out."""
+    not_installed = ({"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}, [])
+    left_out = ({}, ["-p", "no:timeout"])
+    for env, args in (not_installed, left_out):
+        done = subprocess.run([sys.executable, "-m", "pytest", "grader", "--impl", str(SOLUTIONS),
+                               "--stage", "1", "-q", "-p", "no:cacheprovider", *args],
+                              cwd=KIT, capture_output=True, text=True, timeout=60,
+                              env=dict(os.environ, **env))
+        assert done.returncode == 4, (args, done.stdout[-2000:], done.stderr)
+        assert "pytest-timeout" in done.stderr and \
+            "python -m pip install -r requirements.txt" in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr + done.stdout and "passed" not in done.stdout
+
+
 def test_a_students_screen_ends_with_the_table_and_what_to_fix(tmp_path):
     """Failures are titled '2.1 <title>'; below the score table, 'Fix first:' repeats the
     first failure's expectation and hint; no short summary or timeout banner follows."""

@@ -5,14 +5,17 @@
 * The stages are declared once in the code (grader/stages.py): no other code of
   the grader names a stage folder.
 * The handout's tools (grader/teach/) are not needed by the student's grader.
+* grader/conftest.py stays the plugin's face: pytest's hooks and the fixtures,
+  each handing its job to a room of its own (grading.py, report.py, ...).
 """
 
 import ast
 
 from gradekit import KIT, STAGES
 
-PYTEST_SIDE = {"conftest.py", "checks.py", "attach.py"}   # the plugin (attach.py: its --attach
-                                                        # part), and how a check is declared
+PYTEST_SIDE = {"conftest.py", "options.py", "timer.py",   # the plugin, its options, the
+               "checks.py", "attach.py"}   # check's time limit (pytest-timeout's hooks), how a
+                                           # check is declared, and the plugin's --attach part
 
 
 def imported_modules(path) -> set[str]:
@@ -32,6 +35,23 @@ def test_the_graders_core_imports_no_pytest():
     assert len(core) >= 10, core
     importing = [p.name for p in core if "pytest" in imported_modules(p)]
     assert not importing, "core modules that import pytest: %s" % importing
+
+
+def test_the_plugin_is_a_face_its_jobs_have_rooms():
+    """conftest.py holds the hooks and the fixtures, each a few lines that hand the job
+    on; a job growing there (a class, a long function) belongs in a room of its own."""
+    path = KIT / "grader" / "conftest.py"
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    classes = [node.name for node in ast.walk(tree) if isinstance(node, ast.ClassDef)]
+    assert not classes, "classes in grader/conftest.py: %s" % classes
+    long = [node.name for node in tree.body if isinstance(node, ast.FunctionDef)
+            and node.end_lineno - node.lineno + 1 > 30]
+    assert not long, "functions of over 30 lines in grader/conftest.py: %s" % long
+    lines = len(path.read_text(encoding="utf-8").splitlines())
+    assert lines <= 250, "grader/conftest.py has %d lines" % lines
+    upward = [p.name for p in (KIT / "grader").rglob("*.py")
+              if {"grader.conftest", "conftest"} & imported_modules(p)]
+    assert not upward, "modules that import the plugin (its rooms must not): %s" % upward
 
 
 def code_strings(path) -> list[tuple[int, str]]:

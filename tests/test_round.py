@@ -36,7 +36,8 @@ from test_batch import read_csv, run_batch, stage_folder
 
 sys.path.insert(0, str(KIT))
 from grader import catalog  # noqa: E402
-from grader.teach import batch, submissions  # noqa: E402
+from grader.teach import batch, batch_page, submissions  # noqa: E402
+from grader.teach.rows import Row  # noqa: E402
 
 FIRST = STAGES[0]
 POINTS, CHECKS = stage_maximum(FIRST)
@@ -266,17 +267,17 @@ def test_report_folds_the_checks_nobody_failed_and_wraps_long_lines(tmp_path):
 
     failed_once, failed_twice = checks[-1]["number"], checks[1]["number"]
     long_line = "x" * 1000
-    rows = [batch.Row("ann", "ann", "graded", 1.0, results({failed_twice})),
-            batch.Row("bob", "bob", "graded", 1.0,
+    rows = [Row("ann", "ann", "graded", 1.0, results({failed_twice})),
+            Row("bob", "bob", "graded", 1.0,
                       results({failed_twice, failed_once}, "Got: %s" % long_line))]
     options = batch.Options(tmp_path, tmp_path, 1, 300, False, [FIRST], None)
     page = Report()
-    page.feed(batch.report(rows, options))
+    page.feed(batch_page.report(rows, options))
     assert page.checks["shown"] == [failed_twice, failed_once], \
         "the table shows the checks someone failed, most failed first"
     assert sorted(page.checks["folded"]) == sorted(
         c["number"] for c in checks if c["number"] not in (failed_once, failed_twice))
-    assert long_line in batch.report(rows, options), "the long line is shown"
+    assert long_line in batch_page.report(rows, options), "the long line is shown"
     pre = re.search(r"pre\s*\{([^}]*)\}", page.style).group(1)
     assert "white-space: pre-wrap" in pre and "overflow-wrap: anywhere" in pre, pre
 
@@ -285,7 +286,7 @@ def test_report_folds_the_checks_nobody_failed_and_wraps_long_lines(tmp_path):
 
 def test_grades_csv_in_casefold_order(tmp_path):
     names = ["Zoë Ünal", "Hill, Heidi", "alice", "bob", "Émile", "ZED"]
-    rows = [batch.Row(n, n, "no submission", 0.0, None, "none") for n in names]
+    rows = [Row(n, n, "no submission", 0.0, None, "none") for n in names]
     rows.sort(key=batch.student_order)
     batch.write_grades(tmp_path / "grades.csv", rows, [FIRST])
     written = [r[0] for r in read_csv(tmp_path / "grades.csv")[1:]]

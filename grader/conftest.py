@@ -80,6 +80,7 @@ def pytest_unconfigure(config):
     sandbox = config.stash.get(SANDBOX, None)
     if sandbox is not None:
         sandbox.stop_everything()   # normally nothing is left by now; after Ctrl-C there may be
+    GRADING.clear()   # the run is over: a run in the same process starts with none
 
 
 # --- collection: the checks of the chosen stages, in their order (grading.py) ---------

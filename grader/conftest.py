@@ -32,7 +32,8 @@ from grader.moving_on import missing_modules, not_started_message
 from grader.checks import ANSWERING, BASIC
 from grader.stages import DECLARED, STAGES, label, order, stage_of_module, stages_named
 from grader.clientside import spare_client
-from grader.limits import make_limits, release_user
+from grader.limits import make_limits
+from grader.users import release_user
 from grader.programs import Sandbox
 from grader.serverside import ServerUnderTest, spare_server
 from grader.system import WINDOWS, speak_utf8_off_the_console

@@ -36,7 +36,7 @@ import pytest
 from gradekit import IMPLS, KIT, LINUX, STAGES, grade_many, left_running, wait_until
 
 sys.path.insert(0, str(KIT))
-from grader import limits, programs, serverside  # noqa: E402  (the kit's root must be on the path first)
+from grader import limits, programs, serverside, users  # noqa: E402  (the kit's root must be on the path first)
 
 pytestmark = pytest.mark.skipif(not LINUX, reason="the monitor reads /proc (Linux)")
 
@@ -150,7 +150,7 @@ def can_run_as_nobody() -> str:
     uid = nobody_uid()
     if uid is None:
         return "there is no user nobody"
-    for python in limits._pythons():
+    for python in users.pythons():
         try:
             done = subprocess.run([python, "-c", "import sys; assert sys.version_info >= (3, 10)"],
                                   user=uid, group=uid, extra_groups=[], capture_output=True,

@@ -15,7 +15,8 @@ import pytest
 from gradekit import KIT, STAGES, wait_until
 
 sys.path.insert(0, str(KIT))
-from grader import programs  # noqa: E402
+from grader import output, processes, programs, system  # noqa: E402
+from grader.system import macos, windows  # noqa: E402
 
 
 # Modules Windows' Python does not have. Whatever the grader, the teachers' tools or a
@@ -74,14 +75,13 @@ def test_no_student_file_imports_a_posix_or_windows_only_module():
 def test_linux_is_told_by_its_name_not_by_proc_being_there():
     """Under Wine (Windows' Python run on Linux, how the kit's Windows paths were tried)
     /proc exists but describes Linux's processes: the grader decides the system once, in
-    grader/system.py, from the system's name."""
+    grader/system/__init__.py, from the system's name."""
     import re
-    from grader import system
     assert system.LINUX == sys.platform.startswith("linux")
     assert system.WINDOWS == (os.name == "nt") and system.POSIX == (os.name == "posix")
     guess = re.compile(r'os\.name|sys\.platform|"/proc[^"]*"\)\.(exists|is_dir)')
     for path in sorted((KIT / "grader").rglob("*.py")):
-        if path.name == "system.py":
+        if path.relative_to(KIT).as_posix() == "grader/system/__init__.py":
             continue
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if guess.search(line) and "system: str = os.name" not in line:
@@ -109,9 +109,9 @@ def test_results_are_written_where_there_is_no_o_nofollow(monkeypatch, tmp_path)
 
 def test_descendants_follow_every_generation():
     parents = {1: 0, 10: 1, 11: 10, 12: 11, 13: 10, 20: 1, 21: 20}
-    assert programs.descendants(10, parents) == {10, 11, 12, 13}
-    assert programs.descendants(21, parents) == {21}
-    assert programs.descendants(99, parents) == {99}
+    assert processes.descendants(10, parents) == {10, 11, 12, 13}
+    assert processes.descendants(21, parents) == {21}
+    assert processes.descendants(99, parents) == {99}
 
 
 def test_a_programs_orphans_end_with_it():
@@ -140,7 +140,7 @@ def test_a_programs_orphans_end_with_it():
 
 def test_ps_listing_as_macos_prints_it():
     listing = "    1     0\n  412     1\n  413   412\n garbage line\n\n"
-    assert programs.parse_ps_parents(listing) == {1: 0, 412: 1, 413: 412}
+    assert macos.parse_ps_parents(listing) == {1: 0, 412: 1, 413: 412}
 
 
 def test_the_parent_map_of_this_system_holds_a_fresh_child_and_grandchild():
@@ -151,12 +151,12 @@ def test_the_parent_map_of_this_system_holds_a_fresh_child_and_grandchild():
     child = subprocess.Popen([sys.executable, "-c", code])
     try:
         def tree():
-            found = programs.descendants(os.getpid(), programs.parent_map())
+            found = processes.descendants(os.getpid(), system.parent_map())
             return found if len(found) >= 3 else None
         found = wait_until(tree, timeout=10)
         assert found and child.pid in found, found
     finally:
-        for pid in programs.descendants(child.pid, programs.parent_map()):
+        for pid in processes.descendants(child.pid, system.parent_map()):
             try:
                 os.kill(pid, 9)
             except OSError:
@@ -171,7 +171,7 @@ def test_ps_is_read_as_on_macos_where_ps_exists():
     import pytest
     if shutil.which("ps") is None:
         pytest.skip("no ps on this system")
-    assert programs._parents_from_ps().get(os.getpid()) == os.getppid()
+    assert macos.parent_map().get(os.getpid()) == os.getppid()
 
 
 def test_a_taken_port_is_recognised_in_every_systems_words():
@@ -293,7 +293,7 @@ def run_windows_ctrl_c(monkeypatch, kernel32, pid="4242"):
     monkeypatch.setattr(ctypes, "get_last_error", lambda: 6, raising=False)
     monkeypatch.setattr(sys, "argv", ["-c", pid])
     try:
-        exec(compile(programs.WINDOWS_CTRL_C, "WINDOWS_CTRL_C", "exec"), {})
+        exec(compile(windows.WINDOWS_CTRL_C, "WINDOWS_CTRL_C", "exec"), {})
     except SystemExit as exit:
         return exit.code
     return 0
@@ -331,7 +331,6 @@ def test_a_program_on_windows_gets_a_job_that_bounds_and_ends_it(monkeypatch):
     """Windows: each program is put in a job object that kills everything in it when
     closed, holds at most --max-processes of its processes (plus its console host), and
     is ended, then closed, when the program is stopped."""
-    from grader import windows
     kernel32 = FakeKernel32()
     monkeypatch.setattr(windows, "kernel32", lambda: kernel32)
     job = windows.Job.holding(4242, 50)
@@ -351,7 +350,6 @@ def test_a_program_on_windows_gets_a_job_that_bounds_and_ends_it(monkeypatch):
 def test_a_job_windows_refuses_leaves_the_tree_kill(monkeypatch):
     """If Windows refuses to put the program in a job, there is no job (the grader then
     ends the program's tree with taskkill /T), and the job made is not left open."""
-    from grader import windows
     kernel32 = FakeKernel32(failing="AssignProcessToJobObject")
     monkeypatch.setattr(windows, "kernel32", lambda: kernel32)
     assert windows.Job.holding(4242, 50) is None
@@ -369,8 +367,8 @@ def test_a_program_printing_fast_is_drained_fast_the_windows_way(monkeypatch):
     import fcntl
     import termios
     import time
-    monkeypatch.setattr(programs, "POSIX", False)
-    monkeypatch.setattr(programs, "_available", lambda fd: int.from_bytes(
+    monkeypatch.setattr(output, "POSIX", False)
+    monkeypatch.setattr(output, "bytes_waiting", lambda fd: int.from_bytes(
         fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"), "little"))
     reader, writer = os.pipe()
     fcntl.fcntl(writer, 1031, 4096)   # F_SETPIPE_SZ: the pipe holds 4 KB, as on Windows
@@ -379,15 +377,15 @@ def test_a_program_printing_fast_is_drained_fast_the_windows_way(monkeypatch):
             "for _ in range(%d): sys.stdout.buffer.write(line); sys.stdout.buffer.flush()"
             % (total // 1024))
     started = time.monotonic()
-    output = programs.Output(os.fdopen(reader, "rb", buffering=0), lambda: None)
+    drained = output.Output(os.fdopen(reader, "rb", buffering=0), lambda: None)
     printer = subprocess.Popen([sys.executable, "-c", code], stdout=writer)
     os.close(writer)
     try:
-        # output.total, not output.count(): count() would read the pipe itself
-        assert wait_until(lambda: output.total == total, timeout=60), output.total
+        # drained.total, not drained.count(): count() would read the pipe itself
+        assert wait_until(lambda: drained.total == total, timeout=60), drained.total
         seconds = time.monotonic() - started
     finally:
         printer.kill()
         printer.wait(10)
-        output.ended = True   # a pipe's end shows on Windows only (PeekNamedPipe fails)
+        drained.ended = True   # a pipe's end shows on Windows only (PeekNamedPipe fails)
     assert seconds < 3, seconds

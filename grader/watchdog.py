@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 import time
+import traceback
 
 from grader import files as written_files
 from grader.limits import Limits, size
@@ -42,6 +44,7 @@ class Watchdog:
         self.wake = threading.Event()
         self.summing = threading.Lock()   # held while a thread adds the files up (files.py)
         self.looks = 0          # how many looks so far (a test can wait for the next ones)
+        self.troubles: list[str] = []   # what made looks fail, once each (see say)
         self.page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
         self.available = LINUX
 
@@ -70,9 +73,22 @@ class Watchdog:
             time.sleep(self.FAST_PERIOD if busy else self.PERIOD)
             try:
                 busy = self.look()
-            except Exception:   # never let the watchdog die of one odd /proc entry
+            except Exception as error:   # never let the watchdog die of one odd /proc entry
+                self.say(error)
                 busy = False
             self.looks += 1
+
+    def say(self, error: BaseException) -> None:
+        """A look (or a sum) that failed: kept in `troubles`, for the grader to show, and
+        said on standard error with its traceback, once for each distinct failure (a
+        look that fails may fail again every PERIOD)."""
+        text = "".join(traceback.format_exception_only(type(error), error)).strip()
+        if text in self.troubles:
+            return
+        self.troubles.append(text)
+        print("The grader's watchdog hit an error of its own (the limits on memory, "
+              "processes and files may not hold while it lasts):\n%s"
+              % "".join(traceback.format_exception(error)).rstrip(), file=sys.stderr, flush=True)
 
     @staticmethod
     def _pids() -> set[int]:
@@ -131,10 +147,19 @@ class Watchdog:
         if written is not None and not self.summing.locked() and written.due():
             # Adding the files up walks folders (tens of ms where /tmp holds much): a thread
             # of its own, so that the next looks (a fork loop, memory) are not held up.
-            paused = self._pause_writers(programs) if written.maybe_past else []
+            # Whatever fails here, no program stays paused and the lock is not kept: a lock
+            # kept would turn the disk limit off for the rest of the run.
             self.summing.acquire()
-            threading.Thread(target=self._sum_files, args=(programs, written, paused),
-                             daemon=True).start()
+            paused: list[tuple[int, bytes]] = []
+            try:
+                if written.maybe_past:
+                    self._pause_writers(programs, paused)
+                threading.Thread(target=self._sum_files, args=(programs, written, paused),
+                                 daemon=True).start()
+            except BaseException:
+                self._resume(paused)
+                self.summing.release()
+                raise
         # Processes: all the programs together (those being stopped too, until their
         # processes are gone). Past the limit, every program that started processes of
         # its own is stopped (one with a single process never is): stopping only the
@@ -153,10 +178,10 @@ class Watchdog:
         return any(p.processes > 1 for p in programs) or \
             bool(written and (written.growing or written.filling))
 
-    def _pause_writers(self, programs: list) -> list[tuple[int, bytes]]:
-        """SIGSTOP every process of the programs that wrote to files: (pid, marker) of
-        each. The sum takes tens of ms, in which a writer adds tens of MB."""
-        paused = []
+    def _pause_writers(self, programs: list, paused: list[tuple[int, bytes]]) -> None:
+        """SIGSTOP every process of the programs that wrote to files, each added to
+        `paused` as (pid, marker) as soon as it is stopped. The sum takes tens of ms, in
+        which a writer adds tens of MB."""
         for program in programs:
             if program.limit_note or not written_files.writers(program.pids):
                 continue
@@ -164,7 +189,11 @@ class Watchdog:
             for pid in list(program.pids):
                 if kill_if_ours(pid, lambda token: token == mine, signal.SIGSTOP):
                     paused.append((pid, mine))
-        return paused
+
+    @staticmethod
+    def _resume(paused: list[tuple[int, bytes]]) -> None:
+        for pid, mine in paused:   # those stopped meanwhile are dead: no matter
+            kill_if_ours(pid, lambda token, mine=mine: token == mine, signal.SIGCONT)
 
     def _sum_files(self, programs, written: "written_files.Files",
                    paused: list[tuple[int, bytes]]) -> None:
@@ -172,9 +201,10 @@ class Watchdog:
             used = written.used()
             if used > written.bound:
                 self._stop_writers(programs, used, written)
+        except Exception as error:
+            self.say(error)
         finally:
-            for pid, mine in paused:   # those stopped meanwhile are dead: no matter
-                kill_if_ours(pid, lambda token: token == mine, signal.SIGCONT)
+            self._resume(paused)
             self.summing.release()
 
     def _stop_writers(self, programs: list, used: int,

@@ -389,3 +389,138 @@ def test_a_program_printing_fast_is_drained_fast_the_windows_way(monkeypatch):
         printer.wait(10)
         drained.ended = True   # a pipe's end shows on Windows only (PeekNamedPipe fails)
     assert seconds < 3, seconds
+
+
+# --- one module per system (grader/system/): each is reached here through its seams ----
+
+def test_the_system_is_asked_of_the_module_of_its_name(monkeypatch):
+    """grader/system dispatches on its flags: Linux -> linux, Windows -> windows, any
+    other system (macOS, BSD) -> macos; what it answers is that module's answer."""
+    from grader.system import linux
+    for is_linux, is_windows, module in ((True, False, linux), (False, True, windows),
+                                         (False, False, macos)):
+        monkeypatch.setattr(system, "LINUX", is_linux)
+        monkeypatch.setattr(system, "WINDOWS", is_windows)
+        assert system.platform_module() is module
+        monkeypatch.setattr(module, "busy_seconds", lambda pid, module=module: (module, pid))
+        monkeypatch.setattr(module, "parent_map", lambda module=module: {0: module})
+        assert system.busy_seconds(42) == (module, 42)
+        assert system.parent_map() == {0: module}
+
+
+def test_the_macos_way_to_the_parent_map_runs_here_as_the_grader_runs_it(monkeypatch):
+    """The flags set as on macOS, the grader's own call (system.parent_map) runs ps with
+    macOS's flags here, where ps takes them too: this process is under its parent, as
+    /proc says, and so are nearly all the processes both saw."""
+    import shutil
+    from grader.system import linux
+    if shutil.which("ps") is None or not system.LINUX:
+        pytest.skip("compares ps with /proc: Linux with ps")
+    monkeypatch.setattr(system, "LINUX", False)
+    monkeypatch.setattr(system, "WINDOWS", False)
+    listed = system.parent_map()
+    proc = linux.parent_map()
+    assert listed.get(os.getpid()) == os.getppid()
+    both = set(listed) & set(proc)
+    assert len(both) >= 0.9 * min(len(listed), len(proc)), (len(listed), len(proc))
+    assert sum(listed[pid] == proc[pid] for pid in both) == len(both)
+
+
+@pytest.mark.parametrize("printed, seconds", [
+    ("0:00.05\n", 0.05),                 # macOS: minutes, seconds and hundredths
+    ("  12:34.56", 12 * 60 + 34.56),
+    ("01:02:03.25", 3600 + 2 * 60 + 3.25),      # BSD, past an hour
+    ("2-01:02:03.25", 2 * 86400 + 3600 + 2 * 60 + 3.25),   # past a day
+    ("00:00:01", None),                  # Linux's procps: whole seconds, too coarse
+    ("", None),                          # the process ended: ps prints nothing
+])
+def test_cpu_time_as_macos_and_bsd_print_it(printed, seconds):
+    found = macos.parse_ps_time(printed)
+    assert found == (None if seconds is None else pytest.approx(seconds))
+
+
+def test_the_macos_way_to_cpu_time_runs_here(monkeypatch):
+    """The flags set as on macOS, busy_seconds runs ps -o time= -p PID here: procps
+    takes the same flags and prints whole seconds (00:00:00), too coarse to use, so
+    the answer is None (check 1.12 then says the system can't tell), as for a process
+    that ended."""
+    import shutil
+    if shutil.which("ps") is None:
+        pytest.skip("no ps on this system")
+    monkeypatch.setattr(system, "LINUX", False)
+    monkeypatch.setattr(system, "WINDOWS", False)
+    said = subprocess.run(["ps", "-o", "time=", "-p", str(os.getpid())], capture_output=True,
+                          text=True, timeout=5).stdout
+    assert system.busy_seconds(os.getpid()) == macos.parse_ps_time(said)
+    assert system.busy_seconds(2 ** 22 + 1) is None   # past any pid: no such process
+
+
+class FakeWindowsProcesses(FakeKernel32):
+    """kernel32 as the grader reads processes from it: OpenProcess and GetProcessTimes
+    (which fills its four FILETIMEs), a toolhelp snapshot (Process32First/Next fill
+    the entry with each of `processes`, (pid, parent))."""
+
+    def __init__(self, times=(0, 0, 0, 0), processes=(), failing=""):
+        super().__init__(failing)
+        self.times, self.processes = times, list(processes)
+
+    def __getattr__(self, name):
+        recorded = super().__getattr__(name)
+
+        def call(*args):
+            done = recorded(*args)
+            if not done:
+                return 0
+            if name == "OpenProcess" or name == "CreateToolhelp32Snapshot":
+                return 77                 # a handle
+            if name == "GetProcessTimes":
+                for filetime, value in zip(args[1:], self.times):
+                    filetime._obj.value = value
+            if name in ("Process32First", "Process32Next"):
+                if not self.processes:
+                    return 0
+                entry = args[1]._obj
+                entry.th32ProcessID, entry.th32ParentProcessID = self.processes.pop(0)
+            return done
+        return call
+
+
+def fake_kernel32(monkeypatch, kernel32):
+    import ctypes
+    monkeypatch.setattr(ctypes, "WinDLL", lambda name, use_last_error=False: kernel32,
+                        raising=False)
+
+
+def test_cpu_time_on_windows_is_kernel_and_user_time_in_100_ns_units(monkeypatch):
+    """GetProcessTimes gives creation, exit, kernel and user time as FILETIMEs (100 ns
+    units): a process's CPU time is kernel plus user, in seconds; its handle is closed."""
+    assert windows.cpu_seconds(15_000_000, 5_000_000) == 2.0
+    assert windows.cpu_seconds(1, 0) == 1e-7
+    kernel32 = FakeWindowsProcesses(times=(111, 222, 12_500_000, 2_500_000))
+    fake_kernel32(monkeypatch, kernel32)
+    assert windows.busy_seconds(4242) == 1.5
+    names = [call[0] for call in kernel32.calls]
+    assert names == ["OpenProcess", "GetProcessTimes", "CloseHandle"]
+    assert kernel32.calls[0][1:] == (0x1000, False, 4242)   # PROCESS_QUERY_LIMITED_INFORMATION
+
+
+def test_cpu_time_on_windows_of_a_process_that_cannot_be_opened_is_unknown(monkeypatch):
+    fake_kernel32(monkeypatch, FakeWindowsProcesses(failing="OpenProcess"))
+    assert windows.busy_seconds(4242) is None
+    kernel32 = FakeWindowsProcesses(failing="GetProcessTimes")
+    fake_kernel32(monkeypatch, kernel32)
+    assert windows.busy_seconds(4242) is None
+    assert kernel32.calls[-1][0] == "CloseHandle"
+
+
+def test_the_parent_map_on_windows_is_read_from_a_toolhelp_snapshot(monkeypatch):
+    """Every entry of the snapshot, first to last, gives a process and its parent; the
+    snapshot is closed; a snapshot Windows refuses gives no processes."""
+    kernel32 = FakeWindowsProcesses(processes=[(4, 0), (400, 4), (4242, 400)])
+    fake_kernel32(monkeypatch, kernel32)
+    assert windows.parent_map() == {4: 0, 400: 4, 4242: 400}
+    names = [call[0] for call in kernel32.calls]
+    assert names[0] == "CreateToolhelp32Snapshot" and kernel32.calls[0][1:] == (0x2, 0)
+    assert names[1:] == ["Process32First"] + ["Process32Next"] * 3 + ["CloseHandle"]
+    fake_kernel32(monkeypatch, FakeWindowsProcesses(failing="CreateToolhelp32Snapshot"))
+    assert windows.parent_map() == {}

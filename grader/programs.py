@@ -3,9 +3,9 @@
 Every program gets its own process group and session (on Windows, a console of
 its own, with no window), so teardown can stop it together with anything it
 started, and Ctrl-C reaches it alone; every wait is bounded. What it prints
-goes through pipes that the grader drains at once (output.py). The limits (limits.py) apply from its start; a program stopped by one gets a
-`limit_note` that its check's failure shows (`describe`): which limit, and what
-to look for.
+goes through pipes that the grader drains at once (output.py). The limits
+(limits.py) apply from its start; a program stopped by one gets a `limit_note`
+that its check's failure shows (`describe`): which limit, and what to look for.
 
 Also here: the Sandbox (one grading's programs) and spares (the next check's
 program, started early). The processes of a program: processes.py.
@@ -27,7 +27,7 @@ from grader.limits import (HARD_LIMITS, OUTPUT_PER_BYTE_SENT, Limits, configure,
                            hard_limits_variable, set_hard_limits, size)
 from grader.output import TAIL_BYTES, Output
 from grader.system import POSIX, press_ctrl_c, signal_group
-from grader.system.windows import Job
+from grader.system.windows import Job, end_tree
 from grader.users import release_user
 from grader.watchdog import MARKER, Watchdog, kill_if_ours
 from grader.whereabouts import Listener
@@ -267,15 +267,11 @@ class Program:
             if self.job is not None:
                 self.job.end()
             else:
-                self._taskkill()
+                end_tree(self.proc.pid)
             return
         self._signal_group(signal.SIGKILL)
         for pid in list(self.pids):
             kill_if_ours(pid, lambda token: token == self.token.encode())
-
-    def _taskkill(self) -> None:
-        subprocess.run(["taskkill", "/F", "/T", "/PID", str(self.proc.pid)],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def interrupt(self) -> None:
         """Press Ctrl-C: SIGINT to the whole process group, as a terminal does. On

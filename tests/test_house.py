@@ -7,6 +7,7 @@
 * The handout's tools (grader/teach/) are not needed by the student's grader.
 * The grader's modules import one another one way only (no circle, not even one
   for type hints alone), and none takes another's private name (_x).
+* The startup hook, run inside the student's programs, imports none of them.
 """
 
 import ast
@@ -15,6 +16,12 @@ from gradekit import KIT, STAGES
 
 PYTEST_SIDE = {"conftest.py", "checks.py", "attach.py"}   # the plugin (attach.py: its --attach
                                                         # part), and how a check is declared
+
+
+def students_grader() -> list:
+    """The grader's modules that students run: grader/ and its system/ package (not
+    teach/, the teachers' tools, nor the startup hook, which runs in their programs)."""
+    return sorted((KIT / "grader").glob("*.py")) + sorted((KIT / "grader" / "system").glob("*.py"))
 
 
 def imported_modules(path) -> set[str]:
@@ -29,7 +36,7 @@ def imported_modules(path) -> set[str]:
 
 
 def test_the_graders_core_imports_no_pytest():
-    core = [p for p in (KIT / "grader").glob("*.py")
+    core = [p for p in students_grader()
             if p.name not in PYTEST_SIDE and not p.name.startswith("test_")]
     assert len(core) >= 10, core
     importing = [p.name for p in core if "pytest" in imported_modules(p)]
@@ -64,7 +71,7 @@ def test_the_stages_are_declared_once():
 
 
 def test_the_students_grader_needs_no_teachers_tool():
-    for path in (KIT / "grader").glob("*.py"):
+    for path in students_grader():
         modules = imported_modules(path)
         assert not any(m.startswith("grader.teach") for m in modules), path.name
 
@@ -147,3 +154,11 @@ def test_no_grader_module_takes_another_ones_private_name():
               for module, taken in sorted(grader_imports().items())
               for other, name in sorted(taken) if name.startswith("_")]
     assert not taking, "\n".join(taking)
+
+
+def test_the_startup_hook_stands_alone():
+    """grader/startup/sitecustomize.py runs inside the student's program, as that
+    program's user, before its first line: it can't count on the grader being there."""
+    hook = KIT / "grader" / "startup" / "sitecustomize.py"
+    taken = [module for module in imported_modules(hook) if module.split(".")[0] == "grader"]
+    assert not taken, taken

@@ -28,7 +28,8 @@ import time
 from pathlib import Path
 
 from grader import diagnosis, sockdiag
-from grader.programs import Program, Sandbox, Spare, reading_input
+from grader.processes import reading_input
+from grader.programs import Program, Sandbox, Spare
 from grader.framing import frame
 from grader.diagnosis import OnExit
 from grader.serverside import NOBODY, OURS, THEIRS, UNKNOWN, established_sockets, held_by

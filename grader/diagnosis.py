@@ -59,7 +59,7 @@ STAND_IN_SAID = re.compile(rb"^TODO (\d+\.\d+) not implemented yet", re.M)
 EXIT_FRAME = b"0004EXIT"
 
 
-# A skeleton's TODO line: "# TODO 5.1: Shout (docs/students.md § Stage 5).  ...".
+# A skeleton's TODO line: "# TODO 2.4: Free the client's name (docs/students.md § Stage 2)."
 TODO_LINE = re.compile(r"#\s*TODO (?P<todo>\d+\.\d+):\s*(?P<what>[^(\n]+?)\s*"
                        r"\(docs/students\.md § (?P<section>[^)\n]+)\)")
 
@@ -75,7 +75,7 @@ def todo_hint(todo: str, folders=()) -> str:
 
 
 def todo_line(todo: str, folders) -> tuple[str, str] | None:
-    """(what, section) of '# TODO <todo>: ...' in a .py file of `folders`; None if none."""
+    """(what, section) of a TODO's line in a .py file of `folders`; None if none."""
     for folder in folders:
         for path in sorted(Path(folder).glob("*.py")):
             try:

@@ -226,7 +226,7 @@ class Files:
         self.filling = fill - self.last_look_fill >= TRIGGER // 4
         self.last_look_fill = fill
         # At most what they had at the last sum, and all that the file systems grew by
-        # since: past the bound, they may be past it (a pause for the sum, limits.py).
+        # since: past the bound, they may be past it (a pause for the sum, watchdog.py).
         self.maybe_past = self.last_used + grown > self.bound
         if self.growing or now - self.last_scan >= SCAN_PERIOD or grown >= TRIGGER:
             self.last_scan, self.last_fill = now, fill

@@ -14,7 +14,7 @@ from pathlib import Path
 from grader import catalog, naming
 from grader.checks import ANSWERING, BASIC
 from grader.clientside import spare_client
-from grader.limits import release_user
+from grader.users import release_user
 from grader.moving_on import missing_modules, not_started_message
 from grader.programs import Sandbox
 from grader.serverside import spare_server

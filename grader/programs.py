@@ -1,23 +1,19 @@
-"""A student's program as a real process: started, its output drained, always stopped.
+"""A student's program as a real process: started, held to its limits, always stopped.
 
 Every program gets its own process group and session (on Windows, a console of
 its own, with no window), so teardown can stop it together with anything it
 started, and Ctrl-C reaches it alone; every wait is bounded. What it prints
-goes through pipes that the grader drains at once (never an undrained pipe, so a
-program that prints megabytes cannot block, and never a file, so it cannot fill
-the disk); the grader counts every byte and keeps only the end of each stream.
-The limits (limits.py) apply from its start; a program stopped by one gets a
-`limit_note` that its check's failure shows (`describe`): which limit, and what
-to look for.
+goes through pipes that the grader drains at once (output.py). The limits
+(limits.py) apply from its start; a program stopped by one gets a `limit_note`
+that its check's failure shows (`describe`): which limit, and what to look for.
 
-Also here: spares (the next check's program, started early), and the processes
-of a program (itself and every process it started, on every platform).
+Also here: the Sandbox (one grading's programs) and spares (the next check's
+program, started early). The processes of a program: processes.py.
 """
 
 from __future__ import annotations
 
 import os
-import select
 import signal
 import socket
 import subprocess
@@ -27,157 +23,18 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader.limits import (HARD_LIMITS, MARKER, OUTPUT_PER_BYTE_SENT, Limits, Watchdog, _kill,
-                           _set_hard_limits, configure, hard_limits_variable, release_user,
-                           size)
-from grader.system import LINUX, POSIX, WINDOWS
+from grader.limits import (HARD_LIMITS, OUTPUT_PER_BYTE_SENT, Limits, configure,
+                           hard_limits_variable, set_hard_limits, size)
+from grader.output import TAIL_BYTES, Output
+from grader.system import POSIX, press_ctrl_c, signal_group
+from grader.system.windows import Job, end_tree
+from grader.users import release_user
+from grader.watchdog import MARKER, Watchdog, kill_if_ours
 from grader.whereabouts import Listener
-from grader.windows import Job
 
 STARTUP = str(Path(__file__).resolve().parent / "startup")   # see startup/sitecustomize.py
 STOP_GRACE = 0.5        # SIGTERM, then this long, then SIGKILL
 DYING_GRACE = 0.2       # how long a failure report waits for a crashing program to end
-TAIL_BYTES = 3000       # how much of a program's output a failure shows
-KEEP_BYTES = 512 * 1024  # how much of each output stream is kept (its end)
-READ_SIZE = 65536       # one read from a program's output pipe
-WINDOWS_POLL = 0.005    # Windows: how often an empty output pipe is looked at again
-WINDOWS_FLOWING = 0.05  # ... but at once for this long after it last held bytes
-
-
-# --- output: drained from pipes, counted, the end kept -------------------------
-
-class Output:
-    """One output stream of a program (a pipe): every byte counted, the last ones kept.
-
-    A thread of its own drains the pipe as soon as something arrives, so the program
-    never blocks on a full pipe. Reads happen under a lock, and whoever looks at the
-    output first takes what is waiting in the pipe (`take`): so, as with a file,
-    what the program wrote before you look is there when you look.
-
-    Offsets count from the program's first byte, so a reader can ask for "what
-    came after offset N" however much was dropped meanwhile."""
-
-    def __init__(self, pipe, on_more) -> None:
-        self.pipe = pipe
-        self.fd = pipe.fileno()
-        self.on_more = on_more       # called after new bytes arrived (the output limit)
-        self.lock = threading.Lock()
-        self.grew = threading.Condition(self.lock)   # notified when bytes or the end arrive
-        self.total = 0               # bytes received in all
-        self.start = 0               # the offset of kept[0]
-        self.kept = bytearray()
-        self.hidden = (0, 0)         # offsets not shown: a shared server's earlier checks
-        self.ended = False           # the pipe reached its end (every writer is gone)
-        if POSIX:
-            os.set_blocking(self.fd, False)
-        threading.Thread(target=self._drain, daemon=True).start()
-
-    def _drain(self) -> None:
-        if POSIX:
-            poller = select.poll()   # not select(): it fails on descriptors past 1024
-            poller.register(self.fd, select.POLLIN)
-        last_bytes = 0.0
-        while not self.ended:
-            if POSIX:
-                poller.poll()        # readable: bytes, or the end
-            elif _available(self.fd) == 0:
-                # Windows can't wait for a pipe: look again. While output flows, look
-                # again at once: a pipe there holds about 4 KB, and a program printing
-                # waits for it to be emptied (5 ms a look would allow it 800 KB/s).
-                flowing = time.monotonic() - last_bytes < WINDOWS_FLOWING
-                time.sleep(0 if flowing else WINDOWS_POLL)
-                continue
-            self.take()
-            last_bytes = time.monotonic()
-        self.pipe.close()   # here only: never while this thread may still wait on it
-
-    def take(self) -> None:
-        """Read whatever waits in the pipe, without blocking."""
-        grew = False
-        with self.lock:
-            for _ in range(64):      # a pipe holds 64 kB: a few reads empty it
-                if self.ended:
-                    break
-                try:
-                    if POSIX:
-                        data = os.read(self.fd, READ_SIZE)
-                    else:
-                        waiting = _available(self.fd)
-                        data = os.read(self.fd, min(waiting, READ_SIZE)) if waiting > 0 else (
-                            None if waiting == 0 else b"")
-                except BlockingIOError:
-                    data = None
-                except OSError:
-                    data = b""
-                if data is None:
-                    break
-                if not data:
-                    self.ended = True
-                    break
-                self._keep(data)
-                grew = True
-            if grew or self.ended:
-                self.grew.notify_all()
-        if grew:
-            self.on_more()
-
-    def wait_past(self, total: int, timeout: float) -> None:
-        """Wait until more than `total` bytes have arrived in all, or the end, at most
-        `timeout` seconds (the drain thread wakes the waiter: no polling)."""
-        with self.lock:
-            self.grew.wait_for(lambda: self.total > total or self.ended, timeout)
-
-    def _keep(self, data: bytes) -> None:
-        self.kept += data
-        self.total += len(data)
-        if len(self.kept) > 2 * KEEP_BYTES:   # trim in big steps: cheap on average
-            drop = len(self.kept) - KEEP_BYTES
-            del self.kept[:drop]
-            self.start += drop
-
-    def since(self, offset: int) -> tuple[int, bytes]:
-        """(where the returned bytes start, the kept bytes from `offset` on)."""
-        self.take()
-        with self.lock:
-            at = max(offset, self.start)
-            return at, bytes(self.kept[at - self.start:])
-
-    def count(self) -> int:
-        self.take()
-        return self.total
-
-    def hide_until_now(self, start: int) -> None:
-        """Leave out of what is shown everything from offset `start` to now: a server
-        shared between checks (serverside.py) shows each check what it printed when it
-        started and during that check, as a fresh one would."""
-        self.hidden = (start, self.count())
-
-    def shown(self) -> bytes:
-        """The kept bytes, less the hidden ones."""
-        self.take()
-        with self.lock:
-            start, end = (max(0, offset - self.start) for offset in self.hidden)
-            return bytes(self.kept[:start] + self.kept[end:])
-
-    def tail(self, limit: int = TAIL_BYTES) -> str:
-        """The last `limit` bytes shown, as text ('…' first when there was more)."""
-        shown = self.shown()
-        data = shown[-limit:]
-        more = self.total - (self.hidden[1] - self.hidden[0]) > len(data)
-        text = data.decode("utf-8", "replace")
-        return ("…" + text) if more else text
-
-
-def _available(fd: int) -> int:
-    """Windows: how many bytes wait in a pipe; -1 once it is broken (its end)."""
-    import ctypes
-    import msvcrt
-    from ctypes import wintypes
-    waiting = wintypes.DWORD()
-    if not ctypes.windll.kernel32.PeekNamedPipe(
-            wintypes.HANDLE(msvcrt.get_osfhandle(fd)), None, 0, None, ctypes.byref(waiting), None):
-        return -1
-    return waiting.value
 
 
 _serial = iter(range(1, 1 << 62))
@@ -303,8 +160,8 @@ class Program:
             argv, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd, env=env, **extra)
         self.pids.add(self.proc.pid)
-        _set_hard_limits(self.proc.pid, limits)
-        # Windows: a job object holds it and all it starts (see windows.py)
+        set_hard_limits(self.proc.pid, limits)
+        # Windows: a job object holds it and all it starts (see system/windows.py)
         self.job = None if POSIX else Job.holding(self.proc._handle, limits.processes)
         self.out = Output(self.proc.stdout, self._check_output)
         self.err = Output(self.proc.stderr, self._check_output)
@@ -410,19 +267,15 @@ class Program:
             if self.job is not None:
                 self.job.end()
             else:
-                self._taskkill()
+                end_tree(self.proc.pid)
             return
         self._signal_group(signal.SIGKILL)
         for pid in list(self.pids):
-            _kill(pid, lambda token: token == self.token.encode())
-
-    def _taskkill(self) -> None:
-        subprocess.run(["taskkill", "/F", "/T", "/PID", str(self.proc.pid)],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            kill_if_ours(pid, lambda token: token == self.token.encode())
 
     def interrupt(self) -> None:
         """Press Ctrl-C: SIGINT to the whole process group, as a terminal does. On
-        Windows, the Ctrl-C event of its console (see WINDOWS_CTRL_C)."""
+        Windows, the Ctrl-C event of its console (system/windows.py: press_ctrl_c)."""
         self.asked_to_end = True
         if POSIX:
             self._signal_group(signal.SIGINT)
@@ -430,10 +283,7 @@ class Program:
             press_ctrl_c(self.proc.pid)
 
     def _signal_group(self, sig) -> None:
-        try:
-            os.killpg(self.proc.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
+        signal_group(self.proc.pid, sig)
 
     def stop(self) -> None:
         """Stop the program and everything it started, no matter what."""
@@ -455,37 +305,6 @@ class Program:
         self.sandbox.running.discard(self)
         self.sandbox.watchdog.forget(self)
         self.sandbox.whereabouts.forget(self)
-
-
-# Ctrl-C on Windows. A console's Ctrl-C goes to every process attached to it, and
-# each program runs in a console of its own (CREATE_NO_WINDOW), as if in a terminal
-# of its own. So a short helper process leaves its own console, attaches to the
-# program's, ignores the event itself, and generates it: the program and whatever it
-# started get it, as they would from a key press; the grader, on another console,
-# does not. (CTRL_BREAK_EVENT, which Windows can send to one process group, would
-# end Python at once instead of raising KeyboardInterrupt.)
-def press_ctrl_c(pid: int) -> None:
-    """Windows: Ctrl-C in the console of process `pid`, which must have one of its own
-    (CREATE_NO_WINDOW). OSError if Windows refuses: the grader's failure, not the
-    program's, and said so."""
-    done = subprocess.run([sys.executable, "-c", WINDOWS_CTRL_C, str(pid)],
-                          creationflags=subprocess.CREATE_NO_WINDOW, capture_output=True,
-                          text=True, timeout=30)
-    if done.returncode != 0:
-        raise OSError(done.stderr.strip() or "Ctrl-C could not be sent (exit %d)"
-                      % done.returncode)
-
-
-WINDOWS_CTRL_C = r"""
-import ctypes, sys
-kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
-kernel32.FreeConsole()
-if not (kernel32.AttachConsole(int(sys.argv[1]))
-        and kernel32.SetConsoleCtrlHandler(None, True)
-        and kernel32.GenerateConsoleCtrlEvent(0, 0)):
-    sys.exit("Ctrl-C could not be sent to process %s: Windows error %d"
-             % (sys.argv[1], ctypes.get_last_error()))
-"""
 
 
 def _signal_note(status: int, limits: Limits) -> str:
@@ -537,131 +356,3 @@ class Spare:
         for sock in (self.listener, self.connection):
             if sock is not None:
                 sock.close()
-
-
-# --- the processes of a program: itself and every process it started ------------------
-#
-# "The server" is every process the student's program started, not only the one the
-# grader started: a chat_server.py may be a launcher whose child runs the real loop
-# (on Windows, a virtual environment's python.exe is exactly such a launcher).
-
-def process_tree(program: Program) -> set[int]:
-    """The program's process and every process below it (by parent), plus any process
-    of its that the watchdog found by its marker (one that left the tree: a daemon)."""
-    parents = parent_map()   # every process alive now
-    found = descendants(program.proc.pid, parents)
-    return found | {pid for pid in program.pids if pid in parents}
-
-
-# /proc/PID/task/TID/syscall names the system call a blocked thread is in: its number
-# (which depends on the machine), then its arguments, the file descriptor first.
-READ_SYSCALL = {"x86_64": 0, "aarch64": 63, "i686": 3, "i386": 3, "armv7l": 3}
-
-
-def reading_input(program: Program) -> bool | None:
-    """Whether a thread of the program (in any of its processes) is blocked reading its
-    standard input: in read() on descriptor 0. None if the system can't tell (not
-    Linux, another machine, a program the grader may not look into)."""
-    number = READ_SYSCALL.get(os.uname().machine) if LINUX else None
-    if number is None or program.proc.pid is None:   # no pid: a program the student started
-        return None
-    looked = False
-    for pid in process_tree(program):
-        try:
-            tasks = list(Path("/proc", str(pid), "task").iterdir())
-        except OSError:
-            continue                 # it ended
-        for task in tasks:
-            try:
-                call = (task / "syscall").read_text().split()
-            except OSError:
-                continue             # a thread that ended, or no permission to look
-            looked = True
-            if len(call) > 1 and call[0] == str(number) and int(call[1], 16) == 0:
-                return True
-    return False if looked else None
-
-
-def descendants(root: int, parents: dict[int, int]) -> set[int]:
-    """`root` and every process whose chain of parents leads to it."""
-    children: dict[int, list[int]] = {}
-    for pid, parent in parents.items():
-        children.setdefault(parent, []).append(pid)
-    found, waiting = {root}, [root]
-    while waiting:
-        for child in children.get(waiting.pop(), []):
-            if child not in found:
-                found.add(child)
-                waiting.append(child)
-    return found
-
-
-def parent_map() -> dict[int, int]:
-    """{pid: its parent's pid} for every process the system lists: Linux /proc,
-    Windows a toolhelp snapshot, elsewhere (macOS, BSD) ps."""
-    if LINUX:
-        return _parents_from_proc()
-    if WINDOWS:
-        return _parents_from_toolhelp()
-    return _parents_from_ps()
-
-
-def _parents_from_proc() -> dict[int, int]:
-    parents = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:   # /proc/PID/stat: "pid (name) state ppid ..."
-                parents[int(entry.name)] = int(
-                    (entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue     # it ended meanwhile
-    return parents
-
-
-def _parents_from_ps() -> dict[int, int]:
-    try:
-        listing = subprocess.run(["ps", "-A", "-o", "pid=,ppid="], capture_output=True,
-                                 text=True, timeout=5).stdout
-    except (OSError, subprocess.SubprocessError):
-        return {}
-    return parse_ps_parents(listing)
-
-
-def parse_ps_parents(listing: str) -> dict[int, int]:
-    """`ps -A -o pid=,ppid=`'s lines ('  412   1') as {pid: parent}."""
-    parents = {}
-    for line in listing.splitlines():
-        fields = line.split()
-        if len(fields) == 2 and fields[0].isdigit() and fields[1].isdigit():
-            parents[int(fields[0])] = int(fields[1])
-    return parents
-
-
-def _parents_from_toolhelp() -> dict[int, int]:
-    """Windows: every process and its parent, from CreateToolhelp32Snapshot."""
-    import ctypes
-    from ctypes import wintypes
-
-    class ProcessEntry(ctypes.Structure):
-        _fields_ = [("dwSize", wintypes.DWORD), ("cntUsage", wintypes.DWORD),
-                    ("th32ProcessID", wintypes.DWORD), ("th32DefaultHeapID", ctypes.c_void_p),
-                    ("th32ModuleID", wintypes.DWORD), ("cntThreads", wintypes.DWORD),
-                    ("th32ParentProcessID", wintypes.DWORD), ("pcPriClassBase", ctypes.c_long),
-                    ("dwFlags", wintypes.DWORD), ("szExeFile", ctypes.c_char * 260)]
-
-    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
-    kernel32.CreateToolhelp32Snapshot.restype = wintypes.HANDLE
-    snapshot = kernel32.CreateToolhelp32Snapshot(0x2, 0)   # TH32CS_SNAPPROCESS
-    if snapshot in (None, wintypes.HANDLE(-1).value):
-        return {}
-    parents = {}
-    entry = ProcessEntry()
-    entry.dwSize = ctypes.sizeof(ProcessEntry)
-    try:
-        more = kernel32.Process32First(snapshot, ctypes.byref(entry))
-        while more:
-            parents[entry.th32ProcessID] = entry.th32ParentProcessID
-            more = kernel32.Process32Next(snapshot, ctypes.byref(entry))
-    finally:
-        kernel32.CloseHandle(snapshot)
-    return parents

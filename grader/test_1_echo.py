@@ -1,15 +1,10 @@
 """Stage 1, echo: framing, many clients at once, clients that leave, an idle server."""
 
-import re
-import subprocess
-import time
-from pathlib import Path
-
 import pytest
 
 from grader.checks import check
-from grader.programs import process_tree
-from grader.system import LINUX, WINDOWS
+from grader.processes import busy_share as busy_share_of
+from grader.system import busy_seconds
 from grader.whereabouts import samples
 
 
@@ -257,81 +252,9 @@ def processes_note(count: int) -> str:
 
 def busy_share(program, conversation) -> tuple[float, int]:
     """(the share of the next CPU_WINDOW seconds during which the program wanted the CPU,
-    how many processes it had). The program is every process it started: a launcher
-    that sleeps while its child spins is a spinning server."""
-    before = tree_busy_seconds(program)
-    started = time.monotonic()
-    time.sleep(CPU_WINDOW)   # the measurement window itself: nothing to wait for
-    after = tree_busy_seconds(program)
-    elapsed = time.monotonic() - started
-    if program.exit_status() is not None or not after:
+    how many processes it had); fails if it exited meanwhile (processes.busy_share)."""
+    measured = busy_share_of(program, CPU_WINDOW)
+    if measured is None:
         conversation.fail("the server keeps running", conversation.exit_note("server") or
                           "it could no longer be measured", "")
-    used = sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
-    return max(used, 0.0) / elapsed, len(after)
-
-
-def tree_busy_seconds(program) -> dict[int, float]:
-    """{pid: how long it has wanted the CPU} for every process of the program."""
-    found = {}
-    for pid in process_tree(program):
-        seconds = busy_seconds(pid)
-        if seconds is not None:   # None: it ended meanwhile
-            found[pid] = seconds
-    return found
-
-
-def busy_seconds(pid: int) -> float | None:
-    """How long the process has wanted the CPU so far, in seconds, or None if unknown.
-
-    Linux: the time its threads ran plus the time they waited their turn to run
-    (/proc/PID/task/*/schedstat), so a spinning program counts as busy all the time
-    even on a loaded machine where it seldom gets to run. Elsewhere: its CPU time
-    (ps on macOS and BSD, GetProcessTimes on Windows).
-    """
-    if LINUX:
-        try:
-            tasks = list(Path("/proc", str(pid), "task").iterdir())
-        except OSError:
-            return None             # it ended
-        total = 0
-        for task in tasks:
-            try:
-                ran, waited = (task / "schedstat").read_text().split()[:2]
-            except (OSError, ValueError):
-                continue            # a thread that ended meanwhile
-            total += int(ran) + int(waited)
-        return total / 1e9
-    if WINDOWS:
-        return windows_cpu_seconds(pid)
-    try:
-        out = subprocess.run(["ps", "-o", "time=", "-p", str(pid)], capture_output=True,
-                             text=True, timeout=5).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    # macOS and BSD print [[DD-]HH:]MM:SS.ss; without the hundredths it is too coarse.
-    found = re.fullmatch(r"(?:(?:(\d+)-)?(\d+):)?(\d+):(\d+\.\d+)", out)
-    if not found:
-        return None
-    days, hours, minutes, seconds = found.groups()
-    return (int(days or 0) * 86400 + int(hours or 0) * 3600 + int(minutes) * 60
-            + float(seconds))
-
-
-def windows_cpu_seconds(pid: int) -> float | None:
-    """Windows: the process's user and kernel time (GetProcessTimes), in seconds."""
-    import ctypes
-    from ctypes import wintypes
-    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
-    kernel32.OpenProcess.restype = wintypes.HANDLE
-    handle = kernel32.OpenProcess(0x1000, False, pid)   # PROCESS_QUERY_LIMITED_INFORMATION
-    if not handle:
-        return None
-    try:
-        times = [ctypes.c_ulonglong() for _ in range(4)]   # creation, exit, kernel, user
-        if not kernel32.GetProcessTimes(wintypes.HANDLE(handle),
-                                        *[ctypes.byref(t) for t in times]):
-            return None
-        return (times[2].value + times[3].value) / 1e7      # 100 ns units
-    finally:
-        kernel32.CloseHandle(wintypes.HANDLE(handle))
+    return measured

@@ -240,7 +240,7 @@ def windows_command_lines() -> dict[int, str]:
     process parameters, reached through its PEB: how psutil reads them too)."""
     import ctypes
     from ctypes import wintypes
-    from grader.programs import parent_map
+    from grader.system import parent_map
 
     class BasicInformation(ctypes.Structure):
         _fields_ = [("ExitStatus", ctypes.c_void_p), ("PebBaseAddress", ctypes.c_void_p),

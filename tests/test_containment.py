@@ -15,6 +15,9 @@ programs keep full marks, and test_grader.py the reference). `--run-as nobody`
 (when the tests run as root, as in CI): the reference keeps full marks, its
 programs run as nobody and can neither read nor write the grader's results,
 and what cannot work is refused with one clear line.
+
+The watchdog's own failure (a look that raises) is said, and leaves no writer
+paused and the disk limit on.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ import pytest
 from gradekit import IMPLS, KIT, LINUX, STAGES, grade_many, left_running, wait_until
 
 sys.path.insert(0, str(KIT))
-from grader import limits, programs, serverside  # noqa: E402  (the kit's root must be on the path first)
+from grader import limits, programs, serverside, users  # noqa: E402  (the kit's root must be on the path first)
 
 pytestmark = pytest.mark.skipif(not LINUX, reason="the monitor reads /proc (Linux)")
 
@@ -150,7 +153,7 @@ def can_run_as_nobody() -> str:
     uid = nobody_uid()
     if uid is None:
         return "there is no user nobody"
-    for python in limits._pythons():
+    for python in users.pythons():
         try:
             done = subprocess.run([python, "-c", "import sys; assert sys.version_info >= (3, 10)"],
                                   user=uid, group=uid, extra_groups=[], capture_output=True,
@@ -438,3 +441,76 @@ def test_run_as_refuses_with_one_clear_line(open_kit, open_dir, case):
     lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("ERROR: " + expected), lines
     assert "Traceback" not in done.stdout + done.stderr
+
+
+class OneSum:
+    """The files of a grading (files.Files' part the watchdog reads), due for a sum only
+    when the test says so (`arm`), and always perhaps past their bound (so each sum
+    pauses the writers first)."""
+
+    def __init__(self, scratch: Path) -> None:
+        self.scratch, self.bound = scratch, 64 * MB
+        self.armed, self.sums = False, 0
+        self.maybe_past = True
+        self.growing = self.filling = False
+
+    def arm(self) -> None:
+        self.armed = True
+
+    def due(self) -> bool:
+        armed, self.armed = self.armed, False
+        return armed
+
+    def used(self) -> int:
+        self.sums += 1
+        return 0
+
+    def remove_all(self, **_) -> None:
+        pass
+
+
+def process_state(pid: int) -> str:
+    """'S', 'R', 'T' (stopped)... from /proc/PID/stat."""
+    return Path("/proc/%d/stat" % pid).read_text().rsplit(")", 1)[1].split()[0]
+
+
+def test_a_look_that_fails_leaves_no_writer_paused_and_the_disk_limit_on(
+        monkeypatch, tmp_path, capfd):
+    """The watchdog pauses the programs that write files (SIGSTOP) and takes its summing
+    lock, then starts a thread that adds the files up. If that thread can't start, the
+    writer must be resumed and the lock freed (else the writer stays stopped and the disk
+    limit is off for the rest of the run), and the failure said, not swallowed."""
+    from grader import files
+    sums = OneSum(tmp_path)
+    settings = limits.Limits()
+    settings.written = sums
+    sandbox = programs.Sandbox(settings)
+    writer = programs.Program([sys.executable, "-c", "import time\nf = open('log', 'w')\n"
+                               "f.write('x'); f.flush(); time.sleep(60)"], "server", sandbox)
+    start = threading.Thread.start
+
+    def refused(thread):
+        if getattr(thread, "_target", None) is not None and \
+                thread._target.__name__ == "_sum_files":
+            raise RuntimeError("can't start new thread")
+        start(thread)
+
+    try:
+        assert wait_until(lambda: (tmp_path / "log").exists(), timeout=30)
+        assert wait_until(lambda: files.writers(writer.pids), timeout=30)
+        monkeypatch.setattr(threading.Thread, "start", refused)
+        looked = sandbox.watchdog.looks
+        sums.arm()
+        assert wait_until(lambda: sandbox.watchdog.looks >= looked + 3, timeout=30)
+        monkeypatch.setattr(threading.Thread, "start", start)
+        assert wait_until(lambda: process_state(writer.proc.pid) != "T", timeout=5), \
+            "the writer is left stopped (SIGSTOP) after the failed look"
+        assert not sandbox.watchdog.summing.locked(), "the summing lock is left held"
+        said = capfd.readouterr().err
+        assert "can't start new thread" in said and "watchdog" in said, said
+        assert any("can't start new thread" in trouble for trouble in sandbox.watchdog.troubles)
+        sums.arm()   # the disk limit is still on: the next sum happens
+        assert wait_until(lambda: sums.sums >= 1, timeout=10), "no sum after the failed one"
+    finally:
+        monkeypatch.setattr(threading.Thread, "start", start)
+        sandbox.stop_everything()

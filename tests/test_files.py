@@ -27,7 +27,7 @@ import pytest
 from gradekit import KIT, LINUX, grade
 
 sys.path.insert(0, str(KIT))
-from grader import files, isolation, limits  # noqa: E402
+from grader import files, isolation, limits, users  # noqa: E402
 from test_containment import can_run_as_nobody, wait_until_nobody_is_idle  # noqa: E402
 
 SOLUTION = KIT / "solutions" / "1_echo"
@@ -91,7 +91,7 @@ def show_limits(mode: str, impl: Path) -> tuple[dict, dict]:
     python = sys.executable
     extra: dict = {}
     if mode == "as a user":   # the grader itself runs as nobody
-        python = next(p for p in limits._pythons() if runs_as_nobody(p))
+        python = next(p for p in users.pythons() if runs_as_nobody(p))
         extra = dict(user=nobody(), group=nobody(), extra_groups=[])
     done = subprocess.run([python, "-c", SHOW_LIMITS, str(KIT),
                            "nobody" if mode == "run-as" else "", str(impl)],

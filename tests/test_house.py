@@ -7,6 +7,9 @@
 * The handout's tools (grader/teach/) are not needed by the student's grader.
 * grader/conftest.py stays the plugin's face: pytest's hooks and the fixtures,
   each handing its job to a room of its own (grading.py, report.py, ...).
+* The grader's modules import one another one way only (no circle, not even one
+  for type hints alone), and none takes another's private name (_x).
+* The startup hook, run inside the student's programs, imports none of them.
 """
 
 import ast
@@ -16,6 +19,12 @@ from gradekit import KIT, STAGES
 PYTEST_SIDE = {"conftest.py", "options.py", "timer.py",   # the plugin, its options, the
                "checks.py", "attach.py"}   # check's time limit (pytest-timeout's hooks), how a
                                            # check is declared, and the plugin's --attach part
+
+
+def students_grader() -> list:
+    """The grader's modules that students run: grader/ and its system/ package (not
+    teach/, the teachers' tools, nor the startup hook, which runs in their programs)."""
+    return sorted((KIT / "grader").glob("*.py")) + sorted((KIT / "grader" / "system").glob("*.py"))
 
 
 def imported_modules(path) -> set[str]:
@@ -30,7 +39,7 @@ def imported_modules(path) -> set[str]:
 
 
 def test_the_graders_core_imports_no_pytest():
-    core = [p for p in (KIT / "grader").glob("*.py")
+    core = [p for p in students_grader()
             if p.name not in PYTEST_SIDE and not p.name.startswith("test_")]
     assert len(core) >= 10, core
     importing = [p.name for p in core if "pytest" in imported_modules(p)]
@@ -82,7 +91,7 @@ def test_the_stages_are_declared_once():
 
 
 def test_the_students_grader_needs_no_teachers_tool():
-    for path in (KIT / "grader").glob("*.py"):
+    for path in students_grader():
         modules = imported_modules(path)
         assert not any(m.startswith("grader.teach") for m in modules), path.name
 
@@ -103,3 +112,73 @@ def test_the_readme_ci_and_every_systems_workflow_run_the_same_two_commands():
     systems = re.search(r"os: \[(.*?)\]", workflow).group(1)
     assert [name.strip() for name in systems.split(",")] == [
         "ubuntu-latest", "macos-latest", "windows-latest"]
+
+
+def grader_imports() -> dict[str, set[tuple[str, str]]]:
+    """{module: {(grader module it imports, name it takes or '')}} for every module of
+    grader/ (its packages too), from every import in it: at its top, in a function,
+    or for type hints alone (a circle drawn for the type checker is a circle still)."""
+    def name_of(path):
+        parts = list(path.relative_to(KIT).with_suffix("").parts)
+        return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+    paths = {name_of(path): path for path in (KIT / "grader").rglob("*.py")}
+    found = {}
+    for module, path in paths.items():
+        package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+        taken = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                taken |= {(alias.name, "") for alias in node.names if alias.name in paths}
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    parts = package.split(".")[:len(package.split(".")) - node.level + 1]
+                    base = ".".join(parts + ([base] if base else []))
+                for alias in node.names:
+                    if "%s.%s" % (base, alias.name) in paths:
+                        taken.add(("%s.%s" % (base, alias.name), ""))
+                    elif base in paths:
+                        taken.add((base, alias.name))
+        found[module] = {(other, name) for other, name in taken if other != module}
+    return found
+
+
+def test_no_grader_module_imports_itself_back():
+    """limits.py and programs.py once imported each other (programs the limits, limits
+    the Program): a module in a circle can't be read, tested or moved alone."""
+    graph = {module: {other for other, _ in taken} for module, taken in grader_imports().items()}
+    assert len(graph) >= 30, sorted(graph)
+    circles, state, path = [], {}, []
+
+    def visit(module):
+        state[module] = "on the path"
+        path.append(module)
+        for other in sorted(graph.get(module, ())):
+            if state.get(other) == "on the path":
+                circles.append(" -> ".join(path[path.index(other):] + [other]))
+            elif other not in state:
+                visit(other)
+        path.pop()
+        state[module] = "done"
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module)
+    assert not circles, "import circles among the grader's modules:\n" + "\n".join(circles)
+
+
+def test_no_grader_module_takes_another_ones_private_name():
+    """A name with a leading underscore is its module's own: one that another module
+    needs is made public (programs.py once took limits.py's _kill)."""
+    taking = ["%s takes %s.%s" % (module, other, name)
+              for module, taken in sorted(grader_imports().items())
+              for other, name in sorted(taken) if name.startswith("_")]
+    assert not taking, "\n".join(taking)
+
+
+def test_the_startup_hook_stands_alone():
+    """grader/startup/sitecustomize.py runs inside the student's program, as that
+    program's user, before its first line: it can't count on the grader being there."""
+    hook = KIT / "grader" / "startup" / "sitecustomize.py"
+    taken = [module for module in imported_modules(hook) if module.split(".")[0] == "grader"]
+    assert not taken, taken

@@ -37,7 +37,7 @@ import pytest
 from gradekit import KIT, left_running, wait_until
 
 sys.path.insert(0, str(KIT))
-from grader import isolation, limits  # noqa: E402
+from grader import isolation, limits, users  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not isolation.possible(),
                                 reason="a user per grading needs Linux and a grader run as root")
@@ -265,9 +265,9 @@ def test_a_daemon_of_the_user_is_ended_at_release(tmp_path):
 def test_without_a_python_for_other_users_it_grades_as_root_and_says_so(monkeypatch, tmp_path):
     """No Python 3.10+ that another user can run: the programs run as root, the grader
     says so plainly (its output, so every student's feedback), and frees the id."""
-    monkeypatch.setattr(limits, "_pythons", lambda: [])
+    monkeypatch.setattr(users, "pythons", lambda: [])
     settings = limits.Limits()
-    limits._prepare_own_user(settings, KIT / "solutions", ["1_echo"], None)
+    users.prepare_own_user(settings, KIT / "solutions", ["1_echo"], None)
     assert settings.uid is None and settings.user is None
     assert settings.who.startswith("WARNING: student programs run as root"), settings.who
     assert "no Python 3.10 or newer that another user can run" in settings.who
@@ -275,9 +275,9 @@ def test_without_a_python_for_other_users_it_grades_as_root_and_says_so(monkeypa
 
 def test_batch_is_told_once_before_grading_when_no_python_fits(monkeypatch):
     """batch asks this once, before grading anyone, and says it on its first line."""
-    assert limits.unprivileged_python_missing() is None   # this machine has one
-    monkeypatch.setattr(limits, "_pythons", lambda: [])
-    assert "no Python 3.10 or newer" in limits.unprivileged_python_missing()
+    assert users.unprivileged_python_missing() is None   # this machine has one
+    monkeypatch.setattr(users, "pythons", lambda: [])
+    assert "no Python 3.10 or newer" in users.unprivileged_python_missing()
 
 
 LINKER = DAEMON + '''

@@ -15,7 +15,8 @@ import pytest
 from gradekit import KIT, STAGES, wait_until
 
 sys.path.insert(0, str(KIT))
-from grader import programs  # noqa: E402
+from grader import output, processes, programs, system  # noqa: E402
+from grader.system import macos, windows  # noqa: E402
 
 
 # Modules Windows' Python does not have. Whatever the grader, the teachers' tools or a
@@ -74,14 +75,13 @@ def test_no_student_file_imports_a_posix_or_windows_only_module():
 def test_linux_is_told_by_its_name_not_by_proc_being_there():
     """Under Wine (Windows' Python run on Linux, how the kit's Windows paths were tried)
     /proc exists but describes Linux's processes: the grader decides the system once, in
-    grader/system.py, from the system's name."""
+    grader/system/__init__.py, from the system's name."""
     import re
-    from grader import system
     assert system.LINUX == sys.platform.startswith("linux")
     assert system.WINDOWS == (os.name == "nt") and system.POSIX == (os.name == "posix")
     guess = re.compile(r'os\.name|sys\.platform|"/proc[^"]*"\)\.(exists|is_dir)')
     for path in sorted((KIT / "grader").rglob("*.py")):
-        if path.name == "system.py":
+        if path.relative_to(KIT).as_posix() == "grader/system/__init__.py":
             continue
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if guess.search(line) and "system: str = os.name" not in line:
@@ -109,9 +109,9 @@ def test_results_are_written_where_there_is_no_o_nofollow(monkeypatch, tmp_path)
 
 def test_descendants_follow_every_generation():
     parents = {1: 0, 10: 1, 11: 10, 12: 11, 13: 10, 20: 1, 21: 20}
-    assert programs.descendants(10, parents) == {10, 11, 12, 13}
-    assert programs.descendants(21, parents) == {21}
-    assert programs.descendants(99, parents) == {99}
+    assert processes.descendants(10, parents) == {10, 11, 12, 13}
+    assert processes.descendants(21, parents) == {21}
+    assert processes.descendants(99, parents) == {99}
 
 
 def test_a_programs_orphans_end_with_it():
@@ -140,7 +140,7 @@ def test_a_programs_orphans_end_with_it():
 
 def test_ps_listing_as_macos_prints_it():
     listing = "    1     0\n  412     1\n  413   412\n garbage line\n\n"
-    assert programs.parse_ps_parents(listing) == {1: 0, 412: 1, 413: 412}
+    assert macos.parse_ps_parents(listing) == {1: 0, 412: 1, 413: 412}
 
 
 def test_the_parent_map_of_this_system_holds_a_fresh_child_and_grandchild():
@@ -151,12 +151,12 @@ def test_the_parent_map_of_this_system_holds_a_fresh_child_and_grandchild():
     child = subprocess.Popen([sys.executable, "-c", code])
     try:
         def tree():
-            found = programs.descendants(os.getpid(), programs.parent_map())
+            found = processes.descendants(os.getpid(), system.parent_map())
             return found if len(found) >= 3 else None
         found = wait_until(tree, timeout=10)
         assert found and child.pid in found, found
     finally:
-        for pid in programs.descendants(child.pid, programs.parent_map()):
+        for pid in processes.descendants(child.pid, system.parent_map()):
             try:
                 os.kill(pid, 9)
             except OSError:
@@ -171,7 +171,7 @@ def test_ps_is_read_as_on_macos_where_ps_exists():
     import pytest
     if shutil.which("ps") is None:
         pytest.skip("no ps on this system")
-    assert programs._parents_from_ps().get(os.getpid()) == os.getppid()
+    assert macos.parent_map().get(os.getpid()) == os.getppid()
 
 
 def test_a_taken_port_is_recognised_in_every_systems_words():
@@ -293,7 +293,7 @@ def run_windows_ctrl_c(monkeypatch, kernel32, pid="4242"):
     monkeypatch.setattr(ctypes, "get_last_error", lambda: 6, raising=False)
     monkeypatch.setattr(sys, "argv", ["-c", pid])
     try:
-        exec(compile(programs.WINDOWS_CTRL_C, "WINDOWS_CTRL_C", "exec"), {})
+        exec(compile(windows.WINDOWS_CTRL_C, "WINDOWS_CTRL_C", "exec"), {})
     except SystemExit as exit:
         return exit.code
     return 0
@@ -331,7 +331,6 @@ def test_a_program_on_windows_gets_a_job_that_bounds_and_ends_it(monkeypatch):
     """Windows: each program is put in a job object that kills everything in it when
     closed, holds at most --max-processes of its processes (plus its console host), and
     is ended, then closed, when the program is stopped."""
-    from grader import windows
     kernel32 = FakeKernel32()
     monkeypatch.setattr(windows, "kernel32", lambda: kernel32)
     job = windows.Job.holding(4242, 50)
@@ -351,7 +350,6 @@ def test_a_program_on_windows_gets_a_job_that_bounds_and_ends_it(monkeypatch):
 def test_a_job_windows_refuses_leaves_the_tree_kill(monkeypatch):
     """If Windows refuses to put the program in a job, there is no job (the grader then
     ends the program's tree with taskkill /T), and the job made is not left open."""
-    from grader import windows
     kernel32 = FakeKernel32(failing="AssignProcessToJobObject")
     monkeypatch.setattr(windows, "kernel32", lambda: kernel32)
     assert windows.Job.holding(4242, 50) is None
@@ -369,8 +367,8 @@ def test_a_program_printing_fast_is_drained_fast_the_windows_way(monkeypatch):
     import fcntl
     import termios
     import time
-    monkeypatch.setattr(programs, "POSIX", False)
-    monkeypatch.setattr(programs, "_available", lambda fd: int.from_bytes(
+    monkeypatch.setattr(output, "POSIX", False)
+    monkeypatch.setattr(output, "bytes_waiting", lambda fd: int.from_bytes(
         fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"), "little"))
     reader, writer = os.pipe()
     fcntl.fcntl(writer, 1031, 4096)   # F_SETPIPE_SZ: the pipe holds 4 KB, as on Windows
@@ -379,15 +377,150 @@ def test_a_program_printing_fast_is_drained_fast_the_windows_way(monkeypatch):
             "for _ in range(%d): sys.stdout.buffer.write(line); sys.stdout.buffer.flush()"
             % (total // 1024))
     started = time.monotonic()
-    output = programs.Output(os.fdopen(reader, "rb", buffering=0), lambda: None)
+    drained = output.Output(os.fdopen(reader, "rb", buffering=0), lambda: None)
     printer = subprocess.Popen([sys.executable, "-c", code], stdout=writer)
     os.close(writer)
     try:
-        # output.total, not output.count(): count() would read the pipe itself
-        assert wait_until(lambda: output.total == total, timeout=60), output.total
+        # drained.total, not drained.count(): count() would read the pipe itself
+        assert wait_until(lambda: drained.total == total, timeout=60), drained.total
         seconds = time.monotonic() - started
     finally:
         printer.kill()
         printer.wait(10)
-        output.ended = True   # a pipe's end shows on Windows only (PeekNamedPipe fails)
+        drained.ended = True   # a pipe's end shows on Windows only (PeekNamedPipe fails)
     assert seconds < 3, seconds
+
+
+# --- one module per system (grader/system/): each is reached here through its seams ----
+
+def test_the_system_is_asked_of_the_module_of_its_name(monkeypatch):
+    """grader/system dispatches on its flags: Linux -> linux, Windows -> windows, any
+    other system (macOS, BSD) -> macos; what it answers is that module's answer."""
+    from grader.system import linux
+    for is_linux, is_windows, module in ((True, False, linux), (False, True, windows),
+                                         (False, False, macos)):
+        monkeypatch.setattr(system, "LINUX", is_linux)
+        monkeypatch.setattr(system, "WINDOWS", is_windows)
+        assert system.platform_module() is module
+        monkeypatch.setattr(module, "busy_seconds", lambda pid, module=module: (module, pid))
+        monkeypatch.setattr(module, "parent_map", lambda module=module: {0: module})
+        assert system.busy_seconds(42) == (module, 42)
+        assert system.parent_map() == {0: module}
+
+
+def test_the_macos_way_to_the_parent_map_runs_here_as_the_grader_runs_it(monkeypatch):
+    """The flags set as on macOS, the grader's own call (system.parent_map) runs ps with
+    macOS's flags here, where ps takes them too: this process is under its parent, as
+    /proc says, and so are nearly all the processes both saw."""
+    import shutil
+    from grader.system import linux
+    if shutil.which("ps") is None or not system.LINUX:
+        pytest.skip("compares ps with /proc: Linux with ps")
+    monkeypatch.setattr(system, "LINUX", False)
+    monkeypatch.setattr(system, "WINDOWS", False)
+    listed = system.parent_map()
+    proc = linux.parent_map()
+    assert listed.get(os.getpid()) == os.getppid()
+    both = set(listed) & set(proc)
+    assert len(both) >= 0.9 * min(len(listed), len(proc)), (len(listed), len(proc))
+    assert sum(listed[pid] == proc[pid] for pid in both) == len(both)
+
+
+@pytest.mark.parametrize("printed, seconds", [
+    ("0:00.05\n", 0.05),                 # macOS: minutes, seconds and hundredths
+    ("  12:34.56", 12 * 60 + 34.56),
+    ("01:02:03.25", 3600 + 2 * 60 + 3.25),      # BSD, past an hour
+    ("2-01:02:03.25", 2 * 86400 + 3600 + 2 * 60 + 3.25),   # past a day
+    ("00:00:01", None),                  # Linux's procps: whole seconds, too coarse
+    ("", None),                          # the process ended: ps prints nothing
+])
+def test_cpu_time_as_macos_and_bsd_print_it(printed, seconds):
+    found = macos.parse_ps_time(printed)
+    assert found == (None if seconds is None else pytest.approx(seconds))
+
+
+def test_the_macos_way_to_cpu_time_runs_here(monkeypatch):
+    """The flags set as on macOS, busy_seconds runs ps -o time= -p PID here: procps
+    takes the same flags and prints whole seconds (00:00:00), too coarse to use, so
+    the answer is None (check 1.12 then says the system can't tell), as for a process
+    that ended."""
+    import shutil
+    if shutil.which("ps") is None:
+        pytest.skip("no ps on this system")
+    monkeypatch.setattr(system, "LINUX", False)
+    monkeypatch.setattr(system, "WINDOWS", False)
+    said = subprocess.run(["ps", "-o", "time=", "-p", str(os.getpid())], capture_output=True,
+                          text=True, timeout=5).stdout
+    assert system.busy_seconds(os.getpid()) == macos.parse_ps_time(said)
+    assert system.busy_seconds(2 ** 22 + 1) is None   # past any pid: no such process
+
+
+class FakeWindowsProcesses(FakeKernel32):
+    """kernel32 as the grader reads processes from it: OpenProcess and GetProcessTimes
+    (which fills its four FILETIMEs), a toolhelp snapshot (Process32First/Next fill
+    the entry with each of `processes`, (pid, parent))."""
+
+    def __init__(self, times=(0, 0, 0, 0), processes=(), failing=""):
+        super().__init__(failing)
+        self.times, self.processes = times, list(processes)
+
+    def __getattr__(self, name):
+        recorded = super().__getattr__(name)
+
+        def call(*args):
+            done = recorded(*args)
+            if not done:
+                return 0
+            if name == "OpenProcess" or name == "CreateToolhelp32Snapshot":
+                return 77                 # a handle
+            if name == "GetProcessTimes":
+                for filetime, value in zip(args[1:], self.times):
+                    filetime._obj.value = value
+            if name in ("Process32First", "Process32Next"):
+                if not self.processes:
+                    return 0
+                entry = args[1]._obj
+                entry.th32ProcessID, entry.th32ParentProcessID = self.processes.pop(0)
+            return done
+        return call
+
+
+def fake_kernel32(monkeypatch, kernel32):
+    import ctypes
+    monkeypatch.setattr(ctypes, "WinDLL", lambda name, use_last_error=False: kernel32,
+                        raising=False)
+
+
+def test_cpu_time_on_windows_is_kernel_and_user_time_in_100_ns_units(monkeypatch):
+    """GetProcessTimes gives creation, exit, kernel and user time as FILETIMEs (100 ns
+    units): a process's CPU time is kernel plus user, in seconds; its handle is closed."""
+    assert windows.cpu_seconds(15_000_000, 5_000_000) == 2.0
+    assert windows.cpu_seconds(1, 0) == 1e-7
+    kernel32 = FakeWindowsProcesses(times=(111, 222, 12_500_000, 2_500_000))
+    fake_kernel32(monkeypatch, kernel32)
+    assert windows.busy_seconds(4242) == 1.5
+    names = [call[0] for call in kernel32.calls]
+    assert names == ["OpenProcess", "GetProcessTimes", "CloseHandle"]
+    assert kernel32.calls[0][1:] == (0x1000, False, 4242)   # PROCESS_QUERY_LIMITED_INFORMATION
+
+
+def test_cpu_time_on_windows_of_a_process_that_cannot_be_opened_is_unknown(monkeypatch):
+    fake_kernel32(monkeypatch, FakeWindowsProcesses(failing="OpenProcess"))
+    assert windows.busy_seconds(4242) is None
+    kernel32 = FakeWindowsProcesses(failing="GetProcessTimes")
+    fake_kernel32(monkeypatch, kernel32)
+    assert windows.busy_seconds(4242) is None
+    assert kernel32.calls[-1][0] == "CloseHandle"
+
+
+def test_the_parent_map_on_windows_is_read_from_a_toolhelp_snapshot(monkeypatch):
+    """Every entry of the snapshot, first to last, gives a process and its parent; the
+    snapshot is closed; a snapshot Windows refuses gives no processes."""
+    kernel32 = FakeWindowsProcesses(processes=[(4, 0), (400, 4), (4242, 400)])
+    fake_kernel32(monkeypatch, kernel32)
+    assert windows.parent_map() == {4: 0, 400: 4, 4242: 400}
+    names = [call[0] for call in kernel32.calls]
+    assert names[0] == "CreateToolhelp32Snapshot" and kernel32.calls[0][1:] == (0x2, 0)
+    assert names[1:] == ["Process32First"] + ["Process32Next"] * 3 + ["CloseHandle"]
+    fake_kernel32(monkeypatch, FakeWindowsProcesses(failing="CreateToolhelp32Snapshot"))
+    assert windows.parent_map() == {}

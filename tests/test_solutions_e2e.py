@@ -26,7 +26,7 @@ import pytest
 from gradekit import KIT, STAGES
 
 sys.path.insert(0, str(KIT))
-from grader import programs  # noqa: E402  (only to press Ctrl-C on Windows, as 4.8 does)
+from grader import system  # noqa: E402  (only to press Ctrl-C on Windows, as 4.8 does)
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = ROOT / "solutions"
@@ -204,7 +204,7 @@ class Program:
         if POSIX:
             os.killpg(self.proc.pid, signal.SIGINT)
         else:
-            programs.press_ctrl_c(self.proc.pid)
+            system.press_ctrl_c(self.proc.pid)
 
     def stop(self):
         if self.proc.stdin:

@@ -4,7 +4,7 @@
   character cut in two) sends each piece once the other end has read the one before,
   as the kernel tells (sockdiag.unread); so each piece is a read of its own.
 * Output.wait_past: expect_printed wakes when the client prints, not on a timer.
-* programs.reading_input: check N.24's message comes once the client waits for input.
+* processes.reading_input: check N.24's message comes once the client waits for input.
 
 Where the system can't tell (not Linux), each is the pause it was before.
 """
@@ -22,7 +22,9 @@ import types
 import pytest
 
 from gradekit import LINUX
-from grader import programs, sockdiag, wire
+from grader import processes, sockdiag, wire
+from grader.output import Output
+from grader.system import linux
 from grader.clientside import ClientLink
 from grader.framing import frame
 from grader.wire import Conversation, Peer
@@ -152,7 +154,7 @@ def test_waiting_for_output_wakes_when_bytes_or_the_end_arrive():
     """Output.wait_past returns when the program prints, long before its timeout, and
     at the end of the output."""
     readable, writable = os.pipe()
-    output = programs.Output(os.fdopen(readable, "rb"), lambda: None)
+    output = Output(os.fdopen(readable, "rb"), lambda: None)
     timer = threading.Timer(0.2, os.write, (writable, b"hi\n"))
     started = time.monotonic()
     timer.start()
@@ -165,7 +167,7 @@ def test_waiting_for_output_wakes_when_bytes_or_the_end_arrive():
 
 
 def start_python(code: str) -> types.SimpleNamespace:
-    """A program (as programs.process_tree sees one) running `code`, its input a pipe."""
+    """A program (as processes.process_tree sees one) running `code`, its input a pipe."""
     proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE)
     return types.SimpleNamespace(proc=proc, pids=set())
 
@@ -179,10 +181,10 @@ def test_a_client_waiting_for_input_is_seen_waiting():
     sleeper = start_python("import time; time.sleep(60)")
     try:
         deadline = time.monotonic() + 20
-        while not programs.reading_input(reader) and time.monotonic() < deadline:
+        while not processes.reading_input(reader) and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert programs.reading_input(reader) is True
-        assert programs.reading_input(sleeper) is False
+        assert processes.reading_input(reader) is True
+        assert processes.reading_input(sleeper) is False
     finally:
         for program in (reader, sleeper):
             program.proc.kill()
@@ -191,6 +193,6 @@ def test_a_client_waiting_for_input_is_seen_waiting():
 
 
 def test_where_it_cant_be_seen_the_answer_is_none(monkeypatch):
-    monkeypatch.setattr(programs, "READ_SYSCALL", {})
+    monkeypatch.setattr(linux, "READ_SYSCALL", {})
     program = types.SimpleNamespace(proc=types.SimpleNamespace(pid=os.getpid()), pids=set())
-    assert programs.reading_input(program) is None
+    assert processes.reading_input(program) is None

@@ -32,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grader import isolation, limits
+from grader import isolation, users
 from grader.stages import STAGES, stages_named, weights_example
 from grader.teach import gradebook
 from grader.teach.batch_page import report
@@ -446,7 +446,7 @@ def run(options: Options) -> int:
         say("batch: as the last run in %s: %s (%s; give an option to change it, "
             "--no-roster for no exports)" % (options.out, ", ".join(options.kept),
                                             options.out / SETTINGS_FILE))
-    missing = None if options.run_as else limits.unprivileged_python_missing()
+    missing = None if options.run_as else users.unprivileged_python_missing()
     if missing:   # once, first, rather than in every student's grading
         say("batch: WARNING: student programs will run as root, with every right on this "
             "machine: %s" % missing)

@@ -38,7 +38,7 @@ from pathlib import Path
 from grader import isolation
 from grader.stages import STAGES, stages_named
 from grader.teach.submissions import (KIT, SubmissionProblem, error_explanation, grade,
-                                      prepare_named_within, score_table,
+                                      graders_files, prepare_named_within, score_table,
                                       timeout_explanation, zero_results)
 
 DEFAULT_TIMEOUT = 300.0     # seconds for one grading; Gradescope's own limit is 10 minutes
@@ -156,9 +156,7 @@ def build(out: Path, stages: list[str], timeout: float) -> list[str]:
              ("run_autograder", (RUN_AUTOGRADER % {"venv": VENV, "outer": timeout + OUTER_MARGIN}
                                  ).encode(), True),
              ("autograder.json", (json.dumps(config, indent=2) + "\n").encode(), False)]
-    for path in sorted((KIT / "grader").glob("*.py")) + sorted(
-            (KIT / "grader" / "startup").glob("*.py")) + [
-            KIT / "grader" / "teach" / name for name in TEACH_FILES]:
+    for path in graders_files() + [KIT / "grader" / "teach" / name for name in TEACH_FILES]:
         files.append((path.relative_to(KIT).as_posix(), path.read_bytes(), False))
     for name in KIT_FILES:
         if (KIT / name).is_file():

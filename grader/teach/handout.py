@@ -32,7 +32,7 @@ import zipfile
 from pathlib import Path
 
 from grader.stages import DECLARED, STAGES, stages_named
-from grader.teach.submissions import KIT, is_junk
+from grader.teach.submissions import KIT, graders_files, is_junk
 
 TOP_FILES = ["LICENSE", "protocol.py", "todo.py", "requirements.txt", "pyproject.toml",
              ".gitignore"]
@@ -129,8 +129,7 @@ def handout_files(stages: int, classroom: bool, graded: list[int] | None = None,
     guide = guide_for_students((KIT / GUIDE).read_text(encoding="utf-8"), stages, reference)
     files["README.md"] = files[GUIDE] = guide.encode("utf-8")
     files[GRADER_REFERENCE] = (KIT / GRADER_REFERENCE).read_bytes()
-    for path in sorted((KIT / "grader").glob("*.py")) + sorted(
-            (KIT / "grader" / "startup").glob("*.py")):   # not grader/teach/: teachers' tools
+    for path in graders_files():   # not grader/teach/: teachers' tools
         files[path.relative_to(KIT).as_posix()] = path.read_bytes()
     folders = [KIT / "stages" / stage for stage in STAGES[:stages]]
     if reference:   # the solutions of the stages before the last, as reference/<stage>/

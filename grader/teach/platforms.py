@@ -23,7 +23,7 @@ from pathlib import Path
 from grader.stages import STAGES
 from grader.system import OS_NAME, PLATFORM
 from grader.teach.submissions import (KIT, SubmissionProblem, error_explanation, grade,
-                                      prepare_named_within, score_table,
+                                      graders_files, prepare_named_within, score_table,
                                       timeout_explanation, zero_results)
 
 KIT_FILES = ["requirements.txt", "pyproject.toml", "LICENSE"]   # and the kit's own modules
@@ -37,9 +37,8 @@ def kit_files(tools: list[str]) -> dict[str, bytes]:
     """The grader (grader/, its start-up hook, the teachers' `tools` of grader/teach/) and
     the kit's files it reads (the modules at the kit's top, protocol.py among them):
     path in the copy -> contents. Never solutions/ or tests/."""
-    paths = (sorted((KIT / "grader").glob("*.py")) + sorted((KIT / "grader" / "startup").glob("*.py"))
-             + [KIT / "grader" / "teach" / name
-                for name in ["__init__.py", "submissions.py", "platforms.py", *tools]])
+    paths = graders_files() + [KIT / "grader" / "teach" / name
+                               for name in ["__init__.py", "submissions.py", "platforms.py", *tools]]
     files = {p.relative_to(KIT).as_posix(): p.read_bytes() for p in paths}
     tops = sorted(p.name for p in KIT.glob("*.py")) + KIT_FILES   # protocol.py, ...
     files.update({name: (KIT / name).read_bytes() for name in tops if (KIT / name).is_file()})

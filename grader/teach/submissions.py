@@ -45,6 +45,14 @@ from grader.system import POSIX
 
 KIT = Path(__file__).resolve().parents[2]
 
+
+def graders_files() -> list[Path]:
+    """The grader students run, as copies of it hold it: grader/'s modules, its system/
+    package and its startup hook (not teach/: the teachers' tools)."""
+    grader = KIT / "grader"
+    return [path for folder in (grader, grader / "system", grader / "startup")
+            for path in sorted(folder.glob("*.py"))]
+
 # What a submission may not exceed (once unpacked, not counting the junk below).
 MAX_BYTES = 50 * 1024 * 1024
 MAX_FILES = 5000

@@ -38,7 +38,8 @@ from grader.serverside import ServerUnderTest, spare_server
 from grader.system import WINDOWS, speak_utf8_off_the_console
 from grader.classroom import classroom_results, write_classroom_results
 from grader.isolation import write_out_of_reach
-from grader.wire import OWN_ERROR, CheckFailed, Conversation, essentials
+from grader.failure import Conversation
+from grader.wire import OWN_ERROR, CheckFailed, essentials
 
 KIT_ROOT = Path(__file__).resolve().parent.parent
 PASSED = pytest.StashKey[bool]()   # a check's own call passed (set before its teardown)

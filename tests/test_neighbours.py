@@ -21,7 +21,8 @@ import pytest
 
 from gradekit import KIT, LINUX
 from grader import clientside, limits, programs, serverside, sockdiag
-from grader.wire import CLOSED, CheckFailed, Conversation
+from grader.failure import Conversation
+from grader.wire import CLOSED, CheckFailed
 
 pytestmark = pytest.mark.skipif(not LINUX, reason="Linux tells who holds a socket; "
                                                  "elsewhere the grader trusts every connection")

@@ -17,7 +17,7 @@ import pytest
 
 from gradekit import IMPLS, KIT, LINUX
 from grader import limits, programs, serverside, sockdiag
-from grader.wire import Conversation
+from grader.failure import Conversation
 
 pytestmark = pytest.mark.skipif(not LINUX, reason="a server is shared only where the kernel "
                                                  "says which connections it holds (Linux)")

@@ -30,8 +30,8 @@ from pathlib import Path
 from grader import diagnosis, sockdiag
 from grader.programs import Program, Sandbox, Spare, reading_input
 from grader.framing import frame
+from grader.holders import NOBODY, OURS, THEIRS, UNKNOWN, established_sockets, held_by
 from grader.diagnosis import OnExit
-from grader.serverside import NOBODY, OURS, THEIRS, UNKNOWN, established_sockets, held_by
 from grader.stages import stage
 from grader.system import LINUX
 from grader.wire import DYING_GRACE, WAIT, Conversation, Peer, show

@@ -3,7 +3,10 @@
 Checks 10, 13 and 14 of stage 3 (grader/test_3_messaging.py) load a server with it:
 a thread writes on alice's socket, made non-blocking, and reads her replies; the
 check reads what came of it on its own thread, once the flood has ended, and words
-it (the hints are the check's).
+it (the hints are the check's). An error of the flood's own (anything but the
+connection's end) is the grader's: wait() and stop() raise it in the check's thread,
+where conftest.py tells it as the grader's own error, never as a flood that stopped
+short for the check to judge the server by.
 """
 
 from __future__ import annotations
@@ -29,8 +32,9 @@ class Flood:
     unread, so alice must read hers). With a `window`, it writes at most that many
     bytes ahead of the replies, so that it can stop soon after a refusal
     (`stop_on_refusal`). It stops when every message it wrote in whole has had its
-    reply, when the connection ends, on stop(), or after FLOOD_LIMIT seconds. It
-    never fails the check itself: the check reads its results on the main thread.
+    reply, when the connection ends, on stop(), or after FLOOD_LIMIT seconds, or on
+    an error of its own (kept, and raised by wait() and stop()). It never fails the
+    check itself: the check reads its results on the main thread.
     """
 
     def __init__(self, peer, recipient: str, count: int, window: int | None = None,
@@ -58,6 +62,7 @@ class Flood:
         self.first = None               # the first reply, and the last one
         self.last = None
         self.ending = ""                # why it stopped before all the replies came
+        self.error: Exception | None = None   # an error of its own: the grader's, raised by stop()
         self.limit = peer.conv.patient(FLOOD_LIMIT)   # longer for a server at a breakpoint
         self.done = threading.Event()
         self._stop = threading.Event()
@@ -82,8 +87,11 @@ class Flood:
         self.stop()
 
     def stop(self) -> None:
+        """Stop the flood; raise here, in the check's thread, an error its thread hit."""
         self._stop.set()
         self._thread.join(2.0)
+        if self.error is not None:
+            raise self.error
 
     def _may_write(self) -> bool:
         if self.written >= self.end:
@@ -136,6 +144,8 @@ class Flood:
                         reader.feed(chunk)
                         if not self._take_replies(reader):
                             return
+        except Exception as error:   # the grader's own: never counts as a short flood
+            self.error = error
         finally:
             selector.close()
             self.done.set()

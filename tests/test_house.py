@@ -5,6 +5,8 @@
 * The stages are declared once in the code (grader/stages.py): no other code of
   the grader names a stage folder.
 * The handout's tools (grader/teach/) are not needed by the student's grader.
+* The wire (grader/wire.py) is the lowest layer: it imports nothing of the grader
+  above framing and sockdiag; the client side borrows nothing from the server side.
 """
 
 import ast
@@ -83,3 +85,29 @@ def test_the_readme_ci_and_every_systems_workflow_run_the_same_two_commands():
     systems = re.search(r"os: \[(.*?)\]", workflow).group(1)
     assert [name.strip() for name in systems.split(",")] == [
         "ubuntu-latest", "macos-latest", "windows-latest"]
+
+
+def grader_modules(path) -> set[str]:
+    """The grader's modules a module imports, `from grader import x` as 'grader.x'."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names if alias.name.startswith("grader.")}
+        elif isinstance(node, ast.ImportFrom) and node.module == "grader":
+            found |= {"grader." + alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("grader."):
+            found.add(node.module)
+    return found
+
+
+def test_the_wire_imports_nothing_above_it():
+    """grader/wire.py (framing, scripted clients, the transcript) calls no upper layer:
+    how a failure is told in full (the exit diagnosis, where a program is) is
+    grader/failure.py's, which the wire never imports."""
+    assert grader_modules(KIT / "grader" / "wire.py") <= {"grader.framing", "grader.sockdiag"}
+
+
+def test_the_client_side_borrows_nothing_from_the_server_side():
+    """Who holds a socket is grader/holders.py's, below both sides."""
+    assert "grader.serverside" not in grader_modules(KIT / "grader" / "clientside.py")
+

@@ -123,9 +123,6 @@ class ClientLink(Peer):
     def connection(self) -> str:
         return "its connection"
 
-    def nothing_heard(self) -> str:
-        return "the client sends nothing"
-
 
 def spare_client(script: Path, sandbox: Sandbox) -> Spare:
     """Listen on a port the OS picks, and start the client pointed at it."""

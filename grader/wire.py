@@ -366,9 +366,6 @@ class Peer:
     def connection(self) -> str:
         return "%s's connection" % self.label
 
-    def nothing_heard(self) -> str:
-        return "%s receives nothing" % self.label
-
     def describe_event(self, kind: str, payload, timeout: float = WAIT) -> str:
         if kind == MESSAGE:
             return self.heard(show(payload))
@@ -450,13 +447,6 @@ class Peer:
             self.conv.log(self.they_closed())
             return
         self.conv.fail(self.they_closed(), self.describe_event(kind, payload, timeout), hint)
-
-    def expect_silence(self, hint: str, duration: float = QUIET) -> None:
-        """Nothing may arrive for `duration` seconds."""
-        kind, payload = self.read_event(duration, quiet=True)
-        if kind == TIMEOUT:
-            return
-        self.conv.fail(self.nothing_heard(), self.describe_event(kind, payload, duration), hint)
 
     def expect_end(self, hint: str) -> str:
         """Nothing more may arrive: the server closes the connection, or stays silent

@@ -7,9 +7,12 @@
 * The handout's tools (grader/teach/) are not needed by the student's grader.
 * The wire (grader/wire.py) is the lowest layer: it imports nothing of the grader
   above framing and sockdiag; the client side borrows nothing from the server side.
+* No function of the grader is dead code.
 """
 
 import ast
+import re
+from collections import Counter
 
 from gradekit import KIT, STAGES
 
@@ -111,3 +114,18 @@ def test_the_client_side_borrows_nothing_from_the_server_side():
     """Who holds a socket is grader/holders.py's, below both sides."""
     assert "grader.serverside" not in grader_modules(KIT / "grader" / "clientside.py")
 
+
+def test_every_function_of_the_grader_is_used():
+    """Each function or method defined in grader/ is named somewhere in grader/ or tests/
+    besides its own definitions (pytest's hooks and the checks themselves aside)."""
+    files = [*(KIT / "grader").rglob("*.py"), *(KIT / "tests").rglob("*.py")]
+    words = Counter(word for path in files
+                    for word in re.findall(r"\w+", path.read_text(encoding="utf-8")))
+    defined = Counter()
+    for path in (KIT / "grader").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                defined[node.name] += 1
+    unused = sorted(name for name, count in defined.items()
+                    if words[name] <= count and not name.startswith(("test_", "pytest_", "__")))
+    assert not unused, "functions of the grader nothing uses: %s" % unused

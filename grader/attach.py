@@ -46,7 +46,8 @@ from grader.programs import TAIL_BYTES
 from grader.serverside import START_TIMEOUT, ServerUnderTest
 from grader.system import WINDOWS
 from grader.stages import STAGES
-from grader.wire import WAIT, Conversation
+from grader.failure import Conversation
+from grader.wire import WAIT
 
 PATIENCE = 300          # attached: waits for what must come are this many times longer
 ATTACHED_TIME_LIMIT = 3600   # an attached check's time limit: its normal one (timer.py's

@@ -31,8 +31,8 @@ from grader import diagnosis, sockdiag
 from grader.processes import reading_input
 from grader.programs import Program, Sandbox, Spare
 from grader.framing import frame
+from grader.holders import NOBODY, OURS, THEIRS, UNKNOWN, established_sockets, held_by
 from grader.diagnosis import OnExit
-from grader.serverside import NOBODY, OURS, THEIRS, UNKNOWN, established_sockets, held_by
 from grader.stages import stage
 from grader.system import LINUX
 from grader.wire import DYING_GRACE, WAIT, Conversation, Peer, show
@@ -123,9 +123,6 @@ class ClientLink(Peer):
 
     def connection(self) -> str:
         return "its connection"
-
-    def nothing_heard(self) -> str:
-        return "the client sends nothing"
 
 
 def spare_client(script: Path, sandbox: Sandbox) -> Spare:

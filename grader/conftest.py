@@ -36,7 +36,7 @@ from grader.signals import set_up_signals
 from grader.stages import stage_of_module
 from grader.system import speak_utf8_off_the_console
 from grader.timer import CheckTimer, require_timeout, time_limit
-from grader.wire import Conversation
+from grader.failure import Conversation
 
 KIT_ROOT = Path(__file__).resolve().parent.parent
 PASSED = pytest.StashKey[bool]()   # a check's own call passed (set before its teardown)

@@ -16,7 +16,7 @@ answered wrongly, or not at all. Two things the grader sees override it:
   standard error): the hint names that TODO first, what it asks and the
   section of the students' guide that explains it.
 
-Conversation.explanation (wire.py) asks `diagnose` once per failure; every
+Conversation.explanation (failure.py) asks `diagnose` once per failure; every
 check's failure goes through it, so the rule lives here, not in each check.
 """
 

@@ -4,19 +4,15 @@ The word ERROR itself is judged by 3.5 only; elsewhere a refusal with a near-mis
 word ('EROR') counts as the refusal it is (grader/wire.py, Peer.expect_error).
 """
 
-import bisect
-import selectors
 import socket
-import threading
-import time
-
 
 from grader.chat import (HINT_MSG, HINT_NAME, exchange, expect_names, named,
                          overlong_push, split_character_message,
                          unnamed_clients_leave)
 from grader.checks import ANSWERING, check
 from grader.framing import frame
-from grader.wire import MESSAGE, WAIT, FrameReader, Peer, is_refusal, show
+from grader.traffic import FLOOD_TEXT, Flood
+from grader.wire import MESSAGE, WAIT, Peer, is_refusal, show
 
 
 HINT_TEXT = ("the text is everything after the second space, kept exactly: split with "
@@ -36,9 +32,8 @@ HINT_BACKLOG = ("Count the bytes waiting in each client's queue: once they pass 
 HINT_FRAMING = ("TCP is a byte stream: keep a buffer per client and take out only complete "
                 "messages (docs/students.md § Framing).")
 
-FLOOD_COUNT = 8200      # check 10: messages alice sends to bob, who never reads ...
-FLOOD_TEXT = 1000       # ... each with this many bytes of text: about 8.3 MB in all
-FLOOD_LIMIT = 10.0      # checks 10, 13, 14: how long the server may take to answer a flood
+FLOOD_COUNT = 8200      # check 10: messages alice sends to bob, who never reads (each
+                        # with FLOOD_TEXT bytes of text, traffic.py): about 8.3 MB in all
 FLOOD_PACE = 0.02       # check 10: carol and dave talk at most this often during the flood
 WINDOW = 128 * 1024     # checks 13, 14: alice writes at most this far ahead of her replies
 LIMIT_COUNT = 16000     # checks 13, 14: messages (~16 MB) after which a server that has
@@ -187,182 +182,28 @@ def test_burst_in_order(server):
                                       "many arrive in one recv(). " + HINT_FRAMING)
 
 
-class Flood:
-    """alice's background sender (checks 10, 13, 14): many MSGs to one recipient, and her replies.
-
-    It runs in its own thread, on alice's socket made non-blocking, so the grader
-    itself never blocks: it writes when the socket is writable and reads whenever
-    replies arrive (a server may stop reading a client that leaves its own replies
-    unread, so alice must read hers). With a `window`, it writes at most that many
-    bytes ahead of the replies, so that it can stop soon after a refusal
-    (`stop_on_refusal`). It stops when every message it wrote in whole has had its
-    reply, when the connection ends, on stop(), or after FLOOD_LIMIT seconds. It
-    never fails the check itself: the check reads its results on the main thread.
-    """
-
-    def __init__(self, peer, recipient: str, count: int, window: int | None = None,
-                 stop_on_refusal: bool = False) -> None:
-        self.peer = peer
-        self.sock = peer.sock
-        self.recipient = recipient
-        self.count = count
-        self.messages = [frame(self.payload(i)) for i in range(count)]
-        self.ends = []                  # where each message ends in the data
-        position = 0
-        for message in self.messages:
-            position += len(message)
-            self.ends.append(position)
-        self.data = memoryview(b"".join(self.messages))
-        self.window = window
-        self.stop_on_refusal = stop_on_refusal
-        self.written = 0
-        self.end = len(self.data)       # where writing stops: the end, or after a refusal
-                                        # the end of the message being written
-        self.replies = 0
-        self.sent_replies = 0           # 'SENT <recipient>', all of them before any refusal
-        self.refusals = 0
-        self.unexpected = None          # the first reply that is neither SENT nor a refusal
-        self.first = None               # the first reply, and the last one
-        self.last = None
-        self.ending = ""                # why it stopped before all the replies came
-        self.limit = peer.conv.patient(FLOOD_LIMIT)   # longer for a server at a breakpoint
-        self.done = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def payload(self, i: int) -> str:
-        return "MSG %s %05d%s" % (self.recipient, i, "x" * (FLOOD_TEXT - 5))
-
-    @staticmethod
-    def push(i: int) -> bytes:
-        """What the recipient receives for message i."""
-        return ("FROM alice %05d%s" % (i, "x" * (FLOOD_TEXT - 5))).encode("ascii")
-
-    def megabytes(self, messages: int) -> float:
-        return len(frame(self.push(0))) * messages / 1e6
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def wait(self) -> None:
-        self.done.wait(self.limit + 1)
-        self.stop()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(2.0)
-
-    def _may_write(self) -> bool:
-        if self.written >= self.end:
-            return False
-        answered = self.ends[self.replies - 1] if self.replies else 0
-        return self.window is None or self.written - answered < self.window
-
-    def _run(self) -> None:
-        reader = FrameReader()
-        deadline = time.monotonic() + self.limit
-        self.sock.setblocking(False)
-        selector = selectors.DefaultSelector()
-        selector.register(self.sock, selectors.EVENT_READ | selectors.EVENT_WRITE)
-        wanted = selectors.EVENT_READ | selectors.EVENT_WRITE
-        try:
-            while not self._stop.is_set():
-                if self.replies >= bisect.bisect_right(self.ends, self.end):
-                    return
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    self.ending = "timeout"
-                    return
-                events_now = selectors.EVENT_READ | (
-                    selectors.EVENT_WRITE if self._may_write() else 0)
-                if events_now != wanted:
-                    selector.modify(self.sock, events_now)
-                    wanted = events_now
-                for _, events in selector.select(min(left, 0.1)):
-                    if events & selectors.EVENT_WRITE and self._may_write():
-                        try:
-                            count = self.sock.send(
-                                self.data[self.written:min(self.end, self.written + 65536)])
-                            self.written += count
-                            self.peer.count_sent(count)
-                        except BlockingIOError:
-                            pass
-                        except OSError:
-                            self.ending = "closed"
-                            return
-                    if events & selectors.EVENT_READ:
-                        try:
-                            chunk = self.sock.recv(65536)
-                        except BlockingIOError:
-                            continue
-                        except OSError:
-                            chunk = b""
-                        if not chunk:
-                            self.ending = "closed"
-                            return
-                        reader.feed(chunk)
-                        if not self._take_replies(reader):
-                            return
-        finally:
-            selector.close()
-            self.done.set()
-
-    def _take_replies(self, reader: FrameReader) -> bool:
-        while True:
-            try:
-                payload = reader.next_payload()
-            except ValueError:
-                self.ending = "garbage"
-                return False
-            if payload is None:
-                return True
-            self.replies += 1
-            if self.first is None:
-                self.first = payload
-            self.last = payload
-            if payload == b"SENT " + self.recipient.encode() and not self.refusals:
-                self.sent_replies += 1
-            elif is_refusal(payload):
-                self.refusals += 1
-                if self.stop_on_refusal and self.end == len(self.data):
-                    # Finish the message being written (the socket goes on being used),
-                    # then write no more.
-                    self.end = self.ends[bisect.bisect_left(self.ends, self.written)]
-            elif self.unexpected is None:
-                self.unexpected = payload
-
-    def summary(self) -> str:
-        """One transcript line: what alice got back."""
-        text = "alice    ← server  %d replies: %d × 'SENT %s'" % (
-            self.replies, self.sent_replies, self.recipient)
-        if self.refusals:
-            text += ", then %d refusals (the first: %s)" % (self.refusals, show(self.last)
-                                                            if self.refusals == 1 else
-                                                            "'ERROR …'")
-        return text
-
-    def why_it_stopped(self) -> tuple[str, str]:
-        """(what alice saw, the usual cause) when the replies stopped short."""
-        if self.ending == "garbage":
-            return ("bytes that are not a valid message header after %d replies" % self.replies,
-                    "the replies to alice lost their framing under the flood: when send() "
-                    "takes only part of the bytes, keep the rest and send it first the next "
-                    "time the socket is writable, before anything queued after it. "
-                    + HINT_FRAMING)
-        if self.ending == "closed" and self.last is not None and is_refusal(self.last):
-            return ("the server closed alice's connection after %d replies, the last %s"
-                    % (self.replies, show(self.last)),
-                    "the server found a bad header in alice's stream, but she sent only whole, "
-                    "well-framed messages: under a flood one recv() returns messages cut "
-                    "anywhere, so a recv() is not one message. Keep each client's bytes in its "
-                    "buffer and take out only complete messages. " + HINT_FRAMING)
-        if self.ending == "closed":
-            return ("the server closed alice's connection after %d replies" % self.replies,
-                    "alice reads her replies, so keep reading her messages and answering each "
-                    "one, even while another client reads nothing. " + HINT_SLOW)
-        return ("only %d replies within %.0f s" % (self.replies, self.limit),
-                "alice reads her replies, so keep reading her messages and answering each one, "
-                "even while another client reads nothing. " + HINT_SLOW)
+def why_it_stopped(flood: Flood) -> tuple[str, str]:
+    """(what alice saw, the usual cause) when the flood's replies stopped short."""
+    if flood.ending == "garbage":
+        return ("bytes that are not a valid message header after %d replies" % flood.replies,
+                "the replies to alice lost their framing under the flood: when send() "
+                "takes only part of the bytes, keep the rest and send it first the next "
+                "time the socket is writable, before anything queued after it. "
+                + HINT_FRAMING)
+    if flood.ending == "closed" and flood.last is not None and is_refusal(flood.last):
+        return ("the server closed alice's connection after %d replies, the last %s"
+                % (flood.replies, show(flood.last)),
+                "the server found a bad header in alice's stream, but she sent only whole, "
+                "well-framed messages: under a flood one recv() returns messages cut "
+                "anywhere, so a recv() is not one message. Keep each client's bytes in its "
+                "buffer and take out only complete messages. " + HINT_FRAMING)
+    if flood.ending == "closed":
+        return ("the server closed alice's connection after %d replies" % flood.replies,
+                "alice reads her replies, so keep reading her messages and answering each "
+                "one, even while another client reads nothing. " + HINT_SLOW)
+    return ("only %d replies within %.0f s" % (flood.replies, flood.limit),
+            "alice reads her replies, so keep reading her messages and answering each one, "
+            "even while another client reads nothing. " + HINT_SLOW)
 
 
 def stall_hint(flood: Flood):
@@ -370,7 +211,7 @@ def stall_hint(flood: Flood):
     (the usual cause), unless the flood shows the server lost alice's framing instead."""
     def hint():
         if flood.ending in ("garbage", "closed"):
-            return flood.why_it_stopped()[1]
+            return why_it_stopped(flood)[1]
         return "dave must get carol's message while bob is not reading. " + HINT_SLOW
     return hint
 
@@ -393,7 +234,7 @@ def test_slow_reader(server, conversation):
     1 MiB (check 14 judges that), so after the first reply each reply may be 'SENT bob'
     or an ERROR (bob gone); alice must get one reply per message, and her connection
     must stay open. On a correct server this takes about 0.2 s; it is bounded by
-    FLOOD_LIMIT.
+    FLOOD_LIMIT (traffic.py).
     """
     alice = named(server, "alice")
     bob = named(server, "bob")  # noqa: F841 (stays connected, and never reads)
@@ -423,7 +264,7 @@ def test_slow_reader(server, conversation):
         conversation.fail("alice ← server  'SENT bob', or ERROR once bob is disconnected",
                           "alice ← server  %s" % show(flood.unexpected), HINT_SLOW)
     if flood.replies < FLOOD_COUNT:
-        got, hint = flood.why_it_stopped()
+        got, hint = why_it_stopped(flood)
         conversation.fail("alice ← server  one reply to each of her %d messages" % FLOOD_COUNT,
                           got, hint)
 
@@ -475,7 +316,7 @@ def flood_until_cut_off(conversation, alice, recipient: str) -> Flood:
                           % (recipient, recipient),
                           "alice ← server  %s" % show(flood.unexpected), HINT_MSG)
     if flood.ending:
-        got, hint = flood.why_it_stopped()
+        got, hint = why_it_stopped(flood)
         conversation.fail("alice ← server  a reply to each message", got, hint)
     return flood
 
@@ -515,7 +356,7 @@ def test_lagging_reader(server, conversation):
             "bytes still waiting in his queue, those send() has not taken yet. "
             + HINT_BACKLOG)
     if flood.replies < LAG_COUNT:
-        got, hint = flood.why_it_stopped()
+        got, hint = why_it_stopped(flood)
         conversation.fail("alice ← server  'SENT bob' for each of her %d messages" % LAG_COUNT,
                           got, hint)
     read_in_order(bob, LAG_COUNT)

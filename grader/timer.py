@@ -13,9 +13,10 @@ import threading
 import pytest
 
 from grader import whereabouts
+from grader.failure import Conversation
 from grader.grading import Grader
 from grader.programs import Sandbox
-from grader.wire import CheckFailed, Conversation
+from grader.wire import CheckFailed
 
 CHECK_TIMEOUT = 30   # pytest-timeout's outer safety net for one check, in seconds
 NO_TIMEOUT = ("the grader needs pytest-timeout (each check's time limit; without it a check "

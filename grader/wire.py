@@ -4,17 +4,22 @@ The grader never imports the student's protocol.py: a student who breaks the
 framing there must be caught, not agreed with. So this module frames and
 unframes by itself (docs/students.md § Framing), and keeps a transcript of everything
 that crossed the wire so a failing check can show the whole conversation.
+
+This is the lowest layer: it imports nothing of the grader's above framing.py and
+sockdiag.py. How a failure is told in full (where a program is, why it exited)
+is grader/failure.py's, whose Conversation the checks are given: the wire calls
+it back through the methods its own Conversation defines plainly (explanation,
+told_exit, on_send, on_message).
 """
 
 from __future__ import annotations
 
 import re
-import signal
 import socket
 import struct
 import time
 
-from grader import diagnosis, sockdiag, whereabouts
+from grader import sockdiag
 from grader.framing import HEADER_SIZE, frame, payload_length
 
 
@@ -107,8 +112,6 @@ class Conversation:
         self.lines: list[str] = []
         self.programs: list = []   # processes whose output helps explain a failure
         self.messages_heard = 0    # whole messages received from the program under test
-        self.stand_ins: list[str] = []   # TODOs whose stand-in replied (diagnosis.py)
-        self.exit_sent_by = ""     # the last scripted client that sent EXIT (diagnosis.py)
         self.patience = 1.0        # waits for what must come are this many times longer
                                    # (grader/attach.py: a server at a breakpoint)
         self.waited_on = None      # the program a check waited on in vain: asked where it is
@@ -137,19 +140,18 @@ class Conversation:
         status = program.wait_exit(grace) if grace else program.exit_status()
         if status is None:
             return ""
-        if getattr(program, "limit_reason", ""):   # stopped by one of the grader's limits
-            return "the grader stopped the %s: it %s" % (label, program.limit_reason)
-        story = diagnosis.exit_story(program, self)   # a crash, told by its traceback
-        if story:
-            return story
-        note = "the %s exited with status %s%s" % (label, status,
-                                                    diagnosis.exit_place(program, status))
-        if status < 0:
-            try:
-                note += " (killed by signal %s)" % signal.Signals(-status).name
-            except ValueError:
-                pass
-        return note
+        return self.told_exit(program, status)
+
+    def told_exit(self, program, status: int) -> str:
+        """How a program that has ended is told: here its status (failure.py tells more)."""
+        return "the %s exited with status %s" % (program.label, status)
+
+    def on_send(self, label: str, data: bytes) -> None:
+        """Scripted client `label` is sending `data` (failure.py notes an EXIT)."""
+
+    def on_message(self, payload: bytes) -> None:
+        """A whole message came from the program under test (failure.py notes a stand-in's)."""
+        self.messages_heard += 1
 
     def log(self, line: str) -> None:
         self.lines.append(line)
@@ -170,25 +172,23 @@ class Conversation:
         raise CheckFailed(self.explanation(expected, got, hint))
 
     def explanation(self, expected: str, got: str, hint) -> str:
-        """The conversation, what we wanted, what came, a hint, and the programs' output.
+        """The conversation, what we wanted, what came, and a hint (failure.py tells more).
 
         `hint` is a sentence, or a function that returns one: a hint that depends on
         what happened meanwhile (e.g. on another thread's findings) is made only now."""
         if callable(hint):
             hint = hint()
-        # First the programs' reports: each waits a moment for a program on its way out,
-        # so the diagnosis below knows whether it has exited.
-        reports = [report for report in (program.describe() for program in self.programs)
-                   if report]
-        where, hint = whereabouts.where(self, hint)   # a program waited on in vain: where is it?
-        got, hint = diagnosis.diagnose(self, got, hint)   # an exit, a stand-in: said first
+        return "\n".join(self.told(expected, got, [], hint))
+
+    def told(self, expected: str, got: str, where: list[str], hint) -> list[str]:
+        """A failure's lines: the conversation, Expected, Got, the Where lines, Hint."""
         parts = self.transcript()
         parts.append("Expected: " + expected)
         parts.append("Got:      " + got)
         parts.extend(where)
         if hint:
             parts.append("Hint:     " + hint)
-        return "\n".join(parts + reports)
+        return parts
 
 
 class FrameReader:
@@ -296,8 +296,7 @@ class Peer:
 
     def _sendall(self, data: bytes) -> None:
         self.count_sent(len(data))
-        if diagnosis.EXIT_FRAME in data:
-            self.conv.exit_sent_by = self.label
+        self.conv.on_send(self.label, data)
         self.sock.settimeout(self.conv.patient(WAIT))
         try:
             self.sock.sendall(data)
@@ -338,10 +337,7 @@ class Peer:
             except ValueError:
                 return GARBAGE, self.reader.buffer[:40]
             if payload is not None:
-                self.conv.messages_heard += 1
-                stand_in = diagnosis.STAND_IN_REPLY.search(payload)
-                if stand_in:
-                    self.conv.stand_ins.append(stand_in.group(1).decode())
+                self.conv.on_message(payload)
                 return MESSAGE, payload
             if self.closed:
                 return CLOSED, None
@@ -369,9 +365,6 @@ class Peer:
 
     def connection(self) -> str:
         return "%s's connection" % self.label
-
-    def nothing_heard(self) -> str:
-        return "%s receives nothing" % self.label
 
     def describe_event(self, kind: str, payload, timeout: float = WAIT) -> str:
         if kind == MESSAGE:
@@ -454,13 +447,6 @@ class Peer:
             self.conv.log(self.they_closed())
             return
         self.conv.fail(self.they_closed(), self.describe_event(kind, payload, timeout), hint)
-
-    def expect_silence(self, hint: str, duration: float = QUIET) -> None:
-        """Nothing may arrive for `duration` seconds."""
-        kind, payload = self.read_event(duration, quiet=True)
-        if kind == TIMEOUT:
-            return
-        self.conv.fail(self.nothing_heard(), self.describe_event(kind, payload, duration), hint)
 
     def expect_end(self, hint: str) -> str:
         """Nothing more may arrive: the server closes the connection, or stays silent

@@ -204,7 +204,7 @@ class Ended:
 
 
 def told(program, hint="is the listening socket still in the select set?", heard=None):
-    from grader.wire import Conversation
+    from grader.failure import Conversation
     conversation = Conversation()
     conversation.programs.append(program)
     conversation.stand_ins += heard or []
@@ -318,7 +318,7 @@ def test_the_crash_names_the_file_as_where_does():
               b'  File "/home/zoe/kit/stages/1_echo/chat_server.py", line 143, in serve\n'
               b"    selector.register(client, selectors.EVENT_READ)\n"
               b'KeyError: "<socket.socket fd=6> (FD 6) is already registered"\n')
-    from grader.wire import Conversation
+    from grader.failure import Conversation
     story = exit_story(Crashed(status=1, stderr=stderr), Conversation())
     assert story.startswith("the server crashed: KeyError at stages/1_echo/chat_server.py "
                             "line 143 in serve(): `selector.register("), story

@@ -10,9 +10,14 @@
 * The grader's modules import one another one way only (no circle, not even one
   for type hints alone), and none takes another's private name (_x).
 * The startup hook, run inside the student's programs, imports none of them.
+* The wire (grader/wire.py) is the lowest layer: it imports nothing of the grader
+  above framing and sockdiag; the client side borrows nothing from the server side.
+* No function of the grader is dead code.
 """
 
 import ast
+import re
+from collections import Counter
 
 from gradekit import KIT, STAGES
 
@@ -182,3 +187,36 @@ def test_the_startup_hook_stands_alone():
     hook = KIT / "grader" / "startup" / "sitecustomize.py"
     taken = [module for module in imported_modules(hook) if module.split(".")[0] == "grader"]
     assert not taken, taken
+
+
+def grader_modules(module: str) -> set[str]:
+    """The grader's modules `module` ('grader.wire') imports."""
+    return {other for other, _ in grader_imports()[module]}
+
+
+def test_the_wire_imports_nothing_above_it():
+    """grader/wire.py (framing, scripted clients, the transcript) calls no upper layer:
+    how a failure is told in full (the exit diagnosis, where a program is) is
+    grader/failure.py's, which the wire never imports."""
+    assert grader_modules("grader.wire") <= {"grader.framing", "grader.sockdiag"}
+
+
+def test_the_client_side_borrows_nothing_from_the_server_side():
+    """Who holds a socket is grader/holders.py's, below both sides."""
+    assert "grader.serverside" not in grader_modules("grader.clientside")
+
+
+def test_every_function_of_the_grader_is_used():
+    """Each function or method defined in grader/ is named somewhere in grader/ or tests/
+    besides its own definitions (pytest's hooks and the checks themselves aside)."""
+    files = [*(KIT / "grader").rglob("*.py"), *(KIT / "tests").rglob("*.py")]
+    words = Counter(word for path in files
+                    for word in re.findall(r"\w+", path.read_text(encoding="utf-8")))
+    defined = Counter()
+    for path in (KIT / "grader").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                defined[node.name] += 1
+    unused = sorted(name for name, count in defined.items()
+                    if words[name] <= count and not name.startswith(("test_", "pytest_", "__")))
+    assert not unused, "functions of the grader nothing uses: %s" % unused

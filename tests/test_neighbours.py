@@ -20,8 +20,9 @@ import time
 import pytest
 
 from gradekit import KIT, LINUX
-from grader import clientside, limits, programs, serverside, sockdiag
-from grader.wire import CLOSED, CheckFailed, Conversation
+from grader import clientside, holders, limits, programs, serverside, sockdiag
+from grader.failure import Conversation
+from grader.wire import CLOSED, CheckFailed
 
 pytestmark = pytest.mark.skipif(not LINUX, reason="Linux tells who holds a socket; "
                                                  "elsewhere the grader trusts every connection")
@@ -94,11 +95,11 @@ def test_connected_names_the_same_sockets_as_proc(monkeypatch):
                          if f[3] == "01" and int(f[1].rsplit(":", 1)[1], 16) == here
                          and int(f[2].rsplit(":", 1)[1], 16) == port}
             assert from_proc == wanted
-            assert serverside.established_sockets("/proc/net/tcp", here, port) == wanted
+            assert holders.established_sockets("/proc/net/tcp", here, port) == wanted
             monkeypatch.delattr(socket, "AF_NETLINK")   # no netlink: read from /proc
             assert sockdiag.connected(socket.AF_INET, here, port) is None
-            assert serverside.established_sockets("/proc/net/tcp", here, port) == wanted
-            assert serverside.listening_sockets("/proc/net/tcp", port) == {
+            assert holders.established_sockets("/proc/net/tcp", here, port) == wanted
+            assert holders.listening_sockets("/proc/net/tcp", port) == {
                 "socket:[%d]" % os.fstat(listener.fileno()).st_ino}
 
 

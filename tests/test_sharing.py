@@ -16,8 +16,8 @@ import textwrap
 import pytest
 
 from gradekit import IMPLS, KIT, LINUX
-from grader import limits, programs, serverside, sockdiag
-from grader.wire import Conversation
+from grader import holders, limits, programs, serverside, sockdiag
+from grader.failure import Conversation
 
 pytestmark = pytest.mark.skipif(not LINUX, reason="a server is shared only where the kernel "
                                                  "says which connections it holds (Linux)")
@@ -186,7 +186,7 @@ def test_the_kernel_names_one_connection_by_its_ports():
         accepted, _ = listener.accept()
         state, inode = sockdiag.connection(port, client_port)
         assert state == sockdiag.TCP_ESTABLISHED
-        assert {"socket:[%d]" % inode} == serverside.established_sockets(
+        assert {"socket:[%d]" % inode} == holders.established_sockets(
             "/proc/net/tcp", port, client_port)   # the one the listing names
         client.close()
         assert sockdiag.connection(port, client_port)[0] == sockdiag.TCP_CLOSE_WAIT

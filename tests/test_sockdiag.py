@@ -7,11 +7,11 @@ import socket
 import pytest
 
 from gradekit import LINUX
-from grader import serverside, sockdiag
+from grader import holders, sockdiag
 
 
 def read_proc_table(table, port):
-    """The /proc reading serverside.listening_sockets falls back on, on its own."""
+    """The /proc reading holders.listening_sockets falls back on, on its own."""
     lines = open(table).read().splitlines()[1:]
     return {"socket:[%s]" % f[9] for f in map(str.split, lines)
             if f[3] == "0A" and int(f[1].rsplit(":", 1)[1], 16) == port}
@@ -34,7 +34,7 @@ def test_the_same_listening_sockets_as_proc(family, host, table):
             found = sockdiag.listening(family, port)
             assert found == {"socket:[%d]" % os.fstat(listener.fileno()).st_ino}
             assert found == read_proc_table(table, port)
-            assert serverside.listening_sockets(table, port) == found
+            assert holders.listening_sockets(table, port) == found
     assert sockdiag.listening(family, port) == set() == read_proc_table(table, port)
 
 
@@ -52,7 +52,7 @@ def test_without_netlink_it_gives_way(monkeypatch):
     monkeypatch.delattr(socket, "AF_NETLINK", raising=False)
     assert sockdiag.listening(socket.AF_INET, 80) is None
     if not LINUX:
-        assert serverside.listening_sockets("/no/such/table", 80) is None
+        assert holders.listening_sockets("/no/such/table", 80) is None
 
 
 def test_a_refused_request_gives_way(monkeypatch):
@@ -84,7 +84,7 @@ def test_a_refused_request_gives_way(monkeypatch):
 
 @pytest.mark.skipif(not LINUX, reason="/proc/PID/fd is Linux's")
 def test_a_descriptor_closed_while_looked_at_hides_no_other(monkeypatch):
-    """serverside.holds: a program starting up closes files while the grader reads its
+    """holders.holds: a program starting up closes files while the grader reads its
     descriptors; one that vanished must not make its listening socket 'another
     program's' (once, the whole look failed, and a server never listened in time)."""
     with socket.socket() as listener:
@@ -100,6 +100,6 @@ def test_a_descriptor_closed_while_looked_at_hides_no_other(monkeypatch):
                 raise FileNotFoundError(2, "No such file or directory", str(path))
             return link
 
-        monkeypatch.setattr(serverside.os, "readlink", closed_meanwhile)
-        assert serverside.holds(os.getpid(), {name})
+        monkeypatch.setattr(holders.os, "readlink", closed_meanwhile)
+        assert holders.holds(os.getpid(), {name})
         assert vanished

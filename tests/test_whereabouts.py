@@ -25,7 +25,7 @@ sys.path.insert(0, str(KIT))
 from grader import whereabouts  # noqa: E402
 from grader.limits import Limits  # noqa: E402
 from grader.programs import Program, Sandbox  # noqa: E402
-from grader.wire import Conversation  # noqa: E402
+from grader.failure import Conversation  # noqa: E402
 
 KIT_HINT = "the check's own hint"
 

@@ -146,7 +146,8 @@ def start_server(script: Path):
     from grader.limits import Limits
     from grader.programs import Sandbox
     from grader.serverside import ServerUnderTest
-    from grader.wire import CheckFailed, Conversation
+    from grader.failure import Conversation
+    from grader.wire import CheckFailed
     sandbox = Sandbox(Limits(memory=SERVER_MEMORY))
     server = ServerUnderTest(script.parent, Conversation(), sandbox, spares=False)
     try:

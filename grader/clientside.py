@@ -205,7 +205,7 @@ class ClientUnderTest:
 
     def wait_until_reading_input(self, most: float) -> None:
         """Wait until the client waits for the user to type (a thread blocked reading
-        standard input: programs.reading_input), `most` seconds at most. Where the system
+        standard input: processes.reading_input), `most` seconds at most. Where the system
         can't tell, the user simply types nothing for `most` seconds."""
         deadline = time.monotonic() + most
         while time.monotonic() < deadline:

@@ -25,6 +25,17 @@ def scored(grader, stage: str) -> list:
     return [c for c in grader.checks.values() if c.stage == stage and c.status != "skipped"]
 
 
+def say_watchdog_troubles(grader, tr) -> None:
+    """The watchdog's own errors (watchdog.py keeps them), under the total: while one
+    lasts, the limits on memory, processes and files may not hold, which a teacher
+    grading untrusted code must know; its traceback is on the grader's standard error."""
+    troubles = getattr(getattr(grader.sandbox, "watchdog", None), "troubles", None) or []
+    for trouble in troubles:
+        tr.write_line("WARNING: the grader's watchdog hit an error of its own (%s): the "
+                      "limits on memory, processes and files may not have held." % trouble,
+                      bold=True)
+
+
 def score_table(grader, tr) -> None:
     """The score table, written with pytest's terminal reporter `tr`: each stage's checks
     with their marks and points, the stages' points and the total; then which stage the
@@ -65,6 +76,7 @@ def score_table(grader, tr) -> None:
     for stage, got, out_of in rows:
         tr.write_line("%-14s %3d / %d" % (stage, got, out_of))
     tr.write_line("%-14s %3d / %d" % ("total", total, maximum), bold=True)
+    say_watchdog_troubles(grader, tr)
     say_which_stage(grader, tr)
     regressions = [c.label for c in grader.checks.values() if c.kept and c.status == "failed"
                    and c.stage not in grader.not_started]

@@ -92,7 +92,7 @@ def says_port_taken(output: bytes) -> bool:
 # server is stopped and the next check gets a fresh one, as before. A check that judges
 # start-up, CPU, stalls or shutdown always gets a fresh one. What the student sees is
 # the same either way: the conversation is this check's, and so is the server's output
-# (what it printed when it started, then during this check: programs.py, Output.hidden).
+# (what it printed when it started, then during this check: output.py, Output.hide_until_now).
 
 
 def answers_as_fresh(sock: socket.socket, stage: str) -> bool:

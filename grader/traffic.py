@@ -5,7 +5,7 @@ a thread writes on alice's socket, made non-blocking, and reads her replies; the
 check reads what came of it on its own thread, once the flood has ended, and words
 it (the hints are the check's). An error of the flood's own (anything but the
 connection's end) is the grader's: wait() and stop() raise it in the check's thread,
-where conftest.py tells it as the grader's own error, never as a flood that stopped
+where the grader (grading.py) tells it as its own error, never as a flood that stopped
 short for the check to judge the server by.
 """
 

@@ -102,7 +102,7 @@ def edit_distance(a: bytes, b: bytes) -> int:
 
 class CheckFailed(AssertionError):
     """A check failed: its text is the whole explanation (the conversation, Expected,
-    Got, Hint), shown to the student as it is, with no traceback (conftest.py)."""
+    Got, Hint), shown to the student as it is, with no traceback (grading.py)."""
 
 
 class Conversation:

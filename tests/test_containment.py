@@ -509,6 +509,23 @@ def test_a_look_that_fails_leaves_no_writer_paused_and_the_disk_limit_on(
         said = capfd.readouterr().err
         assert "can't start new thread" in said and "watchdog" in said, said
         assert any("can't start new thread" in trouble for trouble in sandbox.watchdog.troubles)
+        from grader.report import say_watchdog_troubles
+
+        class Grading:   # what the score table reads of a grading: its sandbox
+            pass
+
+        class Terminal:   # pytest's terminal reporter, as the score table writes to it
+            lines = []
+
+            def write_line(self, line, **markup):
+                self.lines.append(line)
+
+        grading, terminal = Grading(), Terminal()
+        grading.sandbox = sandbox
+        say_watchdog_troubles(grading, terminal)
+        assert terminal.lines and all(line.startswith("WARNING: the grader's watchdog")
+                                      and "may not have held" in line
+                                      for line in terminal.lines), terminal.lines
         sums.arm()   # the disk limit is still on: the next sum happens
         assert wait_until(lambda: sums.sums >= 1, timeout=10), "no sum after the failed one"
     finally:

@@ -9,7 +9,7 @@ untouched skeletons, a full grading and each stage alone, plus `pytest grader
 --collect-only` (the grader's fixed cost: Python, pytest, the plugin, the
 checks' modules), the configurations taking turns round after round so that a
 machine that gets busier or quieter affects them all alike; then it prints
-the medians as the table in docs/developing.md § Grading time, measured.
+the medians (a quiet machine's are in docs/developing.md § Grading time).
 
 What it measures, for each grading (each is its own process, started as
 tests/gradekit.py starts one, cwd the kit, results.json written):

@@ -442,6 +442,22 @@ def test_a_select_with_a_timeout_of_0_is_told(tmp_path, code, never_waits):
     assert whereabouts.zero_timeout(str(source), code) is never_waits
 
 
+class ExitedClient:
+    """A client that ended itself with `status`, having written `stderr`, as the
+    diagnosis reads a program."""
+    label, asked_to_end, limit_note = "client", False, ""
+
+    def __init__(self, program, status: int, stderr: str) -> None:
+        self.argv = [sys.executable, "-b", str(program), "--port", "5"]
+        self.status, self.written = status, stderr
+
+    def exit_status(self):
+        return self.status
+
+    def stderr(self):
+        return self.written.encode()
+
+
 def test_an_exit_with_a_status_names_the_line_that_called_it(tmp_path):
     """The startup hook writes where sys.exit(), exit() or os._exit() was called with a
     status other than 0; the diagnosis names that line in the failure (its path as the
@@ -467,17 +483,7 @@ def test_an_exit_with_a_status_names_the_line_that_called_it(tmp_path):
     assert told[9].startswith("[chat kit] os._exit(9) at %s line 5 in main(): os._exit(9)"
                               % program)
 
-    class Exited:
-        label, asked_to_end, limit_note = "client", False, ""
-        argv = [sys.executable, "-b", str(program), "--port", "5"]
-
-        def exit_status(self):
-            return 3
-
-        def stderr(self):
-            return told[3].encode()
-
-    assert exit_story(Exited(), Conversation()) == (
+    assert exit_story(ExitedClient(program, 3, told[3]), Conversation()) == (
         "the client exited with status 3 (sys.exit(3) at impl/4_exit/chat_client.py line 6 "
         "in main(): `sys.exit(status)`)")
 
@@ -511,19 +517,10 @@ def test_a_raised_system_exit_names_the_line_that_raised_it(tmp_path):
                            % program), told[5]
         assert "SystemExit" not in told[0], told[0]
 
-    class Exited:
-        label, asked_to_end, limit_note = "client", False, ""
-        argv = [sys.executable, "-b", str(tmp_path / "impl" / "4_exit" / "chat_client.py")]
-
-        def exit_status(self):
-            return 4
-
-        def stderr(self):
-            return ("[chat kit] raise SystemExit(4) at %s line 6 in leave(): "
-                    "raise SystemExit(status)\n" % argv_file).encode()
-
-    argv_file = tmp_path / "impl" / "4_exit" / "chat_client.py"
-    assert exit_story(Exited(), Conversation()) == (
+    told = ("[chat kit] raise SystemExit(4) at %s line 6 in leave(): "
+            "raise SystemExit(status)\n" % program.with_name("chat_client.py"))
+    assert exit_story(ExitedClient(program.with_name("chat_client.py"), 4, told),
+                      Conversation()) == (
         "the client exited with status 4 (raise SystemExit(4) at impl/4_exit/chat_client.py "
         "line 6 in leave(): `raise SystemExit(status)`)")
 

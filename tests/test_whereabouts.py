@@ -442,6 +442,21 @@ def test_a_select_with_a_timeout_of_0_is_told(tmp_path, code, never_waits):
     assert whereabouts.zero_timeout(str(source), code) is never_waits
 
 
+def what_it_tells(program, statuses) -> dict:
+    """{status: its standard error} of `program` run under the startup hook with each
+    status as its argument (it must exit with it)."""
+    import subprocess
+    env = dict(os.environ, PYTHONPATH=str(KIT / "grader" / "startup"))
+    env.pop("CHATKIT_WHERE", None)
+    told = {}
+    for status in statuses:
+        run = subprocess.run([sys.executable, str(program), str(status)], env=env,
+                             capture_output=True, timeout=30)
+        assert run.returncode == status
+        told[status] = run.stderr.decode()
+    return told
+
+
 class ExitedClient:
     """A client that ended itself with `status`, having written `stderr`, as the
     diagnosis reads a program."""
@@ -468,15 +483,7 @@ def test_an_exit_with_a_status_names_the_line_that_called_it(tmp_path):
     program.write_text("import os, sys\n\ndef main(status):\n    if status == 9:\n"
                        "        os._exit(9)\n    sys.exit(status)\n\n"
                        "main(int(sys.argv[1]))\n", encoding="utf-8")
-    env = dict(os.environ, PYTHONPATH=str(KIT / "grader" / "startup"))
-    env.pop("CHATKIT_WHERE", None)
-    told = {}
-    for status in (0, 3, 9):
-        import subprocess
-        run = subprocess.run([sys.executable, str(program), str(status)], env=env,
-                             capture_output=True, timeout=30)
-        assert run.returncode == status
-        told[status] = run.stderr.decode()
+    told = what_it_tells(program, (0, 3, 9))
     assert told[0] == ""
     assert told[3] == ("[chat kit] sys.exit(3) at %s line 6 in main(): sys.exit(status)\n"
                        % program)
@@ -494,9 +501,6 @@ def test_a_raised_system_exit_names_the_line_that_raised_it(tmp_path):
     in a server, once, and the diagnosis names it. A SystemExit(0), one the program
     catches, and a sys.exit() (told by its own wrapper) write no such line."""
     from grader.diagnosis import exit_story
-    import subprocess
-    env = dict(os.environ, PYTHONPATH=str(KIT / "grader" / "startup"))
-    env.pop("CHATKIT_WHERE", None)
     source = ("import sys\n\ndef leave(status):\n    if status == 5:\n"
               "        sys.exit(5)\n    raise SystemExit(status)\n\n"
               "def main(status):\n    try:\n        leave(7)\n    except SystemExit:\n"
@@ -505,12 +509,7 @@ def test_a_raised_system_exit_names_the_line_that_raised_it(tmp_path):
         program = tmp_path / "impl" / "4_exit" / name
         program.parent.mkdir(parents=True, exist_ok=True)
         program.write_text(source, encoding="utf-8")
-        told = {}
-        for status in (0, 4, 5):
-            run = subprocess.run([sys.executable, str(program), str(status)], env=env,
-                                 capture_output=True, timeout=30)
-            assert run.returncode == status
-            told[status] = run.stderr.decode()
+        told = what_it_tells(program, (0, 4, 5))
         assert told[4] == ("[chat kit] raise SystemExit(4) at %s line 6 in leave(): "
                            "raise SystemExit(status)\n" % program), told[4]
         assert told[5] == ("[chat kit] sys.exit(5) at %s line 5 in leave(): sys.exit(5)\n"

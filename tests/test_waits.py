@@ -68,12 +68,16 @@ def reading(sock: socket.socket, total: int) -> types.SimpleNamespace:
 
 @pytest.fixture
 def sleeps(monkeypatch):
-    """Every time.sleep() of the grader's wire module, recorded (and still slept)."""
+    """Every time.sleep() of the test's own thread (the grader's wire runs in it),
+    recorded and still slept. time.sleep is the process's: a thread another test left
+    running sleeps through it too, and is not the grader's pause."""
     slept: list[float] = []
     real = time.sleep
+    ours = threading.get_ident()
 
     def sleep(seconds):
-        slept.append(seconds)
+        if threading.get_ident() == ours:
+            slept.append(seconds)
         real(seconds)
 
     monkeypatch.setattr(wire.time, "sleep", sleep)

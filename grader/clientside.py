@@ -21,7 +21,6 @@ exit status and output.
 
 from __future__ import annotations
 
-import signal
 import socket
 import sys
 import time
@@ -386,13 +385,7 @@ class ClientUnderTest:
             self.conv.fail("the client exits with status %s" % wanted,
                            "it was still running %.0f s later" % within, hint)
         if status not in allowed:
-            got = "it exited with status %s%s" % (status, diagnosis.exit_place(self.program,
-                                                                               status))
-            if status < 0:
-                try:
-                    got += " (killed by signal %s)" % signal.Signals(-status).name
-                except ValueError:
-                    pass
+            got = "it " + diagnosis.exited_with(self.program, status)
             if STDIN_LOCK_CRASH in self.program.stderr():
                 hint = ("Python crashed while exiting, because a daemon thread was still blocked "
                         "reading standard input, and Python's shutdown could not take the "

@@ -470,6 +470,19 @@ def exited_unasked(program):
     return program.exit_status()
 
 
+def exited_with(program, status: int) -> str:
+    """'exited with status 1 (sys.exit(1) at … line 57 in main(): `sys.exit(1)`)', or
+    'exited with status -9 (killed by signal SIGKILL)': the one wording of an exit."""
+    told = "exited with status %s" % status
+    if status > 0:
+        return told + exit_place(program, status)
+    try:
+        return told + (" (killed by signal %s)" % signal.Signals(-status).name
+                       if status < 0 else "")
+    except ValueError:   # a number no signal has
+        return told
+
+
 def exit_story(program, conversation) -> str | None:
     """'the server crashed: KeyError at chat_server.py line 88 in forget(): `...` (None)'
     or 'the server exited with status 0 (no error: it ended itself) after alice's EXIT',
@@ -481,14 +494,7 @@ def exit_story(program, conversation) -> str | None:
     if crash is not None:
         shown_file(crash, program)
         return "the %s crashed: %s" % (program.label, crash.story())
-    story = "the %s exited with status %s" % (program.label, status)
-    if status > 0:
-        return story + exit_place(program, status)
-    if status < 0:   # worded as exit_note words it
-        try:
-            return story + " (killed by signal %s)" % signal.Signals(-status).name
-        except ValueError:
-            return story
+    story = "the %s %s" % (program.label, exited_with(program, status))
     if status == 0:
         story += " (no error: it ended itself)"
         if program.label == "server" and conversation.exit_sent_by:

@@ -18,7 +18,6 @@ each send and each message heard: an EXIT sent, a stand-in's reply).
 
 from __future__ import annotations
 
-import signal
 
 from grader import diagnosis, whereabouts, wire
 
@@ -50,14 +49,7 @@ class Conversation(wire.Conversation):
         story = diagnosis.exit_story(program, self)   # a crash, told by its traceback
         if story:
             return story
-        note = "the %s exited with status %s%s" % (label, status,
-                                                    diagnosis.exit_place(program, status))
-        if status < 0:
-            try:
-                note += " (killed by signal %s)" % signal.Signals(-status).name
-            except ValueError:
-                pass
-        return note
+        return "the %s %s" % (label, diagnosis.exited_with(program, status))
 
     def explanation(self, expected: str, got: str, hint) -> str:
         """The conversation, what we wanted, what came, where a program is, a hint, and

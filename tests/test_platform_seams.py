@@ -8,6 +8,7 @@ systems print; the part that reads is exercised on the system at hand.
 import os
 import socket
 import subprocess
+import time
 import sys
 
 import pytest
@@ -406,6 +407,33 @@ def test_the_system_is_asked_of_the_module_of_its_name(monkeypatch):
         monkeypatch.setattr(module, "parent_map", lambda module=module: {0: module})
         assert system.busy_seconds(42) == (module, 42)
         assert system.parent_map() == {0: module}
+
+
+def test_cpu_time_and_the_open_files_limit_are_the_systems_answers(monkeypatch):
+    """The load tool's two questions about a server: its CPU time (Linux: /proc's user
+    plus system time; elsewhere busy_seconds, which is the CPU time there) and its limit
+    on open files (Linux's /proc alone tells it)."""
+    from grader.system import linux
+    if system.LINUX:
+        import resource
+        before = system.cpu_seconds(os.getpid())
+        deadline = time.process_time() + 0.3
+        while time.process_time() < deadline:   # burn 0.3 s of CPU
+            pass
+        assert system.cpu_seconds(os.getpid()) >= before + 0.2
+        assert system.open_files_limit(os.getpid()) == str(
+            resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+        assert system.cpu_seconds(2 ** 22 + 1) is None   # past any pid: no such process
+    monkeypatch.setattr(linux, "cpu_seconds", lambda pid: ("linux", pid))
+    for is_linux, is_windows, module in ((False, True, windows), (False, False, macos)):
+        monkeypatch.setattr(system, "LINUX", is_linux)
+        monkeypatch.setattr(system, "WINDOWS", is_windows)
+        monkeypatch.setattr(module, "busy_seconds", lambda pid, module=module: (module, pid))
+        assert system.cpu_seconds(42) == (module, 42)
+        assert system.open_files_limit(42) is None
+    monkeypatch.setattr(system, "LINUX", True)
+    monkeypatch.setattr(system, "WINDOWS", False)
+    assert system.cpu_seconds(42) == ("linux", 42)
 
 
 def test_the_macos_way_to_the_parent_map_runs_here_as_the_grader_runs_it(monkeypatch):

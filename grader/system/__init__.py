@@ -55,6 +55,23 @@ def busy_seconds(pid: int) -> float | None:
     return platform_module().busy_seconds(pid)
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """The CPU time process `pid` has used so far, in seconds; None if it ended or the
+    system can't tell. (Elsewhere than Linux, busy_seconds is that CPU time.)"""
+    if LINUX:
+        from grader.system import linux
+        return linux.cpu_seconds(pid)
+    return platform_module().busy_seconds(pid)
+
+
+def open_files_limit(pid: int) -> str | None:
+    """Process `pid`'s limit on open files, as Linux shows it; None elsewhere."""
+    if not LINUX:
+        return None
+    from grader.system import linux
+    return linux.open_files_limit(pid)
+
+
 def press_ctrl_c(pid: int) -> None:
     """Windows: Ctrl-C in the console of process `pid` (windows.press_ctrl_c). POSIX
     presses it with SIGINT to the process group (signal_group)."""

@@ -68,3 +68,24 @@ def reading_stdin(pids) -> bool | None:
             if len(call) > 1 and call[0] == str(number) and int(call[1], 16) == 0:
                 return True
     return False if looked else None
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """The CPU time (user + system) the process has used so far (/proc/PID/stat), in
+    seconds; None if it ended."""
+    try:
+        fields = Path("/proc/%d/stat" % pid).read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def open_files_limit(pid: int) -> str | None:
+    """The process's limit on open files, as /proc/PID/limits shows it; None if it ended."""
+    try:
+        for line in Path("/proc/%d/limits" % pid).read_text().splitlines():
+            if line.startswith("Max open files"):
+                return line.split()[3]
+    except (OSError, IndexError):
+        pass
+    return None

@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 from grader.stages import DECLARED, stage, stages_named
-from grader.system import LINUX, POSIX
+from grader.system import POSIX, cpu_seconds, open_files_limit
 from grader.teach import loadgen
 
 # grader.serverside (how the grader starts a server and waits for it) is imported where
@@ -160,30 +160,6 @@ def start_server(script: Path):
     if server.program is not None:
         server.program.stop()
     raise RuntimeError("the server %s did not start:\n%s" % (script, problem))
-
-
-def cpu_seconds(pid: int) -> float | None:
-    """CPU time (user + system) a process has used so far; Linux only, else None."""
-    if not LINUX:
-        return None
-    try:
-        fields = Path("/proc/%d/stat" % pid).read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, AttributeError):
-        return None
-
-
-def open_files_limit(pid: int) -> str | None:
-    """A process's open-files limit, as Linux shows it in /proc; None elsewhere."""
-    if not LINUX:
-        return None
-    try:
-        for line in Path("/proc/%d/limits" % pid).read_text().splitlines():
-            if line.startswith("Max open files"):
-                return line.split()[3]
-    except OSError:
-        pass
-    return None
 
 
 # --- this tool's own limits ---------------------------------------------------

@@ -8,8 +8,8 @@ systems print; the part that reads is exercised on the system at hand.
 import os
 import socket
 import subprocess
-import time
 import sys
+import time
 
 import pytest
 

@@ -191,6 +191,26 @@ def grade_many(jobs: list[tuple], workers: int = 3) -> list[Grade]:
         pool.shutdown(wait=True)
 
 
+def run_bounded(command: list[str], cwd: Path, limit: float, env: dict | None = None,
+                merged: bool = False) -> tuple[int, str, str]:
+    """Run a command in a session of its own: (exit status, stdout, stderr; with
+    `merged`, stderr is in stdout and ''); stopped with everything it started, and an
+    AssertionError, past `limit` seconds, and stopped too if the test is interrupted."""
+    proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT if merged else subprocess.PIPE,
+                            stdin=subprocess.DEVNULL, start_new_session=POSIX)
+    try:
+        out, err = proc.communicate(timeout=limit)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        raise AssertionError("%s did not finish within %d s" % (command, limit))
+    except BaseException:
+        _kill_group(proc)
+        raise
+    return (proc.returncode, out.decode("utf-8", "replace"),
+            (err or b"").decode("utf-8", "replace"))
+
+
 def _kill_group(proc: subprocess.Popen) -> None:
     """SIGTERM first, so the grader can stop the programs it started; then SIGKILL."""
     if POSIX:

@@ -16,7 +16,6 @@ killed at the end.
 """
 
 import os
-import re
 import signal
 import socket
 import subprocess

@@ -11,25 +11,18 @@ stage's points in the grader.
 
 import json
 import re
-import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
-from gradekit import KIT, POSIX, STAGES, _kill_group, stage_maximum, workflow_steps
+from gradekit import KIT, STAGES, run_bounded, stage_maximum, workflow_steps
 
 STAGE1_POINTS, STAGE1_CHECKS = stage_maximum("1_echo")   # as the grader declares them
 
 
 def run(command: list[str], cwd: Path, limit: float = 120) -> tuple[int, str]:
-    proc = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, start_new_session=POSIX)
-    try:
-        output, _ = proc.communicate(timeout=limit)
-    except subprocess.TimeoutExpired:
-        _kill_group(proc)
-        raise AssertionError("%s did not finish within %d s" % (command, limit))
-    return proc.returncode, output.decode("utf-8", "replace")
+    code, output, _ = run_bounded(command, cwd, limit, merged=True)
+    return code, output
 
 
 def handout(out: Path, *args) -> str:

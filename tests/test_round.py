@@ -15,23 +15,18 @@ report and the handout give a teacher who grades a class as the guide says.
   told the stages its assignment grades; teachers.md links to how to add a check.
 """
 
-import csv
 import html.parser
-import io
 import json
 import os
 import re
-import shutil
 import stat
-import subprocess
 import sys
-import time
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from gradekit import KIT, LINUX, POSIX, STAGES, _kill_group, stage_maximum
+from gradekit import KIT, LINUX, POSIX, STAGES, run_bounded, stage_maximum
 from test_batch import read_csv, run_batch, stage_folder
 
 sys.path.insert(0, str(KIT))
@@ -73,15 +68,7 @@ def one_at_a_time(folder: Path) -> None:
 def kit_command(*args, cwd: Path, limit: float = 180) -> tuple[int, str, str]:
     """`python -m ...` of the kit, run from `cwd` (a teacher's own folder)."""
     env = dict(os.environ, PYTHONPATH=str(KIT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.Popen([sys.executable, *map(str, args)], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            stdin=subprocess.DEVNULL, start_new_session=POSIX)
-    try:
-        out, err = proc.communicate(timeout=limit)
-    except subprocess.TimeoutExpired:
-        _kill_group(proc)
-        raise AssertionError("%s did not finish within %d s" % (args, limit))
-    return proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+    return run_bounded([sys.executable, *map(str, args)], cwd, limit, env=env)
 
 
 def server_paths(text: str, cwd: Path) -> set[str]:
